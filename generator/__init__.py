@@ -1,0 +1,3 @@
+"""saesite: static, offline, searchable feature-visualiser sites for sparse autoencoders."""
+
+__version__ = "0.1.0"

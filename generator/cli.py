@@ -1,0 +1,218 @@
+"""Command line -> configs -> the pipeline. The only module that wires stages together.
+
+    saesite build        one streaming pass over the tokens, then a static site
+    saesite render       re-render a built site from its JSON (no model), e.g. with new labels
+    saesite train-model  a BPE tokenizer and a tiny transformer on local text
+    saesite train-sae    an SAE on a hook's activations (SAELens folder format)
+    saesite toy          toy models of superposition, SAEs on them, and their site
+
+User errors print one line and exit with code 2 (a traceback only with --debug).
+Heavy libraries (torch, transformer_lens) are imported inside the commands that use them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from generator.config import (
+    BuildConfig,
+    DataConfig,
+    RenderConfig,
+    StatsConfig,
+    ToyConfig,
+    TrainModelConfig,
+    TrainSaeConfig,
+    WeightStatsConfig,
+)
+from generator.errors import SaesiteError
+
+log = logging.getLogger("saesite")
+EXIT_USAGE = 2
+
+
+def _add_data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", help="TransformerLens model name or local model folder "
+                   "(default: the bundled demo model)")
+    p.add_argument("--dataset", help=".npy [n_seq, seq_len] token ids, or .txt / folder / .jsonl")
+    p.add_argument("--n-tokens", type=int, help="use at most this many tokens")
+    p.add_argument("--seq-len", type=int, default=128, help="sequence length for text datasets")
+    p.add_argument("--no-bos", action="store_true", help="text datasets: do not prepend BOS")
+    p.add_argument("--batch-size", type=int, default=32, help="sequences per forward pass")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+
+
+def _data_config(args: argparse.Namespace) -> DataConfig:
+    return DataConfig(dataset=args.dataset, n_tokens=args.n_tokens, seq_len=args.seq_len,
+                      prepend_bos=not args.no_bos)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="saesite", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    b = sub.add_parser("build", help="compute feature statistics and write a static site")
+    _add_data_args(b)
+    b.add_argument("--sae", help="SAELens-format SAE folder (default: the bundled demo SAE)")
+    b.add_argument("--hook", help="hook name (default: the SAE's metadata.hook_name)")
+    b.add_argument("--top-k", type=int, default=20, help="top activating examples per feature")
+    b.add_argument("--n-bins", type=int, default=64, help="activation histogram bins")
+    b.add_argument("--n-intervals", type=int, default=10, help="quantile intervals per feature")
+    b.add_argument("--interval-samples", type=int, default=5, help="examples per interval")
+    b.add_argument("--context-before", type=int, default=12, help="tokens shown before")
+    b.add_argument("--context-after", type=int, default=4, help="tokens shown after")
+    b.add_argument("--dense-threshold", type=float, default=0.1)
+    b.add_argument("--no-ce-loss", action="store_true", help="skip the CE-loss metrics")
+    b.add_argument("--ablation", action="store_true",
+                   help="per top example, loss change when the feature is ablated")
+    b.add_argument("--labels", help="CSV or JSON file: feature id -> label")
+    b.add_argument("--title", help="site title")
+    b.add_argument("--out", default="site", help="output folder (default: site)")
+    b.add_argument("--force", action="store_true",
+                   help="replace an output folder that saesite did not write")
+    b.set_defaults(func=cmd_build)
+
+    r = sub.add_parser("render", help="re-render a built site from its JSON (no model)")
+    r.add_argument("site", nargs="?", default="site", help="a folder written by saesite build")
+    r.add_argument("--labels", help="CSV or JSON file: feature id -> label")
+    r.add_argument("--title", help="site title")
+    r.set_defaults(func=cmd_render)
+
+    m = sub.add_parser("train-model", help="train a BPE tokenizer and a tiny transformer")
+    m.add_argument("--out", required=True)
+    m.add_argument("--corpus", help="text file or folder (default: the Python stdlib sources)")
+    m.add_argument("--vocab-size", type=int, default=4096)
+    m.add_argument("--n-layers", type=int, default=1)
+    m.add_argument("--d-model", type=int, default=128)
+    m.add_argument("--n-heads", type=int, default=4)
+    m.add_argument("--d-mlp", type=int, default=512)
+    m.add_argument("--n-ctx", type=int, default=128)
+    m.add_argument("--batch-size", type=int, default=32)
+    m.add_argument("--lr", type=float, default=3e-3)
+    m.add_argument("--steps", type=int, default=2000)
+    m.add_argument("--demo-tokens", type=int, default=131072)
+    m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--device", default="cpu")
+    m.set_defaults(func=cmd_train_model)
+
+    s = sub.add_parser("train-sae", help="train an SAE on a hook's activations")
+    _add_data_args(s)
+    s.add_argument("--hook", default="blocks.0.mlp.hook_post")
+    s.add_argument("--out", required=True)
+    s.add_argument("--architecture", choices=["standard", "topk"], default="standard")
+    s.add_argument("--d-sae", type=int, default=2048)
+    s.add_argument("--l1", type=float, default=5.0)
+    s.add_argument("--l1-warmup-steps", type=int, default=200)
+    s.add_argument("--k", type=int, default=32)
+    s.add_argument("--aux-k", type=int, help="topk: auxiliary-loss latents (default off)")
+    s.add_argument("--lr", type=float, default=1e-3)
+    s.add_argument("--steps", type=int, default=3000)
+    s.add_argument("--sae-batch-size", type=int, default=4096,
+                   help="activation vectors per optimiser step")
+    s.add_argument("--resample", choices=["anthropic", "random", "none"], default="anthropic")
+    s.add_argument("--resample-every", type=int, default=500)
+    s.add_argument("--resample-window", type=int, default=400)
+    s.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    s.set_defaults(func=cmd_train_sae)
+
+    t = sub.add_parser("toy", help="toy models of superposition and their site")
+    t.add_argument("--out", default="site-toy")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--device", default="cpu")
+    t.add_argument("--steps", type=int, default=5000)
+    t.add_argument("--sae-steps", type=int, default=5000)
+    t.add_argument("--force", action="store_true")
+    t.set_defaults(func=cmd_toy)
+    return parser
+
+
+def cmd_build(args: argparse.Namespace) -> None:
+    config = BuildConfig(
+        model=args.model,
+        sae=args.sae,
+        hook=args.hook,
+        data=_data_config(args),
+        stats=StatsConfig(
+            batch_size=args.batch_size, top_k=args.top_k, n_bins=args.n_bins,
+            n_intervals=args.n_intervals, interval_samples=args.interval_samples,
+            context_before=args.context_before, context_after=args.context_after,
+            dense_threshold=args.dense_threshold, ce_loss=not args.no_ce_loss,
+            ablation=args.ablation, seed=args.seed, device=args.device,
+        ),
+        weights=WeightStatsConfig(),
+        render=RenderConfig(out=args.out, force=args.force, labels=args.labels, title=args.title),
+    )
+    from generator.pipeline import build_site
+
+    build_site(config)
+
+
+def cmd_render(args: argparse.Namespace) -> None:
+    from generator.render import rerender_site
+
+    rerender_site(args.site, labels=args.labels, title=args.title)
+
+
+def cmd_train_model(args: argparse.Namespace) -> None:
+    from generator.train_model import train_model
+
+    config = TrainModelConfig(
+        out=args.out, corpus=args.corpus, vocab_size=args.vocab_size, n_layers=args.n_layers,
+        d_model=args.d_model, n_heads=args.n_heads, d_mlp=args.d_mlp, n_ctx=args.n_ctx,
+        batch_size=args.batch_size, lr=args.lr, steps=args.steps, seed=args.seed,
+        device=args.device, demo_tokens=args.demo_tokens,
+    )
+    summary = train_model(config)
+    print(" ".join(f"{k}={v}" for k, v in summary.items()))
+
+
+def cmd_train_sae(args: argparse.Namespace) -> None:
+    config = TrainSaeConfig(
+        out=args.out, hook=args.hook, architecture=args.architecture, d_sae=args.d_sae,
+        l1=args.l1, l1_warmup_steps=args.l1_warmup_steps, k=args.k, aux_k=args.aux_k,
+        lr=args.lr, steps=args.steps, batch_size=args.sae_batch_size,
+        resample=args.resample, resample_every=args.resample_every,
+        resample_window=args.resample_window, seed=args.seed, device=args.device,
+        resume=args.resume,
+    )
+    from generator.pipeline import train_sae_command
+
+    summary = train_sae_command(model=args.model, data=_data_config(args), config=config,
+                                model_batch_size=args.batch_size)
+    print(" ".join(f"{k}={v}" for k, v in summary.items()))
+
+
+def cmd_toy(args: argparse.Namespace) -> None:
+    from generator.toy_site import build_toy_site
+
+    build_toy_site(ToyConfig(out=args.out, seed=args.seed, device=args.device,
+                             steps=args.steps, sae_steps=args.sae_steps), force=args.force)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
+                        format="saesite: %(message)s")
+    func: Callable[[argparse.Namespace], None] = args.func
+    try:
+        func(args)
+    except (SaesiteError, ValueError) as err:
+        if args.debug:
+            raise
+        message = str(err).splitlines()[0] if str(err) else type(err).__name__
+        print(f"saesite: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("saesite: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

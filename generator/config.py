@@ -1,0 +1,228 @@
+"""One frozen dataclass per stage. Each stage takes only its own config.
+
+Validation happens in ``__post_init__`` and raises ``ValueError`` naming the bad value and what
+was expected; the command line turns it into a one-line error with exit code 2.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+
+def _positive(name: str, value: int | float | None, allow_zero: bool = False) -> None:
+    if value is None:
+        return
+    if value < 0 or (value == 0 and not allow_zero):
+        expected = "a non-negative number" if allow_zero else "a positive number"
+        raise ValueError(f"--{name.replace('_', '-')} is {value}; expected {expected}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DataConfig:
+    """Where the tokens come from and how they are cut into sequences."""
+
+    dataset: str | None = None
+    """Path to a `.npy` [n_seq, seq_len] token array, a `.txt` file, a folder of text files,
+    or a `.jsonl` file with a `text` field. None: the bundled demo tokens."""
+    n_tokens: int | None = None
+    """Use at most this many tokens (whole sequences, rounded down). None: all of them."""
+    seq_len: int = 128
+    """Sequence length for text datasets (ignored for `.npy`, whose rows are sequences)."""
+    prepend_bos: bool = True
+    """Text datasets: start every packed sequence with the tokenizer's BOS token."""
+
+    def __post_init__(self) -> None:
+        _positive("n_tokens", self.n_tokens)
+        _positive("seq_len", self.seq_len)
+
+
+@dataclass(frozen=True, kw_only=True)
+class StatsConfig:
+    """What the streaming pass accumulates per feature."""
+
+    batch_size: int = 32
+    """Sequences per forward pass."""
+    top_k: int = 20
+    """Top activating examples kept per feature."""
+    n_bins: int = 64
+    """Bins of the per-feature activation histogram (power-of-two width, see stats/histogram)."""
+    n_intervals: int = 10
+    """Quantile intervals per feature."""
+    interval_samples: int = 5
+    """Examples sampled uniformly at random from each interval."""
+    context_before: int = 12
+    """Tokens shown before the example's token."""
+    context_after: int = 4
+    """Tokens shown after the example's token."""
+    dense_threshold: float = 0.1
+    """A feature firing on more than this fraction of tokens is flagged dense."""
+    n_cofiring: int = 5
+    """Co-firing neighbours listed per feature."""
+    cofiring_candidates: int = 64
+    """Features tracked per feature by the bounded co-firing estimate."""
+    ce_loss: bool = True
+    """Compute clean / spliced / zero-ablated language-model loss (three extra forwards)."""
+    ablation: bool = False
+    """Per top example, the change in next-token loss when the feature is ablated."""
+    seed: int = 0
+    """Seed for the interval reservoirs."""
+    device: str = "cpu"
+    """Torch device for the pass."""
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "top_k", "n_bins", "n_intervals", "n_cofiring"):
+            _positive(name, getattr(self, name))
+        _positive("interval_samples", self.interval_samples, allow_zero=True)
+        _positive("context_before", self.context_before, allow_zero=True)
+        _positive("context_after", self.context_after, allow_zero=True)
+        if not 0.0 < self.dense_threshold <= 1.0:
+            raise ValueError(
+                f"--dense-threshold is {self.dense_threshold}; expected a fraction in (0, 1]"
+            )
+        if self.n_intervals > self.n_bins // 2:
+            raise ValueError(
+                f"n_intervals is {self.n_intervals}; expected at most n_bins/2 = {self.n_bins // 2}"
+            )
+
+
+@dataclass(frozen=True, kw_only=True)
+class WeightStatsConfig:
+    """Statistics read off the weights alone (no tokens)."""
+
+    n_logits: int = 10
+    """Top and bottom logit-effect tokens listed per feature."""
+    n_neurons: int = 8
+    """Neuron exposures listed per feature."""
+    n_neighbours: int = 8
+    """Nearest features by decoder cosine similarity."""
+    n_logit_bins: int = 32
+    """Bins of each feature's logit-effect histogram."""
+    chunk_size: int = 1024
+    """Features processed per chunk, so memory stays small for large d_sae."""
+
+    def __post_init__(self) -> None:
+        for name in ("n_logits", "n_neurons", "n_neighbours", "n_logit_bins", "chunk_size"):
+            _positive(name, getattr(self, name))
+
+
+@dataclass(frozen=True, kw_only=True)
+class RenderConfig:
+    """How the site is written."""
+
+    out: str = "site"
+    """Output folder. Replaced atomically at the end of the build."""
+    force: bool = False
+    """Overwrite an output folder that holds files saesite did not write."""
+    labels: str | None = None
+    """CSV or JSON file mapping feature id to a label."""
+    title: str | None = None
+    """Site title. None: derived from model and hook."""
+    features_per_folder: int = 500
+    """Feature pages per folder (each feature has an .html and a .json file)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class BuildConfig:
+    """Everything `saesite build` needs; written into the site as `site.json` `config`."""
+
+    model: str | None = None
+    """TransformerLens model name or local model folder. None: the bundled demo model."""
+    sae: str | None = None
+    """SAELens-format SAE folder. None: the bundled demo SAE."""
+    hook: str | None = None
+    """Hook point. None: the SAE's metadata.hook_name."""
+    data: DataConfig = field(default_factory=DataConfig)
+    stats: StatsConfig = field(default_factory=StatsConfig)
+    weights: WeightStatsConfig = field(default_factory=WeightStatsConfig)
+    render: RenderConfig = field(default_factory=RenderConfig)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainModelConfig:
+    """`saesite train-model`: a tiny transformer and its BPE tokenizer on local text."""
+
+    out: str
+    """Folder to write config.json, model.safetensors and tokenizer.json into."""
+    corpus: str | None = None
+    """Text file or folder. None: the Python standard library's own source files."""
+    vocab_size: int = 4096
+    n_layers: int = 1
+    d_model: int = 128
+    n_heads: int = 4
+    d_mlp: int = 512
+    n_ctx: int = 128
+    batch_size: int = 32
+    lr: float = 3e-3
+    steps: int = 2000
+    seed: int = 0
+    device: str = "cpu"
+    demo_tokens: int = 131072
+    """Held-out tokens written as demo_tokens.npy (the default build dataset)."""
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "n_layers", "d_model", "n_heads", "d_mlp", "n_ctx"):
+            _positive(name, getattr(self, name))
+        _positive("steps", self.steps)
+        if self.d_model % self.n_heads:
+            raise ValueError(
+                f"d_model {self.d_model} is not divisible by n_heads {self.n_heads}"
+            )
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainSaeConfig:
+    """`saesite train-sae`: an SAE trained on a hook's activations, streamed from the model."""
+
+    out: str
+    """Folder for the SAE (SAELens format) and its training log."""
+    hook: str = "blocks.0.mlp.hook_post"
+    architecture: Literal["standard", "topk"] = "standard"
+    d_sae: int = 2048
+    l1: float = 5.0
+    """L1 coefficient (standard): loss = mse + l1 * sum_f |acts_f| * ||W_dec[f]||."""
+    l1_warmup_steps: int = 200
+    """Steps over which the L1 coefficient ramps linearly from 0."""
+    k: int = 32
+    """Active latents per token (topk)."""
+    aux_k: int | None = None
+    """TopK auxiliary loss: dead latents used to model the residual. None: off."""
+    lr: float = 1e-3
+    steps: int = 3000
+    batch_size: int = 4096
+    """Activation vectors per optimiser step."""
+    buffer_batches: int = 16
+    """Model batches held in the shuffled activation buffer."""
+    resample: Literal["anthropic", "random", "none"] = "anthropic"
+    """Dead-feature resampling (standard only)."""
+    resample_every: int = 500
+    """Steps between resampling checks."""
+    resample_window: int = 400
+    """A feature is dead if it did not fire in this many recent steps."""
+    resample_until: int | None = None
+    """Stop resampling after this step. None: 80% of the run."""
+    log_every: int = 25
+    seed: int = 0
+    device: str = "cpu"
+    resume: bool = False
+    """Continue from DIR/checkpoint.pt if present."""
+
+    def __post_init__(self) -> None:
+        for name in ("d_sae", "k", "steps", "batch_size", "resample_every", "log_every"):
+            _positive(name, getattr(self, name))
+        _positive("l1", self.l1, allow_zero=True)
+        _positive("lr", self.lr)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ToyConfig:
+    """`saesite toy`: toy models of superposition, SAEs on them, and their site."""
+
+    out: str
+    seed: int = 0
+    device: str = "cpu"
+    steps: int = 5000
+    sae_steps: int = 5000
