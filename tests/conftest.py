@@ -7,11 +7,17 @@ encoder biases are shifted so that features fire sparsely.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+
+# Under pytest-xdist each worker gets one torch thread: two workers with two OpenMP threads each
+# on a 2-core machine spin-wait on each other and run about ten times slower (measured here).
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    torch.set_num_threads(1)
 
 TINY_TEXT = (
     "def add(a, b):\n    return a + b\n\n"
