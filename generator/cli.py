@@ -34,8 +34,10 @@ EXIT_USAGE = 2
 
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", help="TransformerLens model name or local model folder "
-                   "(default: the bundled demo model)")
+    p.add_argument(
+        "--model",
+        help="TransformerLens model name or local model folder (default: the bundled demo model)",
+    )
     p.add_argument("--dataset", help=".npy [n_seq, seq_len] token ids, or .txt / folder / .jsonl")
     p.add_argument("--n-tokens", type=int, help="use at most this many tokens")
     p.add_argument("--seq-len", type=int, default=128, help="sequence length for text datasets")
@@ -46,8 +48,12 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
 
 
 def _data_config(args: argparse.Namespace) -> DataConfig:
-    return DataConfig(dataset=args.dataset, n_tokens=args.n_tokens, seq_len=args.seq_len,
-                      prepend_bos=not args.no_bos)
+    return DataConfig(
+        dataset=args.dataset,
+        n_tokens=args.n_tokens,
+        seq_len=args.seq_len,
+        prepend_bos=not args.no_bos,
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -68,13 +74,17 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--context-after", type=int, default=4, help="tokens shown after")
     b.add_argument("--dense-threshold", type=float, default=0.1)
     b.add_argument("--no-ce-loss", action="store_true", help="skip the CE-loss metrics")
-    b.add_argument("--ablation", action="store_true",
-                   help="per top example, loss change when the feature is ablated")
+    b.add_argument(
+        "--ablation",
+        action="store_true",
+        help="per top example, loss change when the feature is ablated",
+    )
     b.add_argument("--labels", help="CSV or JSON file: feature id -> label")
     b.add_argument("--title", help="site title")
     b.add_argument("--out", default="site", help="output folder (default: site)")
-    b.add_argument("--force", action="store_true",
-                   help="replace an output folder that saesite did not write")
+    b.add_argument(
+        "--force", action="store_true", help="replace an output folder that saesite did not write"
+    )
     b.set_defaults(func=cmd_build)
 
     r = sub.add_parser("render", help="re-render a built site from its JSON (no model)")
@@ -112,8 +122,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--aux-k", type=int, help="topk: auxiliary-loss latents (default off)")
     s.add_argument("--lr", type=float, default=1e-3)
     s.add_argument("--steps", type=int, default=3000)
-    s.add_argument("--sae-batch-size", type=int, default=4096,
-                   help="activation vectors per optimiser step")
+    s.add_argument(
+        "--sae-batch-size", type=int, default=4096, help="activation vectors per optimiser step"
+    )
     s.add_argument("--resample", choices=["anthropic", "random", "none"], default="anthropic")
     s.add_argument("--resample-every", type=int, default=500)
     s.add_argument("--resample-window", type=int, default=400)
@@ -138,11 +149,18 @@ def cmd_build(args: argparse.Namespace) -> None:
         hook=args.hook,
         data=_data_config(args),
         stats=StatsConfig(
-            batch_size=args.batch_size, top_k=args.top_k, n_bins=args.n_bins,
-            n_intervals=args.n_intervals, interval_samples=args.interval_samples,
-            context_before=args.context_before, context_after=args.context_after,
-            dense_threshold=args.dense_threshold, ce_loss=not args.no_ce_loss,
-            ablation=args.ablation, seed=args.seed, device=args.device,
+            batch_size=args.batch_size,
+            top_k=args.top_k,
+            n_bins=args.n_bins,
+            n_intervals=args.n_intervals,
+            interval_samples=args.interval_samples,
+            context_before=args.context_before,
+            context_after=args.context_after,
+            dense_threshold=args.dense_threshold,
+            ce_loss=not args.no_ce_loss,
+            ablation=args.ablation,
+            seed=args.seed,
+            device=args.device,
         ),
         weights=WeightStatsConfig(),
         render=RenderConfig(out=args.out, force=args.force, labels=args.labels, title=args.title),
@@ -162,10 +180,20 @@ def cmd_train_model(args: argparse.Namespace) -> None:
     from generator.train_model import train_model
 
     config = TrainModelConfig(
-        out=args.out, corpus=args.corpus, vocab_size=args.vocab_size, n_layers=args.n_layers,
-        d_model=args.d_model, n_heads=args.n_heads, d_mlp=args.d_mlp, n_ctx=args.n_ctx,
-        batch_size=args.batch_size, lr=args.lr, steps=args.steps, seed=args.seed,
-        device=args.device, demo_tokens=args.demo_tokens,
+        out=args.out,
+        corpus=args.corpus,
+        vocab_size=args.vocab_size,
+        n_layers=args.n_layers,
+        d_model=args.d_model,
+        n_heads=args.n_heads,
+        d_mlp=args.d_mlp,
+        n_ctx=args.n_ctx,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        steps=args.steps,
+        seed=args.seed,
+        device=args.device,
+        demo_tokens=args.demo_tokens,
     )
     summary = train_model(config)
     print(" ".join(f"{k}={v}" for k, v in summary.items()))
@@ -173,32 +201,53 @@ def cmd_train_model(args: argparse.Namespace) -> None:
 
 def cmd_train_sae(args: argparse.Namespace) -> None:
     config = TrainSaeConfig(
-        out=args.out, hook=args.hook, architecture=args.architecture, d_sae=args.d_sae,
-        l1=args.l1, l1_warmup_steps=args.l1_warmup_steps, k=args.k, aux_k=args.aux_k,
-        lr=args.lr, steps=args.steps, batch_size=args.sae_batch_size,
-        resample=args.resample, resample_every=args.resample_every,
-        resample_window=args.resample_window, seed=args.seed, device=args.device,
+        out=args.out,
+        hook=args.hook,
+        architecture=args.architecture,
+        d_sae=args.d_sae,
+        l1=args.l1,
+        l1_warmup_steps=args.l1_warmup_steps,
+        k=args.k,
+        aux_k=args.aux_k,
+        lr=args.lr,
+        steps=args.steps,
+        batch_size=args.sae_batch_size,
+        resample=args.resample,
+        resample_every=args.resample_every,
+        resample_window=args.resample_window,
+        seed=args.seed,
+        device=args.device,
         resume=args.resume,
     )
     from generator.pipeline import train_sae_command
 
-    summary = train_sae_command(model=args.model, data=_data_config(args), config=config,
-                                model_batch_size=args.batch_size)
+    summary = train_sae_command(
+        model=args.model, data=_data_config(args), config=config, model_batch_size=args.batch_size
+    )
     print(" ".join(f"{k}={v}" for k, v in summary.items()))
 
 
 def cmd_toy(args: argparse.Namespace) -> None:
     from generator.toy_site import build_toy_site
 
-    build_toy_site(ToyConfig(out=args.out, seed=args.seed, device=args.device,
-                             steps=args.steps, sae_steps=args.sae_steps), force=args.force)
+    build_toy_site(
+        ToyConfig(
+            out=args.out,
+            seed=args.seed,
+            device=args.device,
+            steps=args.steps,
+            sae_steps=args.sae_steps,
+        ),
+        force=args.force,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
-                        format="saesite: %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO, format="saesite: %(message)s"
+    )
     func: Callable[[argparse.Namespace], None] = args.func
     try:
         func(args)

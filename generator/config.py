@@ -168,9 +168,7 @@ class TrainModelConfig:
             _positive(name, getattr(self, name))
         _positive("steps", self.steps)
         if self.d_model % self.n_heads:
-            raise ValueError(
-                f"d_model {self.d_model} is not divisible by n_heads {self.n_heads}"
-            )
+            raise ValueError(f"d_model {self.d_model} is not divisible by n_heads {self.n_heads}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -180,10 +178,13 @@ class TrainSaeConfig:
     out: str
     """Folder for the SAE (SAELens format) and its training log."""
     hook: str = "blocks.0.mlp.hook_post"
+    """Hook point whose activations the SAE reconstructs."""
     architecture: Literal["standard", "topk"] = "standard"
+    """standard: ReLU + L1 penalty; topk: the k largest pre-activations."""
     d_sae: int = 2048
+    """Number of features."""
     l1: float = 5.0
-    """L1 coefficient (standard): loss = mse + l1 * sum_f |acts_f| * ||W_dec[f]||."""
+    """L1 coefficient (standard): loss = mse + l1 * sum_f acts_f, decoder rows kept at norm 1."""
     l1_warmup_steps: int = 200
     """Steps over which the L1 coefficient ramps linearly from 0."""
     k: int = 32
@@ -191,11 +192,17 @@ class TrainSaeConfig:
     aux_k: int | None = None
     """TopK auxiliary loss: dead latents used to model the residual. None: off."""
     lr: float = 1e-3
+    """Adam learning rate."""
+    lr_decay_fraction: float = 0.2
+    """The learning rate decays linearly to 0 over this final fraction of the steps."""
     steps: int = 3000
+    """Optimiser steps."""
     batch_size: int = 4096
     """Activation vectors per optimiser step."""
     buffer_batches: int = 16
     """Model batches held in the shuffled activation buffer."""
+    b_dec_init: Literal["geometric_median", "mean"] = "geometric_median"
+    """How b_dec is initialised from a sample of activations."""
     resample: Literal["anthropic", "random", "none"] = "anthropic"
     """Dead-feature resampling (standard only)."""
     resample_every: int = 500
@@ -205,16 +212,39 @@ class TrainSaeConfig:
     resample_until: int | None = None
     """Stop resampling after this step. None: 80% of the run."""
     log_every: int = 25
+    """Steps per line of the training log (values averaged over those steps)."""
+    checkpoint_every: int = 500
+    """Steps between checkpoints (DIR/checkpoint.pt, removed when the run completes)."""
     seed: int = 0
+    """Seed for initialisation, the activation buffer's shuffles and resampling."""
     device: str = "cpu"
+    """Torch device for the SAE."""
     resume: bool = False
     """Continue from DIR/checkpoint.pt if present."""
 
     def __post_init__(self) -> None:
-        for name in ("d_sae", "k", "steps", "batch_size", "resample_every", "log_every"):
+        for name in (
+            "d_sae",
+            "k",
+            "steps",
+            "batch_size",
+            "buffer_batches",
+            "resample_every",
+            "resample_window",
+            "log_every",
+            "checkpoint_every",
+        ):
             _positive(name, getattr(self, name))
         _positive("l1", self.l1, allow_zero=True)
+        _positive("l1_warmup_steps", self.l1_warmup_steps, allow_zero=True)
         _positive("lr", self.lr)
+        _positive("aux_k", self.aux_k)
+        if not 0.0 <= self.lr_decay_fraction <= 1.0:
+            raise ValueError(
+                f"lr_decay_fraction is {self.lr_decay_fraction}; expected a fraction in [0, 1]"
+            )
+        if self.architecture == "topk" and self.k > self.d_sae:
+            raise ValueError(f"--k is {self.k}; expected at most --d-sae ({self.d_sae})")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -47,8 +47,10 @@ def load_tokens(
     if cfg.n_tokens is not None:
         n_seq = cfg.n_tokens // tokens.shape[1]
         if n_seq == 0:
-            raise SaesiteError(f"--n-tokens {cfg.n_tokens} is shorter than one sequence of "
-                               f"{tokens.shape[1]} tokens; expected at least {tokens.shape[1]}")
+            raise SaesiteError(
+                f"--n-tokens {cfg.n_tokens} is shorter than one sequence of "
+                f"{tokens.shape[1]} tokens; expected at least {tokens.shape[1]}"
+            )
         tokens = tokens[:n_seq]
     _validate(tokens, d_vocab, n_ctx, source)
     return tokens
@@ -60,17 +62,13 @@ def _load_npy(path: Path) -> Tensor:
     except (ValueError, OSError, EOFError) as err:
         raise SaesiteError(f"{path}: cannot be read as .npy ({err})") from None
     if array.dtype.kind not in "iu":
-        raise SaesiteError(
-            f"{path}: dtype {array.dtype}; expected an integer array of token ids"
-        )
+        raise SaesiteError(f"{path}: dtype {array.dtype}; expected an integer array of token ids")
     if array.ndim != 2:
         raise SaesiteError(
             f"{path}: shape {array.shape} (rank {array.ndim}); expected [n_seq, seq_len]"
         )
     if array.size == 0:
         raise SaesiteError(f"{path}: empty array {array.shape}; expected at least one sequence")
-    if array.dtype.kind == "u" and array.dtype.itemsize == 8 and array.max() > np.iinfo("int64").max:
-        raise SaesiteError(f"{path}: token ids overflow int64")
     return torch.from_numpy(array.astype(np.int64, copy=False))
 
 
@@ -78,8 +76,10 @@ def _read_documents(path: Path) -> list[str]:
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in TEXT_SUFFIXES)
         if not files:
-            raise SaesiteError(f"--dataset {path}: folder holds no {'/'.join(TEXT_SUFFIXES)} "
-                               "files; expected text files")
+            raise SaesiteError(
+                f"--dataset {path}: folder holds no {'/'.join(TEXT_SUFFIXES)} "
+                "files; expected text files"
+            )
         return [p.read_text(encoding="utf-8", errors="replace") for p in files]
     if path.suffix == ".jsonl":
         docs = []
@@ -96,8 +96,10 @@ def _read_documents(path: Path) -> list[str]:
         return docs
     if path.suffix in TEXT_SUFFIXES or path.suffix == "":
         return [path.read_text(encoding="utf-8", errors="replace")]
-    raise SaesiteError(f"--dataset {path}: unknown file type {path.suffix!r}; expected .npy, "
-                       ".txt, .jsonl or a folder of text files")
+    raise SaesiteError(
+        f"--dataset {path}: unknown file type {path.suffix!r}; expected .npy, "
+        ".txt, .jsonl or a folder of text files"
+    )
 
 
 def _pack(docs: list[str], tokenizer: Tokenizer, cfg: DataConfig) -> Tensor:
@@ -113,8 +115,10 @@ def _pack(docs: list[str], tokenizer: Tokenizer, cfg: DataConfig) -> Tensor:
     body = cfg.seq_len - 1 if cfg.prepend_bos else cfg.seq_len
     n_seq = len(stream) // body if body > 0 else 0
     if n_seq == 0:
-        raise SaesiteError(f"--dataset {cfg.dataset}: {len(stream)} tokens, shorter than one "
-                           f"sequence of {cfg.seq_len}; expected more text")
+        raise SaesiteError(
+            f"--dataset {cfg.dataset}: {len(stream)} tokens, shorter than one "
+            f"sequence of {cfg.seq_len}; expected more text"
+        )
     seqs = torch.tensor(stream[: n_seq * body], dtype=torch.int64).reshape(n_seq, body)
     if cfg.prepend_bos:
         seqs = torch.cat([torch.full((n_seq, 1), bos, dtype=torch.int64), seqs], dim=1)
@@ -125,11 +129,14 @@ def _validate(tokens: Tensor, d_vocab: int, n_ctx: int | None, source: str) -> N
     low, high = int(tokens.min()), int(tokens.max())
     if low < 0 or high >= d_vocab:
         bad = int(((tokens < 0) | (tokens >= d_vocab)).sum())
-        raise SaesiteError(f"{source}: {bad} token id(s) outside the vocabulary (min {low}, "
-                           f"max {high}); expected 0 <= id < {d_vocab}")
+        raise SaesiteError(
+            f"{source}: {bad} token id(s) outside the vocabulary (min {low}, "
+            f"max {high}); expected 0 <= id < {d_vocab}"
+        )
     if n_ctx is not None and tokens.shape[1] > n_ctx:
-        raise SaesiteError(f"{source}: sequences of {tokens.shape[1]} tokens; the model's "
-                           f"context is {n_ctx}")
+        raise SaesiteError(
+            f"{source}: sequences of {tokens.shape[1]} tokens; the model's context is {n_ctx}"
+        )
 
 
 def iter_batches(tokens: Tensor, batch_size: int):

@@ -34,9 +34,22 @@ DEMO_TOKENS = DEMO_MODEL / "demo_tokens.npy"
 
 # HookedTransformerConfig fields written to a model folder's config.json.
 CONFIG_FIELDS = (
-    "n_layers", "d_model", "n_heads", "d_head", "d_mlp", "n_ctx", "d_vocab", "act_fn",
-    "normalization_type", "positional_embedding_type", "attn_only", "d_vocab_out",
-    "tokenizer_prepends_bos", "default_prepend_bos", "original_architecture", "model_name",
+    "n_layers",
+    "d_model",
+    "n_heads",
+    "d_head",
+    "d_mlp",
+    "n_ctx",
+    "d_vocab",
+    "act_fn",
+    "normalization_type",
+    "positional_embedding_type",
+    "attn_only",
+    "d_vocab_out",
+    "tokenizer_prepends_bos",
+    "default_prepend_bos",
+    "original_architecture",
+    "model_name",
 )
 
 
@@ -126,8 +139,10 @@ def load_model(name_or_dir: str | None, device: str = "cpu") -> LoadedModel:
     if path.is_dir():
         return _load_folder(path, device, name="demo" if name_or_dir is None else str(path))
     if name_or_dir is not None and (path.suffix or "/" in name_or_dir and path.exists()):
-        raise SaesiteError(f"--model {name_or_dir}: not a model folder; expected a folder with "
-                           "config.json, model.safetensors and tokenizer.json, or a hub name")
+        raise SaesiteError(
+            f"--model {name_or_dir}: not a model folder; expected a folder with "
+            "config.json, model.safetensors and tokenizer.json, or a hub name"
+        )
     from transformer_lens import HookedTransformer
 
     log.info("loading %s from the hub", name_or_dir)
@@ -145,8 +160,10 @@ def load_model(name_or_dir: str | None, device: str = "cpu") -> LoadedModel:
 def _load_folder(path: Path, device: str, name: str) -> LoadedModel:
     for filename in ("config.json", "model.safetensors", "tokenizer.json"):
         if not (path / filename).is_file():
-            raise SaesiteError(f"--model {path}: {filename} missing; a model folder needs "
-                               "config.json, model.safetensors and tokenizer.json")
+            raise SaesiteError(
+                f"--model {path}: {filename} missing; a model folder needs "
+                "config.json, model.safetensors and tokenizer.json"
+            )
     try:
         config = json.loads((path / "config.json").read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
@@ -170,8 +187,10 @@ def _load_folder(path: Path, device: str, name: str) -> LoadedModel:
     model.load_state_dict(state, strict=False)
     tokenizer = Tokenizer.from_file(path / "tokenizer.json")
     if tokenizer.vocab_size > model.cfg.d_vocab:
-        raise SaesiteError(f"{path}: tokenizer has {tokenizer.vocab_size} tokens but the model's "
-                           f"d_vocab is {model.cfg.d_vocab}")
+        raise SaesiteError(
+            f"{path}: tokenizer has {tokenizer.vocab_size} tokens but the model's "
+            f"d_vocab is {model.cfg.d_vocab}"
+        )
     return LoadedModel(model.eval(), tokenizer, name)
 
 
@@ -179,17 +198,19 @@ def _is_buffer(key: str) -> bool:
     return key.endswith((".IGNORE", ".mask", ".rotary_sin", ".rotary_cos"))
 
 
-def save_model(model: HookedTransformer, tokenizer_json: str | Path, path: str | Path,
-               dtype: torch.dtype = torch.float16) -> None:
+def save_model(
+    model: HookedTransformer,
+    tokenizer_json: str | Path,
+    path: str | Path,
+    dtype: torch.dtype = torch.float16,
+) -> None:
     """Write config.json, model.safetensors (parameters only, in ``dtype``) and tokenizer.json."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     cfg = model.cfg.to_dict()
     config = {key: cfg[key] for key in CONFIG_FIELDS if key in cfg and cfg[key] is not None}
     (path / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-    state = {
-        name: p.detach().to("cpu", dtype).contiguous() for name, p in model.named_parameters()
-    }
+    state = {name: p.detach().to("cpu", dtype).contiguous() for name, p in model.named_parameters()}
     save_file(state, str(path / "model.safetensors"))
     (path / "tokenizer.json").write_bytes(Path(tokenizer_json).read_bytes())
 

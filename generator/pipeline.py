@@ -9,12 +9,13 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from generator import __version__
-from generator.config import BuildConfig, DataConfig, TrainSaeConfig
+from generator.config import BuildConfig, DataConfig, StatsConfig, TrainSaeConfig
 from generator.data import load_tokens
 from generator.errors import SaesiteError
 from generator.models import DEMO_SAE, LoadedModel, check_hook, load_model
@@ -23,6 +24,9 @@ from generator.sae import SAE, load_sae, sae_summary
 log = logging.getLogger(__name__)
 
 TRAINING_LOG = "training_log.json"
+MAX_BATCH_ELEMENTS = 1 << 25
+"""Cap on tokens x d_sae per forward batch (128 MiB of float32 activations), so a 65,536-feature
+SAE streams in small batches instead of materialising gigabytes."""
 
 
 def hook_width(model, hook: str) -> int:
@@ -36,8 +40,10 @@ def hook_width(model, hook: str) -> int:
 
     try:
         with torch.no_grad():
-            model.run_with_hooks(torch.zeros(1, 1, dtype=torch.long, device=model.cfg.device),
-                                 fwd_hooks=[(hook, grab)])
+            model.run_with_hooks(
+                torch.zeros(1, 1, dtype=torch.long, device=model.cfg.device),
+                fwd_hooks=[(hook, grab)],
+            )
     except _Stop:
         pass
     if "width" not in seen:
@@ -52,36 +58,26 @@ class _Stop(Exception):
 def check_sae_fits(model, sae: SAE, hook: str) -> None:
     width = hook_width(model, hook)
     if width != sae.cfg.d_in:
-        raise SaesiteError(f"SAE d_in is {sae.cfg.d_in} but hook {hook!r} has width {width}; "
-                           "expected them to match (wrong --hook or --sae?)")
+        raise SaesiteError(
+            f"SAE d_in is {sae.cfg.d_in} but hook {hook!r} has width {width}; "
+            "expected them to match (wrong --hook or --sae?)"
+        )
 
 
 def resolve_hook(sae: SAE, hook: str | None) -> str:
     hook = hook or sae.cfg.hook_name
     if not hook:
-        raise SaesiteError("no --hook given and the SAE's cfg.json has no metadata.hook_name; "
-                           "expected one of them")
+        raise SaesiteError(
+            "no --hook given and the SAE's cfg.json has no metadata.hook_name; expected one of them"
+        )
     return hook
 
 
 def preflight_out(out: str | Path, force: bool) -> None:
-    """Refuse early, before any compute, if the output folder holds something saesite did not
-    write (a previous build has a site.json with ``saesite_version``)."""
-    out = Path(out)
-    if force or not out.exists():
-        return
-    if not out.is_dir():
-        raise SaesiteError(f"--out {out}: exists and is not a folder; expected a folder or "
-                           "nothing")
-    if not any(out.iterdir()):
-        return
-    try:
-        previous = json.loads((out / "site.json").read_text())
-    except (OSError, ValueError):
-        previous = None
-    if not isinstance(previous, dict) or "saesite_version" not in previous:
-        raise SaesiteError(f"--out {out}: holds files saesite did not write; expected an empty "
-                           "folder or a previous saesite site (pass --force to replace it)")
+    """Refuse early, before any compute, an output folder saesite did not write."""
+    from generator.site_writer import check_output_folder
+
+    check_output_folder(Path(out).absolute(), force)
 
 
 def read_training_log(sae_dir: Path) -> dict | None:
@@ -104,22 +100,41 @@ def build_site(config: BuildConfig) -> Path:
     sae = load_sae(sae_dir, device)
     hook = resolve_hook(sae, config.hook)
     check_sae_fits(loaded.model, sae, hook)
-    tokens = load_tokens(config.data, loaded.tokenizer, loaded.model.cfg.d_vocab,
-                         loaded.model.cfg.n_ctx)
-    log.info("model %s, hook %s, SAE %d -> %d (%s), %d x %d tokens", loaded.name, hook,
-             sae.cfg.d_in, sae.cfg.d_sae, sae.cfg.architecture, *tokens.shape)
+    tokens = load_tokens(
+        config.data, loaded.tokenizer, loaded.model.cfg.d_vocab, loaded.model.cfg.n_ctx
+    )
+    log.info(
+        "model %s, hook %s, SAE %d -> %d (%s), %d x %d tokens",
+        loaded.name,
+        hook,
+        sae.cfg.d_in,
+        sae.cfg.d_sae,
+        sae.cfg.architecture,
+        *tokens.shape,
+    )
     from generator.records import build_records
     from generator.render import write_site
 
-    records = build_records(loaded, sae, tokens, hook, config.stats, config.weights)
+    stats_cfg = bounded_batch(config.stats, tokens.shape[1], sae.cfg.d_sae)
+    records = build_records(loaded, sae, tokens, hook, stats_cfg, config.weights)
     site = site_record(config, loaded, sae, hook, records)
     training = read_training_log(sae_dir)
     if training is not None:
         site["training"] = training
     out = write_site(site, records.features, config.render)
-    log.info("wrote %s (%d features) in %.1f s", out, sae.cfg.d_sae,
-             time.perf_counter() - started)
+    log.info("wrote %s (%d features) in %.1f s", out, sae.cfg.d_sae, time.perf_counter() - started)
     return out
+
+
+def bounded_batch(stats: StatsConfig, seq_len: int, d_sae: int) -> StatsConfig:
+    """The stats config with batch_size lowered so one batch's activations stay bounded."""
+    fits = max(1, MAX_BATCH_ELEMENTS // (seq_len * d_sae))
+    if stats.batch_size <= fits:
+        return stats
+    log.info(
+        "batch size %d -> %d sequences to bound memory (%d features)", stats.batch_size, fits, d_sae
+    )
+    return replace(stats, batch_size=fits)
 
 
 def site_record(config: BuildConfig, loaded: LoadedModel, sae: SAE, hook: str, records) -> dict:
@@ -146,25 +161,29 @@ def training_tokens(loaded: LoadedModel, data: DataConfig) -> torch.Tensor:
     """Tokens to train an SAE on: --dataset, or for the demo model its own training split."""
     if data.dataset is not None or loaded.name != "demo":
         if data.dataset is None:
-            raise SaesiteError("--dataset is required to train an SAE on a model other than "
-                               "the bundled demo")
-        return load_tokens(data, loaded.tokenizer, loaded.model.cfg.d_vocab,
-                           loaded.model.cfg.n_ctx)
+            raise SaesiteError(
+                "--dataset is required to train an SAE on a model other than the bundled demo"
+            )
+        return load_tokens(data, loaded.tokenizer, loaded.model.cfg.d_vocab, loaded.model.cfg.n_ctx)
     from generator.train_model import EOT, corpus_files, pack, read_texts, token_stream
 
     root, files = corpus_files(None)
     train_texts, _ = read_texts(root, files)
     backend = loaded.tokenizer.backend
-    tokens = pack(token_stream(backend, train_texts, backend.token_to_id(EOT)),
-                  loaded.model.cfg.n_ctx, backend.token_to_id(EOT))
+    tokens = pack(
+        token_stream(backend, train_texts, backend.token_to_id(EOT)),
+        loaded.model.cfg.n_ctx,
+        backend.token_to_id(EOT),
+    )
     tokens = torch.from_numpy(tokens).long()
     if data.n_tokens is not None:
         tokens = tokens[: max(1, data.n_tokens // tokens.shape[1])]
     return tokens
 
 
-def train_sae_command(model: str | None, data: DataConfig, config: TrainSaeConfig,
-                      model_batch_size: int) -> dict:
+def train_sae_command(
+    model: str | None, data: DataConfig, config: TrainSaeConfig, model_batch_size: int
+) -> dict:
     """``saesite train-sae``: stream a hook's activations and train an SAE on them."""
     from generator.train import train_sae
 
@@ -172,5 +191,6 @@ def train_sae_command(model: str | None, data: DataConfig, config: TrainSaeConfi
     check_hook(loaded.model, config.hook)
     tokens = training_tokens(loaded, data)
     log.info("training on %d x %d tokens", *tokens.shape)
-    return train_sae(loaded.model, tokens, config, model_batch_size=model_batch_size,
-                     model_name=loaded.name)
+    return train_sae(
+        loaded.model, tokens, config, model_batch_size=model_batch_size, model_name=loaded.name
+    )

@@ -152,8 +152,10 @@ def _read_cfg(path: Path) -> SaeConfig:
         raise SaesiteError(f"{cfg_path}: expected a JSON object, got {type(raw).__name__}")
     missing = [key for key in ("d_in", "d_sae") if key not in raw]
     if missing:
-        raise SaesiteError(f"{cfg_path}: missing key(s) {', '.join(missing)}; SAELens cfg.json "
-                           "needs architecture, d_in, d_sae")
+        raise SaesiteError(
+            f"{cfg_path}: missing key(s) {', '.join(missing)}; SAELens cfg.json "
+            "needs architecture, d_in, d_sae"
+        )
     architecture = raw.get("architecture", "standard")
     if architecture not in ARCHITECTURES:
         raise SaesiteError(
@@ -166,8 +168,9 @@ def _read_cfg(path: Path) -> SaeConfig:
             f"{cfg_path}: normalize_activations {normalize!r} is not supported; expected 'none'"
         )
     if raw.get("rescale_acts_by_decoder_norm"):
-        raise SaesiteError(f"{cfg_path}: rescale_acts_by_decoder_norm is not supported; "
-                           "expected false")
+        raise SaesiteError(
+            f"{cfg_path}: rescale_acts_by_decoder_norm is not supported; expected false"
+        )
     metadata = raw.get("metadata") or {}
     known = {"hook_name", "model_name", "context_size", "prepend_bos", "hook_head_index"}
     get = lambda key, default=None: metadata.get(key, raw.get(key, default))  # noqa: E731
@@ -194,8 +197,10 @@ def load_sae(path: str | Path, device: str = "cpu") -> SAE:
     """Read an SAELens-format folder; weights are cast to float32 and checked for shape/NaN."""
     path = Path(path)
     if not path.is_dir():
-        raise SaesiteError(f"--sae {path}: not a folder; expected an SAELens folder with "
-                           f"{CFG_FILENAME} and {WEIGHTS_FILENAME}")
+        raise SaesiteError(
+            f"--sae {path}: not a folder; expected an SAELens folder with "
+            f"{CFG_FILENAME} and {WEIGHTS_FILENAME}"
+        )
     cfg = _read_cfg(path)
     weights_path = path / WEIGHTS_FILENAME
     if not weights_path.is_file():
@@ -237,9 +242,7 @@ def save_sae(sae: SAE, path: str | Path, dtype: torch.dtype = torch.float32) -> 
     dtype_name = str(dtype).removeprefix("torch.")
     cfg = {**sae.cfg.to_cfg_json(), "dtype": dtype_name}
     (path / CFG_FILENAME).write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
-    tensors = {
-        name: p.detach().to("cpu", dtype).contiguous() for name, p in sae.named_parameters()
-    }
+    tensors = {name: p.detach().to("cpu", dtype).contiguous() for name, p in sae.named_parameters()}
     save_file(tensors, str(path / WEIGHTS_FILENAME))
 
 

@@ -33,9 +33,7 @@ HELD_OUT_PERCENT = 5
 def stdlib_files() -> list[Path]:
     """The standard library's .py files (not site-packages), in sorted order."""
     root = Path(sysconfig.get_paths()["stdlib"])
-    return sorted(
-        p for p in root.rglob("*.py") if "site-packages" not in p.parts and p.is_file()
-    )
+    return sorted(p for p in root.rglob("*.py") if "site-packages" not in p.parts and p.is_file())
 
 
 def corpus_files(corpus: str | None) -> tuple[Path, list[Path]]:
@@ -45,8 +43,9 @@ def corpus_files(corpus: str | None) -> tuple[Path, list[Path]]:
     if path.is_file():
         return path.parent, [path]
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in (".py", ".txt",
-                                                                                 ".md"))
+        files = sorted(
+            p for p in path.rglob("*") if p.is_file() and p.suffix in (".py", ".txt", ".md")
+        )
         if files:
             return path, files
     raise SaesiteError(f"--corpus {corpus}: no .py/.txt/.md files found; expected a file or folder")

@@ -26,8 +26,16 @@ TINY_TEXT = (
     "import os\nimport sys\nif __name__ == '__main__':\n    sys.exit(main())\n"
 ) * 4
 
-TINY_MODEL = dict(n_layers=1, d_model=32, n_heads=2, d_head=16, d_mlp=64, n_ctx=32,
-                  act_fn="gelu", normalization_type="LN")
+TINY_MODEL = dict(
+    n_layers=1,
+    d_model=32,
+    n_heads=2,
+    d_head=16,
+    d_mlp=64,
+    n_ctx=32,
+    act_fn="gelu",
+    normalization_type="LN",
+)
 TINY_HOOK = "blocks.0.mlp.hook_post"
 TINY_D_SAE = 96
 
@@ -45,14 +53,26 @@ def make_tiny_model_dir(path: Path, seed: int = 0) -> Path:
     return path
 
 
-def make_tiny_sae_dir(path: Path, d_in: int = 64, d_sae: int = TINY_D_SAE,
-                      architecture: str = "standard", seed: int = 0, hook: str = TINY_HOOK,
-                      bias: float = -0.05) -> Path:
+def make_tiny_sae_dir(
+    path: Path,
+    d_in: int = 64,
+    d_sae: int = TINY_D_SAE,
+    architecture: str = "standard",
+    seed: int = 0,
+    hook: str = TINY_HOOK,
+    bias: float = -0.05,
+) -> Path:
     from generator.sae import SAE, SaeConfig, init_sae_, save_sae
 
     gen = torch.Generator().manual_seed(seed)
-    cfg = SaeConfig(architecture=architecture, d_in=d_in, d_sae=d_sae, hook_name=hook,
-                    model_name="tiny", k=8 if architecture == "topk" else None)
+    cfg = SaeConfig(
+        architecture=architecture,
+        d_in=d_in,
+        d_sae=d_sae,
+        hook_name=hook,
+        model_name="tiny",
+        k=8 if architecture == "topk" else None,
+    )
     sae = init_sae_(SAE(cfg), generator=gen)
     with torch.no_grad():
         sae.b_enc.fill_(bias)
@@ -100,8 +120,15 @@ def tiny_site(tmp_path_factory, tiny_model_dir, tiny_sae_dir, tiny_tokens_npy) -
         model=str(tiny_model_dir),
         sae=str(tiny_sae_dir),
         data=DataConfig(dataset=str(tiny_tokens_npy)),
-        stats=StatsConfig(batch_size=8, top_k=5, n_bins=16, n_intervals=4, interval_samples=3,
-                          context_before=4, context_after=2),
+        stats=StatsConfig(
+            batch_size=8,
+            top_k=5,
+            n_bins=16,
+            n_intervals=4,
+            interval_samples=3,
+            context_before=4,
+            context_after=2,
+        ),
         render=RenderConfig(out=str(out)),
     )
     return build_site(config)

@@ -23,8 +23,17 @@ def run_cli(capsys, *argv: str) -> tuple[int, str]:
 
 @pytest.fixture
 def base_args(tiny_model_dir, tiny_sae_dir, tiny_tokens_npy, tmp_path):
-    return ["build", "--model", str(tiny_model_dir), "--sae", str(tiny_sae_dir),
-            "--dataset", str(tiny_tokens_npy), "--out", str(tmp_path / "site")]
+    return [
+        "build",
+        "--model",
+        str(tiny_model_dir),
+        "--sae",
+        str(tiny_sae_dir),
+        "--dataset",
+        str(tiny_tokens_npy),
+        "--out",
+        str(tmp_path / "site"),
+    ]
 
 
 def replace(args: list[str], flag: str, value: str) -> list[str]:
@@ -44,8 +53,12 @@ def assert_one_line_error(code: int, err: str, fragment: str, out_dir) -> None:
 
 def test_sae_width_different_from_the_hook_is_refused(capsys, base_args, tmp_path):
     code, err = run_cli(capsys, *base_args, "--hook", "blocks.0.hook_resid_pre")
-    assert_one_line_error(code, err, "SAE d_in is 64 but hook 'blocks.0.hook_resid_pre' has "
-                          "width 32", tmp_path / "site")
+    assert_one_line_error(
+        code,
+        err,
+        "SAE d_in is 64 but hook 'blocks.0.hook_resid_pre' has width 32",
+        tmp_path / "site",
+    )
 
 
 def test_unknown_hook_suggests_close_names(capsys, base_args, tmp_path):
@@ -77,8 +90,9 @@ def test_negative_batch_size_is_refused(capsys, base_args, tmp_path):
     assert_one_line_error(code, err, "--batch-size is -3", tmp_path / "site")
 
 
-def test_output_folder_with_foreign_files_is_refused_and_left_untouched(capsys, base_args,
-                                                                         tmp_path):
+def test_output_folder_with_foreign_files_is_refused_and_left_untouched(
+    capsys, base_args, tmp_path
+):
     out = tmp_path / "site"
     out.mkdir()
     (out / "thesis.tex").write_text("precious")

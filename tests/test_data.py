@@ -33,8 +33,9 @@ def test_n_tokens_keeps_whole_sequences(tmp_path, tokenizer):
 
 def test_text_is_packed_into_sequences_that_start_with_bos(tmp_path, tokenizer):
     (tmp_path / "a.txt").write_text("def add(a, b):\n    return a + b\n" * 20)
-    tokens = load_tokens(DataConfig(dataset=str(tmp_path / "a.txt"), seq_len=8), tokenizer,
-                         d_vocab=300)
+    tokens = load_tokens(
+        DataConfig(dataset=str(tmp_path / "a.txt"), seq_len=8), tokenizer, d_vocab=300
+    )
     assert tokens.shape[1] == 8
     assert (tokens[:, 0] == tokenizer.bos_id).all()
     stream = tokenizer.encode("def add(a, b):\n    return a + b\n" * 20)

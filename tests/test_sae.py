@@ -14,9 +14,14 @@ from generator.sae import SAE, SaeConfig, init_sae_, load_sae, save_sae
 
 def random_sae(architecture: str, apply_b_dec_to_input: bool = True, seed: int = 0) -> SAE:
     gen = torch.Generator().manual_seed(seed)
-    cfg = SaeConfig(architecture=architecture, d_in=16, d_sae=40,
-                    k=5 if architecture == "topk" else None, hook_name="blocks.0.mlp.hook_post",
-                    apply_b_dec_to_input=apply_b_dec_to_input)
+    cfg = SaeConfig(
+        architecture=architecture,
+        d_in=16,
+        d_sae=40,
+        k=5 if architecture == "topk" else None,
+        hook_name="blocks.0.mlp.hook_post",
+        apply_b_dec_to_input=apply_b_dec_to_input,
+    )
     sae = init_sae_(SAE(cfg), generator=gen)
     with torch.no_grad():
         sae.b_enc.normal_(generator=gen)
@@ -102,10 +107,18 @@ def _break(tmp_path, edit) -> None:
         (lambda p: (p / "cfg.json").unlink(), "cfg.json: missing"),
         (lambda p: (p / "cfg.json").write_text("{not json"), "not valid JSON"),
         (lambda p: (p / "cfg.json").write_text('{"d_in": 16}'), "missing key(s) d_sae"),
-        (lambda p: (p / "cfg.json").write_text(
-            '{"d_in": 16, "d_sae": 40, "architecture": "gated"}'), "'gated' is not supported"),
-        (lambda p: (p / "sae_weights.safetensors").write_bytes(
-            (p / "sae_weights.safetensors").read_bytes()[:100]), "cannot be read as safetensors"),
+        (
+            lambda p: (p / "cfg.json").write_text(
+                '{"d_in": 16, "d_sae": 40, "architecture": "gated"}'
+            ),
+            "'gated' is not supported",
+        ),
+        (
+            lambda p: (p / "sae_weights.safetensors").write_bytes(
+                (p / "sae_weights.safetensors").read_bytes()[:100]
+            ),
+            "cannot be read as safetensors",
+        ),
         (lambda p: (p / "cfg.json").write_text('{"d_in": 16, "d_sae": 41}'), "has shape"),
     ],
 )

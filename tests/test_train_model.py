@@ -12,9 +12,19 @@ from tests.conftest import TINY_TEXT
 
 
 def small_config(tmp_path, corpus) -> TrainModelConfig:
-    return TrainModelConfig(out=str(tmp_path / "model"), corpus=str(corpus), vocab_size=300,
-                            d_model=32, n_heads=2, d_mlp=64, n_ctx=32, batch_size=8, lr=1e-2,
-                            steps=40, demo_tokens=256)
+    return TrainModelConfig(
+        out=str(tmp_path / "model"),
+        corpus=str(corpus),
+        vocab_size=300,
+        d_model=32,
+        n_heads=2,
+        d_mlp=64,
+        n_ctx=32,
+        batch_size=8,
+        lr=1e-2,
+        steps=40,
+        demo_tokens=256,
+    )
 
 
 def test_a_short_training_run_lowers_the_validation_loss_and_reloads(tmp_path):
@@ -32,9 +42,30 @@ def test_a_short_training_run_lowers_the_validation_loss_and_reloads(tmp_path):
 def test_train_model_command_prints_a_summary(tmp_path, capsys):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text(TINY_TEXT * 10)
-    code = main(["-q", "train-model", "--out", str(tmp_path / "m"), "--corpus", str(corpus),
-                 "--vocab-size", "300", "--d-model", "32", "--n-heads", "2", "--d-mlp", "64",
-                 "--n-ctx", "32", "--steps", "3", "--demo-tokens", "64"])
+    code = main(
+        [
+            "-q",
+            "train-model",
+            "--out",
+            str(tmp_path / "m"),
+            "--corpus",
+            str(corpus),
+            "--vocab-size",
+            "300",
+            "--d-model",
+            "32",
+            "--n-heads",
+            "2",
+            "--d-mlp",
+            "64",
+            "--n-ctx",
+            "32",
+            "--steps",
+            "3",
+            "--demo-tokens",
+            "64",
+        ]
+    )
     assert code == 0
     assert "val_loss=" in capsys.readouterr().out
 
@@ -42,8 +73,12 @@ def test_train_model_command_prints_a_summary(tmp_path, capsys):
 def test_pack_starts_every_sequence_with_bos_and_does_not_overlap():
     stream = np.arange(1, 20, dtype=np.int32)
     seqs = pack(stream, n_ctx=5, bos=0)
-    assert seqs.tolist() == [[0, 1, 2, 3, 4], [0, 5, 6, 7, 8], [0, 9, 10, 11, 12],
-                             [0, 13, 14, 15, 16]]
+    assert seqs.tolist() == [
+        [0, 1, 2, 3, 4],
+        [0, 5, 6, 7, 8],
+        [0, 9, 10, 11, 12],
+        [0, 13, 14, 15, 16],
+    ]
 
 
 def test_held_out_split_depends_only_on_the_path():
