@@ -1,0 +1,379 @@
+"""The renderer: records in, a static site out. No torch here.
+
+``write_site`` turns ``site.json`` fields and per-feature records (docs/schema.md) into::
+
+    index.html  site.json  .nojekyll  static/  search/index-K.js  table/page-K.html
+    features/NNN/<index>.html + .json      (NNN = index // features_per_folder, zero-padded)
+
+All contexts' inputs (paths, labels, search rows, summaries) are gathered first; the writing
+phase only formats and writes, into a temporary folder swapped in at the end
+(``site_writer.SiteWriter``). ``rerender_site`` redoes this from a built site's JSON alone.
+
+Security: Jinja autoescapes everything; the Content-Security-Policy forbids any request but
+same-origin scripts, styles and images (on ``file://`` Chromium treats other local files as
+'self', which is what lets the classic scripts load there), and pages have no inline script or
+style. Data for scripts goes through ``site_writer.json_for_script``.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib
+import io
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import jinja2
+import orjson
+from markupsafe import Markup
+from tqdm import tqdm
+
+import generator
+from generator.config import RenderConfig
+from generator.errors import SaesiteError
+from generator.page_context import FeatureSummary, feature_context, site_facts, table_row
+from generator.search_index import index_row, shard_scripts
+from generator.site_writer import SiteWriter, dumps_json, is_saesite_build
+from generator.token_markup import TokenDisplay, visible_label
+
+log = logging.getLogger(__name__)
+
+PROJECT_DIR = Path(generator.__file__).resolve().parent.parent
+TEMPLATES_DIR = PROJECT_DIR / "templates"
+STATIC_DIR = PROJECT_DIR / "static"
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "base-uri 'none'; form-action 'none'"
+)
+TABLE_PAGE_SIZE = 500
+INDEX_TABLE_ROWS = 100
+MAX_FOLDER_ENTRIES = 1000
+EXTRA_PAGES = ("training", "toy")
+
+
+def make_environment() -> jinja2.Environment:
+    """Jinja with autoescape on and undefined names as errors."""
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        auto_reload=False,  # templates do not change during a build: no stat per include
+    )
+
+
+def folder_width(n_features: int, features_per_folder: int) -> int:
+    """Digits of the zero-padded folder names (at least three)."""
+    return max(3, len(str(max(n_features - 1, 0) // features_per_folder)))
+
+
+def feature_paths(index: int, features_per_folder: int, width: int) -> tuple[str, str]:
+    """``("features/NNN/<index>.html", "features/NNN/<index>.json")``."""
+    folder = f"features/{index // features_per_folder:0{width}d}"
+    return f"{folder}/{index}.html", f"{folder}/{index}.json"
+
+
+def root_of(rel_path: str) -> str:
+    """Relative prefix from a page to the site root: ``""`` or ``"../../"``."""
+    return "../" * rel_path.count("/")
+
+
+def load_labels(path: str | Path) -> dict[int, str]:
+    """Feature labels from CSV (``id,label``; header optional) or JSON (``{"id": "label"}``)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise SaesiteError(f"labels file {str(path)!r} does not exist") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise SaesiteError(
+            f"labels file {str(path)!r} cannot be read as UTF-8 text: {err}"
+        ) from None
+    labels: dict[int, str] = {}
+
+    def add(key: object, label: object, where: str) -> None:
+        try:
+            feature_id = int(str(key).strip())
+        except ValueError:
+            raise SaesiteError(
+                f"labels file {str(path)!r} {where}: feature id {key!r} is not an integer"
+            ) from None
+        if feature_id < 0:
+            raise SaesiteError(
+                f"labels file {str(path)!r} {where}: feature id {feature_id} is negative"
+            )
+        if not isinstance(label, str):
+            raise SaesiteError(
+                f"labels file {str(path)!r} {where}: label {label!r} is not a string"
+            )
+        if feature_id in labels:
+            raise SaesiteError(
+                f"labels file {str(path)!r} {where}: feature {feature_id} is labelled twice"
+            )
+        labels[feature_id] = label
+
+    if path.suffix.lower() == ".json":
+        try:
+            data = orjson.loads(text)
+        except orjson.JSONDecodeError as err:
+            raise SaesiteError(f"labels file {str(path)!r} is not valid JSON: {err}") from None
+        if not isinstance(data, dict):
+            raise SaesiteError(
+                f"labels file {str(path)!r} holds a JSON {type(data).__name__}; "
+                'expected an object {"<feature id>": "<label>"}'
+            )
+        for key, label in data.items():
+            add(key, label, f"key {key!r}")
+        return labels
+    try:
+        rows = list(csv.reader(io.StringIO(text)))
+    except csv.Error as err:
+        raise SaesiteError(f"labels file {str(path)!r} is not valid CSV: {err}") from None
+    for line, row in enumerate(rows, start=1):
+        if not row or not any(cell.strip() for cell in row):
+            continue
+        if line == 1 and not row[0].strip().isdigit():
+            continue  # a header such as "id,label"
+        if len(row) != 2:
+            raise SaesiteError(
+                f"labels file {str(path)!r} line {line} has {len(row)} columns; "
+                "expected 2: id,label"
+            )
+        add(row[0], row[1], f"line {line}")
+    return labels
+
+
+def _merge_labels(
+    site: Mapping, features: Sequence[Mapping], labels_path: str | None, n_features: int
+) -> dict[int, str]:
+    """Labels by feature id: site.json ``labels``, then the features', then the labels file."""
+    labels = {int(k): v for k, v in (site.get("labels") or {}).items() if v}
+    labels.update({int(f["index"]): f["label"] for f in features if f.get("label")})
+    if labels_path:
+        from_file = load_labels(labels_path)
+        outside = sorted(i for i in from_file if i >= n_features)
+        if outside:
+            raise SaesiteError(
+                f"labels file {labels_path!r} labels feature {outside[0]}, but the "
+                f"site has {n_features} features (ids 0–{n_features - 1})"
+            )
+        labels.update(from_file)
+    return {k: v for k, v in sorted(labels.items()) if v}
+
+
+def _site_title(site: Mapping, cfg: RenderConfig) -> str:
+    if cfg.title:
+        return cfg.title
+    previous = ((site.get("config") or {}).get("render") or {}).get("title")
+    if previous:
+        return str(previous)
+    return f"{site.get('model', 'SAE')} · {site.get('hook', 'features')}"
+
+
+def _extra_pages(site: Mapping) -> list[tuple[str, str, str, dict]]:
+    """``(key, relative path, template, context)`` from generator.<key>_page.pages(site)."""
+    pages = []
+    for key in EXTRA_PAGES:
+        if not site.get(key):
+            continue
+        module = importlib.import_module(f"generator.{key}_page")
+        for rel_path, template, context in module.pages(site):
+            pages.append((key, rel_path, template, context))
+    return pages
+
+
+def render_page(
+    env: jinja2.Environment,
+    template: str,
+    rel_path: str,
+    context: dict,
+    *,
+    title: str,
+    nav: Sequence[tuple[str, str]],
+) -> str:
+    """Render one page; the common context (site title, ``root``, nav, CSP) wins over
+    ``context``, so every page links correctly from its own depth."""
+    common = {
+        "site_title": title,
+        "root": root_of(rel_path),
+        "nav": [{"href": href, "text": text, "current": href == rel_path} for href, text in nav],
+        "csp": Markup(CSP),  # a constant with quotes, no data
+        "version": generator.__version__,
+    }
+    return env.get_template(template).render({**context, **common})
+
+
+def index_context(
+    site: Mapping,
+    summaries: Sequence[FeatureSummary],
+    shards: Sequence[str],
+    *,
+    features_per_folder: int,
+    folder_width: int,
+) -> dict:
+    """What ``index.html`` shows: site facts, density histogram, search, the first table rows."""
+    n = len(summaries)
+    return {
+        **site_facts(site),
+        "n_features": n,
+        "description": f"{n:,} SAE features of {site.get('model', '?')} at "
+        f"{site.get('hook', '?')}: search, density, top examples",
+        "shards": list(shards),
+        "features_per_folder": features_per_folder,
+        "folder_width": folder_width,
+        "rows": [table_row(s, "") for s in summaries[:INDEX_TABLE_ROWS]],
+        "more_rows": n > INDEX_TABLE_ROWS,
+        "n_table_pages": max(1, -(-n // TABLE_PAGE_SIZE)),
+    }
+
+
+def write_site(site: dict, features: list[dict], cfg: RenderConfig) -> Path:
+    """Render ``site`` (site.json fields but ``features``) and per-feature records into
+    ``cfg.out``, atomically. Returns the output folder."""
+    fpf = cfg.features_per_folder
+    if not 0 < 2 * fpf <= MAX_FOLDER_ENTRIES:
+        raise SaesiteError(
+            f"features_per_folder is {fpf}; expected 1–{MAX_FOLDER_ENTRIES // 2} "
+            "(each feature has an .html and a .json file; GitHub lists at most "
+            f"{MAX_FOLDER_ENTRIES} entries per folder)"
+        )
+    features = sorted(features, key=lambda f: int(f["index"]))
+    if [int(f["index"]) for f in features] != list(range(len(features))):
+        raise SaesiteError("feature records must have indices 0…n-1, each once")
+    n = len(features)
+    width = folder_width(n, fpf)
+    labels = _merge_labels(site, features, cfg.labels, n)
+    display = TokenDisplay(site.get("token_bytes"))
+    title = _site_title(site, cfg)
+
+    # gather: everything pages link to or list, before anything is written
+    summaries = []
+    records = []
+    for feature in features:
+        index = int(feature["index"])
+        html, json_path = feature_paths(index, fpf, width)
+        label = labels.get(index)
+        shown = visible_label(label)
+        summaries.append(
+            FeatureSummary(
+                index=index,
+                html=html,
+                json=json_path,
+                label=shown,
+                row=index_row(feature, shown, display),
+            )
+        )
+        records.append({**feature, "label": label})
+    site_out = {k: v for k, v in site.items() if k != "features"}
+    site_out.setdefault("saesite_version", generator.__version__)
+    site_out["labels"] = {str(k): v for k, v in labels.items()}
+    site_out["features"] = [
+        {
+            "index": s.index,
+            "html": s.html,
+            "json": s.json,
+            "density": f.get("density"),
+            "max_activation": f.get("max_activation"),
+            "dead": bool(f.get("dead")),
+            "dense": bool(f.get("dense")),
+            "label": labels.get(s.index),
+        }
+        for s, f in zip(summaries, features)
+    ]
+    shards = shard_scripts([s.row for s in summaries])
+    n_table_pages = max(1, -(-n // TABLE_PAGE_SIZE))
+    extra = _extra_pages(site)
+    nav = [("index.html", "Overview"), ("table/page-0.html", "Features")]
+    seen_keys = set()
+    for key, rel_path, _, _ in extra:
+        if key not in seen_keys:
+            nav.append((rel_path, key.title()))
+            seen_keys.add(key)
+    env = make_environment()
+
+    def render(template: str, rel_path: str, context: dict) -> str:
+        return render_page(env, template, rel_path, context, title=title, nav=nav)
+
+    index = index_context(
+        site_out,
+        summaries,
+        [path for path, _ in shards],
+        features_per_folder=fpf,
+        folder_width=width,
+    )
+    with SiteWriter(cfg.out, force=cfg.force) as writer:
+        writer.copy_tree(STATIC_DIR, "static", {".css", ".js", ".svg"})
+        writer.write(".nojekyll", b"")
+        writer.write("site.json", dumps_json(site_out))
+        for rel_path, text in shards:
+            writer.write(rel_path, text)
+        writer.write("index.html", render("index.html", "index.html", index))
+        for page in range(n_table_pages):
+            rel_path = f"table/page-{page}.html"
+            start = page * TABLE_PAGE_SIZE
+            chunk = summaries[start : start + TABLE_PAGE_SIZE]
+            writer.write(
+                rel_path,
+                render(
+                    "table.html",
+                    rel_path,
+                    {
+                        "page": page,
+                        "first": start,
+                        "last": start + max(len(chunk), 1) - 1,
+                        "n_features": n,
+                        "rows": [table_row(s, "../") for s in chunk],
+                        "pages": [
+                            {"number": p, "href": f"page-{p}.html", "current": p == page}
+                            for p in range(n_table_pages)
+                        ],
+                        "has_prev": page > 0,
+                        "prev_href": f"page-{page - 1}.html",
+                        "has_next": page + 1 < n_table_pages,
+                        "next_href": f"page-{page + 1}.html",
+                    },
+                ),
+            )
+        for summary, record in tqdm(
+            list(zip(summaries, records)), desc="pages", unit="feature", disable=None, leave=False
+        ):
+            context = feature_context(record, summaries, display, n_tokens=site_out.get("n_tokens"))
+            writer.write(summary.html, render("feature.html", summary.html, context))
+            writer.write(summary.json, dumps_json(record))
+        for _, rel_path, template, context in extra:
+            writer.write(rel_path, render(template, rel_path, context))
+        return writer.commit()
+
+
+def rerender_site(
+    site_dir: str | Path, labels: str | None = None, title: str | None = None
+) -> Path:
+    """Re-render a built site from its ``site.json`` and feature JSON files (no model)."""
+    site_dir = Path(site_dir)
+    if not is_saesite_build(site_dir):
+        raise SaesiteError(
+            f"{str(site_dir)!r} is not a saesite site (no site.json with "
+            "saesite_version); expected the folder `saesite build` wrote"
+        )
+    site = orjson.loads((site_dir / "site.json").read_bytes())
+    features = []
+    for entry in site.get("features") or []:
+        path = site_dir / entry["json"]
+        try:
+            features.append(orjson.loads(path.read_bytes()))
+        except (OSError, orjson.JSONDecodeError) as err:
+            raise SaesiteError(
+                f"feature file {str(path)!r} is missing or corrupt ({err}); "
+                "rebuild the site with `saesite build`"
+            ) from None
+    render_cfg = (site.get("config") or {}).get("render") or {}
+    fpf = render_cfg.get("features_per_folder") or RenderConfig().features_per_folder
+    if title and isinstance(render_cfg, dict) and "config" in site:
+        site["config"]["render"] = {**render_cfg, "title": title}
+    cfg = RenderConfig(
+        out=str(site_dir), force=False, labels=labels, title=title, features_per_folder=int(fpf)
+    )
+    return write_site(site, features, cfg)

@@ -1,0 +1,43 @@
+/* saesite: feature pages: j / → next feature, k / ← previous, and a copy-link button.
+   The pages work without this script; it only adds convenience. */
+(function () {
+  'use strict';
+  var prev = document.getElementById('prev');
+  var next = document.getElementById('next');
+  var hint = document.getElementById('key-hint');
+  if (hint) hint.hidden = false;
+  document.addEventListener('keydown', function (e) {
+    if (e.defaultPrevented || e.altKey || e.ctrlKey || e.metaKey) return;
+    var t = e.target;
+    if (t && (t.tagName === 'INPUT' || t.tagName === 'TEXTAREA' || t.tagName === 'SELECT' || t.isContentEditable)) return;
+    var link = null;
+    if (e.key === 'j' || e.key === 'ArrowRight') link = next;
+    else if (e.key === 'k' || e.key === 'ArrowLeft') link = prev;
+    if (link) {
+      e.preventDefault();
+      location.href = link.href;
+    }
+  });
+
+  var button = document.getElementById('copy-link');
+  var out = document.getElementById('copy-out');
+  var field = document.getElementById('copy-url');
+  var status = document.getElementById('copy-status');
+  if (!button || !out || !field || !status) return;
+  button.hidden = false;
+  button.addEventListener('click', function () {
+    var url = location.href;
+    // the link is always shown, selected, so it can be copied by hand where the clipboard
+    // is not allowed (file://, old browsers)
+    field.value = url;
+    out.hidden = false;
+    field.focus();
+    field.select();
+    status.textContent = 'Press Ctrl+C (⌘C) to copy.';
+    if (navigator.clipboard && navigator.clipboard.writeText) {
+      navigator.clipboard.writeText(url).then(function () {
+        status.textContent = 'Copied.';
+      }, function () { /* permission refused: the selected field is the fallback */ });
+    }
+  });
+})();

@@ -1,0 +1,41 @@
+/* saesite: the search index shards (search/index-K.js) flattened into one list of rows.
+   Row: [index, density, max_activation, flags, label, fires_on, promotes, suppresses];
+   flags: 1 dead, 2 dense. Tokens are in the visible form pages show ("·django"). */
+(function () {
+  'use strict';
+  var data = window.SAESITE_INDEX;
+  var box = document.getElementById('search');
+  if (!data || !box) return;
+  var shards = data.shards.slice().sort(function (a, b) { return a.start - b.start; });
+  var rows = [];
+  for (var s = 0; s < shards.length; s++) {
+    var part = shards[s].rows;
+    for (var i = 0; i < part.length; i++) rows.push(part[i]);
+  }
+  var perFolder = parseInt(box.getAttribute('data-per-folder'), 10) || 500;
+  var width = parseInt(box.getAttribute('data-width'), 10) || 3;
+  data.rows = rows;
+  data.href = function (id) {
+    var folder = String(Math.floor(id / perFolder));
+    while (folder.length < width) folder = '0' + folder;
+    return 'features/' + folder + '/' + id + '.html';
+  };
+  data.pct = function (fraction) {
+    var v = fraction * 100;
+    return (v === 0 ? '0' : String(Number(v.toPrecision(3)))) + '%';
+  };
+  data.flagNames = function (flags) {
+    var names = [];
+    if (flags & 1) names.push('dead');
+    if (flags & 2) names.push('dense');
+    return names.join(' ');
+  };
+  data.codeList = function (parent, tokens) {
+    for (var i = 0; i < tokens.length; i++) {
+      var code = document.createElement('code');
+      code.textContent = tokens[i];
+      parent.appendChild(code);
+      parent.appendChild(document.createTextNode(' '));
+    }
+  };
+})();
