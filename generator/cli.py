@@ -240,6 +240,8 @@ def cmd_toy(args: argparse.Namespace) -> None:
             device=args.device,
             steps=args.steps,
             sae_steps=args.sae_steps,
+            seeds_per_level=args.seeds_per_level,
+            sae_l1=args.sae_l1,
         ),
         force=args.force,
     )

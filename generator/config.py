@@ -59,8 +59,10 @@ class StatsConfig:
     """A feature firing on more than this fraction of tokens is flagged dense."""
     n_cofiring: int = 5
     """Co-firing neighbours listed per feature."""
-    cofiring_candidates: int = 64
-    """Features tracked per feature by the bounded co-firing estimate."""
+    cofiring_candidates: int = 32
+    """Co-active features stored per sampled token of the co-firing estimate (the largest)."""
+    cofiring_samples: int = 16
+    """Firing tokens sampled uniformly per feature for the co-firing estimate (stats/cofiring)."""
     ce_loss: bool = True
     """Compute clean / spliced / zero-ablated language-model loss (three extra forwards)."""
     ablation: bool = False
@@ -71,7 +73,8 @@ class StatsConfig:
     """Torch device for the pass."""
 
     def __post_init__(self) -> None:
-        for name in ("batch_size", "top_k", "n_bins", "n_intervals", "n_cofiring"):
+        for name in ("batch_size", "top_k", "n_bins", "n_intervals", "n_cofiring",
+                     "cofiring_candidates", "cofiring_samples"):
             _positive(name, getattr(self, name))
         _positive("interval_samples", self.interval_samples, allow_zero=True)
         _positive("context_before", self.context_before, allow_zero=True)
@@ -252,7 +255,28 @@ class ToyConfig:
     """`saesite toy`: toy models of superposition, SAEs on them, and their site."""
 
     out: str
+    """Output folder for the site."""
     seed: int = 0
+    """Seed for every toy model's weights and data, and every SAE."""
     device: str = "cpu"
+    """Torch device for training."""
     steps: int = 5000
+    """Optimiser steps per toy model (all its instances train at once)."""
     sae_steps: int = 5000
+    """Optimiser steps per SAE (two per bottleneck instance: with and without resampling)."""
+    batch_size: int = 512
+    """Inputs per step, for the toy models and the SAEs."""
+    lr: float = 1e-3
+    """AdamW learning rate of the toy models."""
+    sae_l1: float = 0.8
+    """L1 coefficient of the toy SAEs (MSE summed over the hidden dimensions)."""
+    seeds_per_level: int = 1
+    """Toy-model instances trained per sparsity level; the lowest-loss one is kept."""
+    n_samples: int = 8192
+    """Inputs per instance from which the SAE latents' feature pages are computed."""
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "sae_steps", "batch_size", "seeds_per_level", "n_samples"):
+            _positive(name, getattr(self, name))
+        _positive("lr", self.lr)
+        _positive("sae_l1", self.sae_l1, allow_zero=True)
