@@ -51,9 +51,9 @@ class StatsConfig:
     """Quantile intervals per feature."""
     interval_samples: int = 5
     """Examples sampled uniformly at random from each interval."""
-    context_before: int = 12
+    context_before: int = 9
     """Tokens shown before the example's token."""
-    context_after: int = 4
+    context_after: int = 3
     """Tokens shown after the example's token."""
     dense_threshold: float = 0.1
     """A feature firing on more than this fraction of tokens is flagged dense."""
@@ -73,8 +73,15 @@ class StatsConfig:
     """Torch device for the pass."""
 
     def __post_init__(self) -> None:
-        for name in ("batch_size", "top_k", "n_bins", "n_intervals", "n_cofiring",
-                     "cofiring_candidates", "cofiring_samples"):
+        for name in (
+            "batch_size",
+            "top_k",
+            "n_bins",
+            "n_intervals",
+            "n_cofiring",
+            "cofiring_candidates",
+            "cofiring_samples",
+        ):
             _positive(name, getattr(self, name))
         _positive("interval_samples", self.interval_samples, allow_zero=True)
         _positive("context_before", self.context_before, allow_zero=True)
