@@ -1,0 +1,245 @@
+"""Quantile-interval examples from the same single pass: stratified reservoirs per feature.
+
+Reservoir bins. Feature f's activation range ``[0, n_bins · 2^e_f)`` (the histogram's, see
+``stats/histogram.py``, with the same range doubling) is cut into ``R = ceil(n_bins / 2)``
+reservoir bins of width ``2 · 2^e_f`` (pairs of histogram bins). Each (feature, reservoir bin)
+keeps the exact count of its firings and the ``interval_samples`` firings with the smallest
+random keys (uniform keys from a ``torch.Generator`` seeded with the config's seed). The s
+smallest keys of a set are a uniform sample without replacement of it, so:
+- folding bins when the range doubles = union of the merged bins' items, keep the s smallest;
+- ``merge`` of shards = fold both to the larger exponent, add counts, union, keep the s smallest
+  (exact in distribution, given independent keys: give each shard its own seed).
+Each kept firing stores its activation, global token index and the feature's activations on its
+context window (captured at insertion, float16 to halve memory).
+
+Intervals (at ``finalize``). The occupied reservoir bins of a feature, in order, are split into
+``min(n_intervals, #occupied)`` contiguous groups as equal in number of bins as possible
+(``numpy.array_split``); so the intervals are roughly equal-width in activation and skip empty
+stretches. Interval ``[lo, hi)`` spans from the lower edge of its first bin to the upper edge of
+its last; ``fraction`` is its exact share of the feature's firings; its examples are the s
+smallest keys among its bins' items — a uniform sample without replacement from the interval's
+firings — shown by activation, descending.
+
+Memory: d_sae · R · (1 + s · (16 + 2 · window)) bytes-ish, independent of the number of tokens.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+
+from generator.stats.batch import TokenBatch
+from generator.stats.grouping import best_of_union, smallest_per_group
+from generator.stats.histogram import E_EMPTY, MAX_BINS, fold_bins, required_exponent
+from generator.stats.windows import gather_windows
+
+
+@dataclass(frozen=True)
+class Intervals:
+    lo: Float[Tensor, "d_sae n_intervals"]
+    """Lower bound; NaN for intervals a feature does not have (fewer occupied bins, or dead)."""
+    hi: Float[Tensor, "d_sae n_intervals"]
+    fraction: Float[Tensor, "d_sae n_intervals"]
+    values: Float[Tensor, "d_sae n_intervals s"]
+    """Sampled activations, descending; -inf in unused slots."""
+    index: Int[Tensor, "d_sae n_intervals s"]
+    """Global token index; -1 in unused slots."""
+    windows: Float[Tensor, "d_sae n_intervals s width"]
+
+
+class IntervalAccumulator:
+    """Exact counts and uniform reservoir samples per (feature, pair of histogram bins)."""
+
+    def __init__(
+        self,
+        d_sae: int,
+        n_bins: int,
+        n_intervals: int,
+        samples: int,
+        context_before: int,
+        context_after: int,
+        seed: int = 0,
+        device: str = "cpu",
+    ):
+        if not 2 <= n_bins <= MAX_BINS:
+            raise ValueError(f"n_bins is {n_bins}; expected 2..{MAX_BINS}")
+        self.d_sae, self.n_bins, self.n_intervals, self.s = d_sae, n_bins, n_intervals, samples
+        self.n_res = math.ceil(n_bins / 2)
+        self.before, self.after = context_before, context_after
+        width = context_before + context_after + 1
+        slots = d_sae * self.n_res
+        self.generator = torch.Generator(device=device).manual_seed(seed)
+        self.exponent = torch.full((d_sae,), E_EMPTY, dtype=torch.int64, device=device)
+        self.counts = torch.zeros(d_sae, self.n_res, dtype=torch.int64, device=device)
+        self.keys = torch.full((slots, samples), float("inf"), device=device)
+        self.index = torch.full((slots, samples), -1, dtype=torch.int64, device=device)
+        self.values = torch.zeros(slots, samples, device=device)
+        self.windows = torch.zeros(slots, samples, width, dtype=torch.float16, device=device)
+
+    def _slot(self, feat: Tensor, values: Tensor) -> Tensor:
+        two = torch.tensor(2.0, dtype=torch.float64, device=values.device)
+        scale = torch.pow(two, (-self.exponent[feat] - 1).double())
+        return feat * self.n_res + torch.floor(values.double() * scale).long()
+
+    def _insert(self, slot: Tensor, key: Tensor, fetch: Callable[[Tensor], tuple]) -> None:
+        """Offer items to their slots' reservoirs (each keeps the s smallest keys).
+
+        ``fetch(ids)`` gives (global index, value, window) of the items that get in, so windows
+        are gathered only for them.
+        """
+        if slot.numel() == 0:
+            return
+        chosen, rank = smallest_per_group(slot, key, self.s)
+        rows, row_of = torch.unique_consecutive(slot[chosen], return_inverse=True)
+        device = key.device
+        new_keys = torch.full((rows.numel(), self.s), float("inf"), device=device)
+        item = torch.full((rows.numel(), self.s), -1, dtype=torch.int64, device=device)
+        new_keys[row_of, rank] = key[chosen]
+        item[row_of, rank] = chosen
+        dst, src = best_of_union(self.keys[rows], new_keys)
+        won = item[src[:, 0], src[:, 1]]
+        r, c = rows[dst[:, 0]], dst[:, 1]
+        index, values, windows = fetch(won)
+        self.keys[r, c] = key[won]
+        self.index[r, c] = index
+        self.values[r, c] = values
+        self.windows[r, c] = windows.to(torch.float16)
+
+    def _take(self, features: Tensor) -> tuple[Tensor, ...]:
+        """Remove and return the items of ``features``: (feature, reservoir bin, key, ...)."""
+        slots = (
+            features[:, None] * self.n_res
+            + torch.arange(self.n_res, device=features.device)[None, :]
+        ).reshape(-1)
+        keys = self.keys[slots]
+        present = torch.isfinite(keys)
+        slot_of = slots[:, None].expand_as(keys)[present]
+        items = (
+            slot_of // self.n_res,
+            slot_of % self.n_res,
+            keys[present],
+            self.index[slots][present],
+            self.values[slots][present],
+            self.windows[slots][present],
+        )
+        self.keys[slots] = float("inf")
+        self.index[slots] = -1
+        return items
+
+    def _raise_exponent(self, needed: Tensor) -> None:
+        grow = torch.nonzero(needed > self.exponent).squeeze(1)
+        if grow.numel() == 0:
+            return
+        shift = needed - self.exponent
+        self.counts[grow] = fold_bins(self.counts[grow], shift[grow])
+        if self.s:
+            feat, res, key, index, values, windows = self._take(grow)
+            res = res >> shift[feat].clamp(0, 62)
+            self._insert(
+                feat * self.n_res + res, key, lambda ids: (index[ids], values[ids], windows[ids])
+            )
+        self.exponent[grow] = needed[grow]
+
+    @torch.no_grad()
+    def update(self, acts: Float[Tensor, "tok d_sae"], batch: TokenBatch) -> None:
+        active = batch.active
+        self._raise_exponent(required_exponent(active.feature_max(), self.n_bins))
+        slot = self._slot(active.feat, active.values)
+        self.counts += torch.bincount(slot, minlength=self.counts.numel()).view_as(self.counts)
+        if self.s == 0:
+            return
+        key = torch.rand(slot.shape, generator=self.generator, device=slot.device)
+        threshold = self.keys.max(1).values
+        cand = torch.nonzero(key < threshold[slot]).squeeze(1)
+        tok, feat, values = active.tok[cand], active.feat[cand], active.values[cand]
+
+        def fetch(ids: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+            windows = gather_windows(
+                acts, tok[ids], feat[ids], batch.seq_len, self.before, self.after
+            )
+            return tok[ids] + batch.token_offset, values[ids], windows
+
+        self._insert(slot[cand], key[cand], fetch)
+
+    def merge(self, other: IntervalAccumulator) -> None:
+        needed = torch.maximum(self.exponent, other.exponent)
+        self._raise_exponent(needed)
+        shift = needed - other.exponent
+        self.counts += fold_bins(other.counts, shift)
+        if self.s:
+            present = torch.isfinite(other.keys)
+            slot = torch.arange(other.keys.shape[0], device=present.device)[:, None]
+            slot = slot.expand_as(present)[present]
+            feat, res = slot // self.n_res, slot % self.n_res
+            res = res >> shift[feat].clamp(0, 62)
+            index, values = other.index[present], other.values[present]
+            windows = other.windows[present]
+            self._insert(
+                feat * self.n_res + res,
+                other.keys[present],
+                lambda ids: (index[ids], values[ids], windows[ids]),
+            )
+
+    def finalize(self) -> Intervals:
+        return finalize_intervals(self)
+
+
+def finalize_intervals(acc: IntervalAccumulator) -> Intervals:
+    """Group occupied reservoir bins into intervals; sample each interval from its bins."""
+    d_sae, n_res, n_int, s = acc.d_sae, acc.n_res, acc.n_intervals, acc.s
+    counts = acc.counts.cpu()
+    occupied = counts > 0
+    rank = occupied.long().cumsum(1) - 1
+    m = occupied.sum(1, keepdim=True)
+    n = m.clamp(max=n_int).clamp_min(1)
+    q, rem = m // n, m % n
+    boundary = rem * (q + 1)
+    group = torch.where(rank < boundary, rank // (q + 1), rem + (rank - boundary) // q.clamp_min(1))
+    group = torch.where(occupied, group, n_int)  # n_int: a spill column for empty bins
+    res = torch.arange(n_res)[None, :].expand(d_sae, n_res)
+    first = torch.full((d_sae, n_int + 1), n_res).scatter_reduce(1, group, res, "amin")[:, :n_int]
+    last = torch.full((d_sae, n_int + 1), -1).scatter_reduce(1, group, res, "amax")[:, :n_int]
+    in_group = torch.zeros(d_sae, n_int + 1, dtype=torch.int64).scatter_add(1, group, counts)
+    width = torch.pow(torch.tensor(2.0, dtype=torch.float64), (acc.exponent.cpu() + 1).double())
+    top = acc.n_bins * width / 2  # the histogram's upper edge (R may round n_bins/2 up)
+    exists = last >= 0
+    nan = torch.tensor(float("nan"), dtype=torch.float64)
+    lo = torch.where(exists, first.double() * width[:, None], nan)
+    hi = torch.where(exists, torch.minimum((last + 1).double() * width[:, None], top[:, None]), nan)
+    total = counts.sum(1, keepdim=True).clamp_min(1).double()
+    fraction = torch.where(exists, in_group[:, :n_int].double() / total, nan)
+
+    windows_width = acc.windows.shape[2]
+    values = torch.full((d_sae * n_int, s), float("-inf"))
+    index = torch.full((d_sae * n_int, s), -1, dtype=torch.int64)
+    windows = torch.zeros(d_sae * n_int, s, windows_width)
+    keys = acc.keys.cpu()
+    present = torch.isfinite(keys)
+    if s and bool(present.any()):
+        slot = torch.arange(d_sae * n_res)[:, None].expand_as(keys)[present]
+        feat, res_bin = slot // n_res, slot % n_res
+        target = feat * n_int + group[feat, res_bin]
+        chosen, rank_in = smallest_per_group(target, keys[present], s)
+        rows = target[chosen]
+        # Within an interval, show the sample by activation, descending.
+        sample_values = acc.values.cpu()[present][chosen]
+        values[rows, rank_in] = sample_values
+        index[rows, rank_in] = acc.index.cpu()[present][chosen]
+        windows[rows, rank_in] = acc.windows.cpu()[present][chosen].float()
+        order = torch.sort(values, dim=1, descending=True, stable=True).indices
+        values = values.gather(1, order)
+        index = index.gather(1, order)
+        windows = windows[torch.arange(d_sae * n_int)[:, None], order]
+    return Intervals(
+        lo=lo,
+        hi=hi,
+        fraction=fraction,
+        values=values.view(d_sae, n_int, s),
+        index=index.view(d_sae, n_int, s),
+        windows=windows.view(d_sae, n_int, s, windows_width),
+    )

@@ -1,0 +1,27 @@
+import torch
+
+from generator.stats.forward import HookRunner, hook_block, stop_layer
+from tests.stats.test_pass import tiny_model, tiny_sae, tiny_tokens
+
+
+def test_stop_layer_runs_just_the_block_that_holds_the_hook():
+    assert hook_block("blocks.3.mlp.hook_post") == 3 and stop_layer("blocks.3.mlp.hook_post") == 4
+    assert stop_layer("hook_embed") == 0
+    assert stop_layer("ln_final.hook_normalized") is None
+
+
+def test_hook_runner_activations_and_reconstruction_match_a_cached_forward():
+    model, sae, tokens = tiny_model(), tiny_sae(32), tiny_tokens(n_seq=3)
+    hook = "blocks.1.hook_resid_mid"
+    for ce_loss in (False, True):
+        out = HookRunner(model, sae, hook, ce_loss=ce_loss).run(tokens)
+        with torch.no_grad():
+            _, cache = model.run_with_cache(tokens, names_filter=hook)
+            x = cache[hook].reshape(-1, 32)
+            acts = sae.encode(x)
+        assert torch.allclose(out.x, x, atol=1e-6)
+        assert torch.allclose(out.acts, acts, atol=1e-6)
+        assert torch.allclose(out.x_hat, sae.decode(acts).detach(), atol=1e-5)
+        assert torch.equal(out.active.values, out.acts[out.active.tok, out.active.feat])
+        assert out.active.values.numel() == int((out.acts > 0).sum())
+        assert (out.loss is not None) == ce_loss

@@ -1,0 +1,98 @@
+import pytest
+import torch
+
+from generator.config import StatsConfig
+from generator.models import build_model
+from generator.sae import SAE, SaeConfig, init_sae_
+from generator.stats.pass_ import run_pass
+
+MODEL = dict(
+    n_layers=2,
+    d_model=32,
+    n_heads=2,
+    d_head=16,
+    d_mlp=64,
+    n_ctx=16,
+    d_vocab=50,
+    act_fn="gelu",
+    normalization_type="LN",
+)
+
+
+def tiny_model():
+    torch.manual_seed(0)
+    return build_model(MODEL)
+
+
+def tiny_sae(d_in: int, d_sae: int = 40, bias: float = -0.05) -> SAE:
+    sae = init_sae_(SAE(SaeConfig(d_in=d_in, d_sae=d_sae)), torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        sae.b_enc.fill_(bias)
+    return sae
+
+
+def tiny_tokens(n_seq: int = 6, seq_len: int = 16) -> torch.Tensor:
+    return torch.randint(0, 50, (n_seq, seq_len), generator=torch.Generator().manual_seed(2))
+
+
+def direct_losses(model, sae, tokens, hook):
+    def splice(act, hook):
+        return sae(act.reshape(-1, act.shape[-1])).reshape(act.shape)
+
+    def zero(act, hook):
+        return torch.zeros_like(act)
+
+    with torch.no_grad():
+        clean = model(tokens, return_type="loss").item()
+        spliced = model.run_with_hooks(
+            tokens, return_type="loss", fwd_hooks=[(hook, splice)]
+        ).item()
+        zeroed = model.run_with_hooks(tokens, return_type="loss", fwd_hooks=[(hook, zero)]).item()
+    return clean, spliced, zeroed
+
+
+@pytest.mark.parametrize(
+    "hook,d_in",
+    [("blocks.0.mlp.hook_post", 64), ("blocks.1.hook_resid_pre", 32), ("hook_embed", 32)],
+)
+def test_ce_loss_recovered_matches_direct_computation_with_hooks(hook, d_in):
+    model, sae, tokens = tiny_model(), tiny_sae(d_in), tiny_tokens()
+    cfg = StatsConfig(batch_size=4, top_k=3, n_bins=8, n_intervals=2, ce_loss=True)
+    metrics = run_pass(model, sae, tokens, hook, cfg).metrics
+    clean, spliced, zeroed = direct_losses(model, sae, tokens, hook)
+    assert metrics["ce_loss_clean"] == pytest.approx(clean, rel=1e-5)
+    assert metrics["ce_loss_spliced"] == pytest.approx(spliced, rel=1e-5)
+    assert metrics["ce_loss_zero_ablated"] == pytest.approx(zeroed, rel=1e-5)
+    assert metrics["ce_loss_recovered"] == pytest.approx(
+        (zeroed - spliced) / (zeroed - clean), rel=1e-3
+    )
+
+
+def test_pass_with_and_without_ce_loss_gives_the_same_feature_statistics():
+    model, sae, tokens = tiny_model(), tiny_sae(64), tiny_tokens()
+    hook = "blocks.0.mlp.hook_post"
+    results = [
+        run_pass(model, sae, tokens, hook, StatsConfig(batch_size=4, ce_loss=ce))
+        for ce in (False, True)
+    ]
+    assert torch.allclose(results[0].firing.max, results[1].firing.max)
+    assert torch.equal(results[0].topk.index, results[1].topk.index)
+    assert results[0].metrics["ce_loss_clean"] is None
+
+
+def test_reconstruction_metrics_match_brute_force_over_all_tokens():
+    model, sae, tokens = tiny_model(), tiny_sae(64), tiny_tokens()
+    hook = "blocks.0.mlp.hook_post"
+    metrics = run_pass(model, sae, tokens, hook, StatsConfig(batch_size=4, ce_loss=False)).metrics
+    with torch.no_grad():
+        _, cache = model.run_with_cache(tokens, names_filter=hook)
+        x = cache[hook].reshape(-1, 64).double()
+        acts = sae.encode(x.float())
+        x_hat = sae.decode(acts).double()
+    sse = (x - x_hat).square().sum()
+    assert metrics["mse"] == pytest.approx((sse / x.shape[0]).item(), rel=1e-6)
+    assert metrics["explained_variance"] == pytest.approx(
+        1 - (sse / (x - x.mean(0)).square().sum()).item(), rel=1e-6
+    )
+    assert metrics["l0"] == pytest.approx((acts > 0).sum(1).double().mean().item(), rel=1e-9)
+    assert metrics["dead_count"] == int(((acts > 0).sum(0) == 0).sum())
