@@ -70,7 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--n-bins", type=int, default=64, help="activation histogram bins")
     b.add_argument("--n-intervals", type=int, default=10, help="quantile intervals per feature")
     b.add_argument("--interval-samples", type=int, default=5, help="examples per interval")
-    b.add_argument("--context-before", type=int, default=9, help="tokens shown before")
+    b.add_argument("--context-before", type=int, default=8, help="tokens shown before")
     b.add_argument("--context-after", type=int, default=3, help="tokens shown after")
     b.add_argument("--dense-threshold", type=float, default=0.1)
     b.add_argument("--no-ce-loss", action="store_true", help="skip the CE-loss metrics")

@@ -51,7 +51,7 @@ class StatsConfig:
     """Quantile intervals per feature."""
     interval_samples: int = 5
     """Examples sampled uniformly at random from each interval."""
-    context_before: int = 9
+    context_before: int = 8
     """Tokens shown before the example's token."""
     context_after: int = 3
     """Tokens shown after the example's token."""

@@ -97,6 +97,8 @@ class ExampleWriter:
         self.before, self.after = context_before, context_after
         self.tokenizer = tokenizer
         self.used_ids: set[int] = set()
+        self.byte_ids: set[int] = set()
+        """Ids whose raw bytes are not valid UTF-8 on their own (shown as marked bytes)."""
         self._text: dict[int, str] = {}
 
     def text(self, token_id: int) -> str:
@@ -104,6 +106,8 @@ class ExampleWriter:
         if text is None:
             text = self._text[token_id] = self.tokenizer.decode_token(token_id)
             self.used_ids.add(token_id)
+            if self.tokenizer.invalid_utf8_bytes(token_id) is not None:
+                self.byte_ids.add(token_id)
         return text
 
     def texts(self, ids: np.ndarray) -> np.ndarray:
@@ -131,9 +135,14 @@ class ExampleWriter:
         ids = self.tokens[seq[..., None], columns]  # [rows, n, width], padded past the end
         texts_l = self.texts(ids[valid]).tolist()
         ids_l = ids[valid].tolist()
-        acts_l = round_significant(windows.float().numpy()[valid]).tolist()
+        # Zeros as the integer 0 ("0", not "0.0"): most of a window does not fire, and this is
+        # the largest single saving in a feature's JSON.
+        acts_l = [
+            [value if value else 0 for value in row]
+            for row in round_significant(windows.float().numpy()[valid]).tolist()
+        ]
         fields = zip(
-            values.float().numpy()[valid].tolist(),
+            round_significant(values.float().numpy()[valid], 7).tolist(),
             seq[valid].tolist(),
             pos[valid].tolist(),
             start[valid].tolist(),
@@ -150,11 +159,16 @@ class ExampleWriter:
                 "pos": p,
                 "window_start": w,
                 "tokens": text[:n],
-                "token_ids": token_ids[:n],
                 "acts": window[:n],
             }
-            for act, s, p, w, n, text, token_ids, window in fields
+            for act, s, p, w, n, text, _, window in fields
         ]
+        # token_ids only where the text alone is ambiguous: a window holding a byte-level token
+        # that is not valid UTF-8 by itself (its text decodes to U+FFFD). Everywhere else the
+        # ids are left out to keep a feature's JSON small (40 KB per feature, all files counted).
+        for example, token_ids, n in zip(flat, ids_l, length[valid].tolist(), strict=True):
+            if not self.byte_ids.isdisjoint(token_ids[:n]):
+                example["token_ids"] = token_ids[:n]
         if ablation is not None:
             effects = round_significant(ablation.float().numpy()[valid]).tolist()
             for example, effect in zip(flat, effects, strict=True):

@@ -41,7 +41,7 @@ FEATURE_KEYS = {
     "cofiring",
     "encoder_decoder_cosine",
 }
-EXAMPLE_KEYS = {"act", "seq", "pos", "window_start", "tokens", "token_ids", "acts"}
+EXAMPLE_KEYS = {"act", "seq", "pos", "window_start", "tokens", "acts"}
 
 
 @pytest.fixture(scope="module")
@@ -85,11 +85,11 @@ def test_records_match_brute_force_density_max_and_top_examples(built):
         examples = feature["top_examples"]
         assert [(e["seq"] * seq_len + e["pos"]) for e in examples] == [t for _, t in expected]
         for example, (value, _) in zip(examples, expected, strict=True):
-            assert set(example) == EXAMPLE_KEYS
+            assert set(example) - {"token_ids"} == EXAMPLE_KEYS
             assert example["act"] == pytest.approx(value, rel=1e-6)
             start = example["window_start"]
-            ids = tokens[example["seq"], start : start + len(example["token_ids"])].tolist()
-            assert example["token_ids"] == ids
+            ids = tokens[example["seq"], start : start + len(example["tokens"])].tolist()
+            assert example.get("token_ids", ids) == ids
             assert example["tokens"] == [loaded.tokenizer.decode_token(t) for t in ids]
             offset = example["pos"] - start
             assert example["acts"][offset] == pytest.approx(value, rel=1e-3)
@@ -167,7 +167,7 @@ def test_records_quantile_examples_lie_inside_their_intervals_and_fractions_sum_
         for interval in intervals:
             assert 1 <= len(interval["examples"]) <= STATS.interval_samples
             for example in interval["examples"]:
-                assert set(example) == EXAMPLE_KEYS
+                assert set(example) - {"token_ids"} == EXAMPLE_KEYS
                 exact = acts[example["seq"] * seq_len + example["pos"], f].item()
                 assert example["act"] == pytest.approx(exact, rel=1e-6)
                 assert interval["lo"] <= example["act"] < interval["hi"]
@@ -195,3 +195,22 @@ def test_records_carry_ablation_per_top_example_only_when_asked(built):
     examples = [e for f in with_ablation.features for e in f["top_examples"]]
     assert examples and all(len(e["ablation"]) == len(e["acts"]) for e in examples)
     assert any(value != 0 for e in examples for value in e["ablation"])
+
+
+def test_token_ids_are_kept_exactly_on_examples_whose_window_holds_an_invalid_utf8_token(built):
+    loaded, _, tokens, records, _ = built
+    byte_ids = {int(i) for i in records.token_bytes}
+    with_ids = without_ids = 0
+    for feature in records.features:
+        for example in feature["top_examples"]:
+            start = example["window_start"]
+            ids = tokens[example["seq"], start : start + len(example["tokens"])].tolist()
+            if byte_ids.isdisjoint(ids):
+                assert "token_ids" not in example
+                without_ids += 1
+            else:
+                assert example["token_ids"] == ids
+                with_ids += 1
+    assert with_ids > 0 and without_ids > 0
+    for token_id in byte_ids:
+        assert loaded.tokenizer.invalid_utf8_bytes(token_id) == records.token_bytes[str(token_id)]
