@@ -33,9 +33,7 @@ def random_sae(d_in: int, d_sae: int, target_l0: float, seed: int = 0) -> SAE:
     gen = torch.Generator().manual_seed(seed)
     sae = init_sae_(SAE(SaeConfig(d_in=d_in, d_sae=d_sae, hook_name=HOOK)), generator=gen)
     loaded = load_model(None)
-    tokens = torch.from_numpy(
-        __import__("numpy").load(DEMO_MODEL / "demo_tokens.npy")[:16]
-    ).long()
+    tokens = torch.from_numpy(__import__("numpy").load(DEMO_MODEL / "demo_tokens.npy")[:16]).long()
     with torch.no_grad():
         _, cache = loaded.model.run_with_cache(tokens, names_filter=HOOK)
         x = cache[HOOK].reshape(-1, d_in)
@@ -72,9 +70,11 @@ def browser_timings(site: Path) -> dict:
             ms = page.evaluate("window.SAESITE_LAST_SEARCH_MS ?? null")
             latencies.append(ms if ms is not None else page.evaluate("performance.now()") - t0)
         browser.close()
-    return {"index_load_s": round(load_s, 3),
-            "search_ms_median": round(statistics.median(latencies), 2),
-            "search_ms_max": round(max(latencies), 2)}
+    return {
+        "index_load_s": round(load_s, 3),
+        "search_ms_median": round(statistics.median(latencies), 2),
+        "search_ms_max": round(max(latencies), 2),
+    }
 
 
 def main() -> None:
@@ -90,12 +90,14 @@ def main() -> None:
     save_sae(sae, work / "sae")
     del loaded, sae
     started = time.perf_counter()
-    build_site(BuildConfig(
-        sae=str(work / "sae"),
-        data=DataConfig(n_tokens=args.n_tokens),
-        stats=StatsConfig(ce_loss=False),
-        render=RenderConfig(out=str(out), force=True),
-    ))
+    build_site(
+        BuildConfig(
+            sae=str(work / "sae"),
+            data=DataConfig(n_tokens=args.n_tokens),
+            stats=StatsConfig(ce_loss=False),
+            render=RenderConfig(out=str(out), force=True),
+        )
+    )
     build_s = time.perf_counter() - started
     site = json.loads((out / "site.json").read_text())
     files = [p for p in out.rglob("*") if p.is_file()]
@@ -110,8 +112,7 @@ def main() -> None:
         "files": len(files),
         "site_mb": round(size / 1e6, 1),
         "kb_per_feature": round(size / 1e3 / args.d_sae, 1),
-        "max_entries_per_folder": max(len(list(d.iterdir())) for d in out.rglob("*")
-                                      if d.is_dir()),
+        "max_entries_per_folder": max(len(list(d.iterdir())) for d in out.rglob("*") if d.is_dir()),
     }
     result.update(browser_timings(out))
     print(json.dumps(result, indent=2))

@@ -137,8 +137,12 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default="cpu")
     t.add_argument("--steps", type=int, default=5000)
     t.add_argument("--sae-steps", type=int, default=5000)
-    t.add_argument("--seeds-per-level", type=int, default=1,
-                   help="train this many seeds per sparsity level and keep the lowest loss")
+    t.add_argument(
+        "--seeds-per-level",
+        type=int,
+        default=1,
+        help="train this many seeds per sparsity level and keep the lowest loss",
+    )
     t.add_argument("--sae-l1", type=float, default=0.8, help="L1 coefficient of the toy SAEs")
     t.add_argument("--force", action="store_true")
     t.set_defaults(func=cmd_toy)

@@ -16,8 +16,9 @@ D_SAE = 4096
 
 
 @pytest.mark.slow
-def test_a_4096_feature_sae_builds_with_bounded_folders_and_memory(tmp_path, tiny_model_dir,
-                                                                    tiny_tokens_npy):
+def test_a_4096_feature_sae_builds_with_bounded_folders_and_memory(
+    tmp_path, tiny_model_dir, tiny_tokens_npy
+):
     sae_dir = make_tiny_sae_dir(tmp_path / "sae", d_sae=D_SAE, bias=-1.0)  # L0 ~ 70
     out = tmp_path / "site"
     code = (
@@ -25,10 +26,27 @@ def test_a_4096_feature_sae_builds_with_bounded_folders_and_memory(tmp_path, tin
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(rc)"
     )
     proc = subprocess.run(
-        [sys.executable, "-c", code, "-q", "build", "--model", str(tiny_model_dir), "--sae",
-         str(sae_dir), "--dataset", str(tiny_tokens_npy), "--out", str(out), "--top-k", "5",
-         "--no-ce-loss"],
-        capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-c",
+            code,
+            "-q",
+            "build",
+            "--model",
+            str(tiny_model_dir),
+            "--sae",
+            str(sae_dir),
+            "--dataset",
+            str(tiny_tokens_npy),
+            "--out",
+            str(out),
+            "--top-k",
+            "5",
+            "--no-ce-loss",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     peak_mib = int(proc.stdout.split()[-1]) / 1024
     site = json.loads((out / "site.json").read_text())

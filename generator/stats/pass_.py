@@ -27,11 +27,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
-from jaxtyping import Int
+from jaxtyping import Float, Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
 from generator.config import StatsConfig
+from generator.errors import SaesiteError
 from generator.sae import SAE
 from generator.stats.batch import TokenBatch
 from generator.stats.cofiring import Cofiring, CofiringAccumulator
@@ -111,6 +112,20 @@ class FeatureAccumulators:
             mine.merge(theirs)
 
 
+def check_finite(x: Float[Tensor, "tok d_in"], first_seq: int, seq_len: int, hook: str) -> None:
+    """Refuse NaN/Inf hook activations with their count and first place, before they spread."""
+    bad = ~torch.isfinite(x)
+    if not bool(bad.any()):
+        return
+    per_token = bad.any(-1)
+    first = int(torch.nonzero(per_token)[0])
+    raise SaesiteError(
+        f"hook {hook!r} produced {int(bad.sum())} NaN/Inf value(s) in {int(per_token.sum())} "
+        f"token(s), first at sequence {first_seq + first // seq_len} position "
+        f"{first % seq_len}; expected finite activations (check the model weights and dtype)"
+    )
+
+
 @torch.no_grad()
 def run_pass(
     model: HookedTransformer,
@@ -130,6 +145,7 @@ def run_pass(
     for start in tqdm(starts, desc="statistics", unit="batch", disable=None, leave=False):
         batch_tokens = tokens[start : start + cfg.batch_size].to(cfg.device)
         out = runner.run(batch_tokens)
+        check_finite(out.x, start, batch_tokens.shape[1], hook)
         batch = TokenBatch(token_ids=batch_tokens, seq_start=start, active=out.active)
         features.update(out.acts, batch)
         recon.update(out.x, out.x_hat)

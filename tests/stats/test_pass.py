@@ -96,3 +96,38 @@ def test_reconstruction_metrics_match_brute_force_over_all_tokens():
     )
     assert metrics["l0"] == pytest.approx((acts > 0).sum(1).double().mean().item(), rel=1e-9)
     assert metrics["dead_count"] == int(((acts > 0).sum(0) == 0).sum())
+
+
+def test_nan_in_hook_activations_is_counted_and_refused_with_its_first_position(
+    tiny_model_dir, tiny_sae_dir, tiny_tokens_npy
+):
+    import numpy as np
+
+    from generator.config import StatsConfig
+    from generator.errors import SaesiteError
+    from generator.models import load_model
+    from generator.sae import load_sae
+    from generator.stats.pass_ import run_pass
+
+    loaded = load_model(str(tiny_model_dir))
+    sae = load_sae(tiny_sae_dir)
+    tokens = torch.from_numpy(np.load(tiny_tokens_npy)).long()
+    with torch.no_grad():  # a NaN in one embedding row poisons every token with that id
+        bad_id = int(tokens[3, 5])
+        loaded.model.W_E[bad_id, 0] = float("nan")
+    n_bad = int((tokens == bad_id).sum())
+    first = torch.nonzero((tokens == bad_id).flatten())[0].item()
+    # masked attention weights are 0, and 0 * NaN = NaN: the whole sequence is poisoned
+    with pytest.raises(
+        SaesiteError,
+        match=r"NaN/Inf value\(s\) in \d+ token\(s\), first at "
+        rf"sequence {first // 32} position 0",
+    ) as err:
+        run_pass(
+            loaded.model,
+            sae,
+            tokens,
+            "blocks.0.mlp.hook_post",
+            StatsConfig(batch_size=8, ce_loss=False),
+        )
+    assert int(str(err.value).split(" token(s)")[0].split()[-1]) >= n_bad
