@@ -114,3 +114,81 @@ def test_missing_model_folder_file_is_named(capsys, base_args, tmp_path, tiny_mo
 def test_debug_flag_shows_the_traceback(base_args):
     with pytest.raises(Exception, match="did you mean"):
         main(["--debug", "-q", *base_args, "--hook", "blocks.0.mlp.hook_pst"])
+
+
+def test_render_relabels_a_built_site_without_importing_torch(tmp_path, tiny_site):
+    import shutil
+    import subprocess
+    import sys
+
+    site = tmp_path / "site"
+    shutil.copytree(tiny_site, site)
+    labels = tmp_path / "labels.csv"
+    labels.write_text('id,label\n3,"closing </script> & quotes"\n7,loops\n')
+    code = (
+        "import sys; from generator.cli import main; rc = main(sys.argv[1:]); "
+        "assert 'torch' not in sys.modules, 'render imported torch'; sys.exit(rc)"
+    )
+    subprocess.run(
+        [sys.executable, "-c", code, "-q", "render", str(site), "--labels", str(labels)], check=True
+    )
+    meta = json.loads((site / "site.json").read_text())
+    entry = meta["features"][3]
+    assert entry["label"] == "closing </script> & quotes"
+    page = (site / entry["html"]).read_text()
+    assert "closing &lt;/script&gt; &amp; quotes" in page and "</script> &" not in page
+    assert json.loads((site / entry["json"]).read_text())["label"] == entry["label"]
+    index_js = "".join(p.read_text() for p in sorted((site / "search").glob("*.js")))
+    assert "loops" in index_js and "</script>" not in index_js
+
+
+def test_train_sae_command_writes_an_saelens_folder_that_builds_with_a_training_page(
+    capsys, tmp_path, tiny_model_dir, tiny_tokens_npy
+):
+    from generator.sae import load_sae
+
+    out = tmp_path / "sae"
+    code, _ = run_cli(
+        capsys,
+        "train-sae",
+        "--model",
+        str(tiny_model_dir),
+        "--dataset",
+        str(tiny_tokens_npy),
+        "--out",
+        str(out),
+        "--d-sae",
+        "48",
+        "--steps",
+        "30",
+        "--sae-batch-size",
+        "128",
+        "--l1",
+        "0.01",
+        "--resample-every",
+        "10",
+        "--resample-window",
+        "5",
+        "--batch-size",
+        "4",
+    )
+    assert code == 0
+    sae = load_sae(out)
+    assert sae.cfg.d_sae == 48 and sae.cfg.hook_name == "blocks.0.mlp.hook_post"
+    log = json.loads((out / "training_log.json").read_text())
+    assert log["steps"] and log["steps"][-1]["loss"] < log["steps"][0]["loss"]
+    code, _ = run_cli(
+        capsys,
+        "build",
+        "--model",
+        str(tiny_model_dir),
+        "--sae",
+        str(out),
+        "--dataset",
+        str(tiny_tokens_npy),
+        "--out",
+        str(tmp_path / "site"),
+        "--no-ce-loss",
+    )
+    assert code == 0
+    assert (tmp_path / "site" / "training.html").is_file()
