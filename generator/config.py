@@ -193,21 +193,22 @@ class TrainSaeConfig:
     """standard: ReLU + L1 penalty; topk: the k largest pre-activations."""
     d_sae: int = 2048
     """Number of features."""
-    l1: float = 5.0
-    """L1 coefficient (standard): loss = mse + l1 * sum_f acts_f, decoder rows kept at norm 1."""
-    l1_warmup_steps: int = 200
+    l1: float = 0.12
+    """L1 coefficient (standard): loss = mse + l1 * sum_f acts_f, decoder rows kept at norm 1
+    (train_sae scales inputs to unit total variance, so l1 does not depend on the hook's scale)."""
+    l1_warmup_steps: int = 100
     """Steps over which the L1 coefficient ramps linearly from 0."""
     k: int = 32
     """Active latents per token (topk)."""
     aux_k: int | None = None
     """TopK auxiliary loss: dead latents used to model the residual. None: off."""
-    lr: float = 1e-3
+    lr: float = 3e-3
     """Adam learning rate."""
     lr_decay_fraction: float = 0.2
     """The learning rate decays linearly to 0 over this final fraction of the steps."""
-    steps: int = 3000
+    steps: int = 1500
     """Optimiser steps."""
-    batch_size: int = 4096
+    batch_size: int = 2048
     """Activation vectors per optimiser step."""
     buffer_batches: int = 16
     """Model batches held in the shuffled activation buffer."""
@@ -215,12 +216,14 @@ class TrainSaeConfig:
     """How b_dec is initialised from a sample of activations."""
     resample: Literal["anthropic", "random", "none"] = "anthropic"
     """Dead-feature resampling (standard only)."""
-    resample_every: int = 500
+    resample_every: int = 200
     """Steps between resampling checks."""
-    resample_window: int = 400
+    resample_window: int = 100
     """A feature is dead if it did not fire in this many recent steps."""
     resample_until: int | None = None
     """Stop resampling after this step. None: 80% of the run."""
+    resample_lr_warmup: int = 100
+    """After each resampling the learning rate ramps linearly from 0 over this many steps."""
     log_every: int = 25
     """Steps per line of the training log (values averaged over those steps)."""
     checkpoint_every: int = 500
@@ -247,6 +250,7 @@ class TrainSaeConfig:
             _positive(name, getattr(self, name))
         _positive("l1", self.l1, allow_zero=True)
         _positive("l1_warmup_steps", self.l1_warmup_steps, allow_zero=True)
+        _positive("resample_lr_warmup", self.resample_lr_warmup, allow_zero=True)
         _positive("lr", self.lr)
         _positive("aux_k", self.aux_k)
         if not 0.0 <= self.lr_decay_fraction <= 1.0:

@@ -17,12 +17,17 @@ AUX_K_COEF = 1 / 32
 """Weight of the TopK auxiliary loss (OpenAI's alpha)."""
 
 
-def lr_at(step: int, cfg: TrainSaeConfig) -> float:
-    """Constant, then linear decay to 0 over the last ``lr_decay_fraction`` of the steps."""
+def lr_at(step: int, cfg: TrainSaeConfig, last_resample: int | None = None) -> float:
+    """Constant, then linear decay to 0 over the last ``lr_decay_fraction`` of the steps; after a
+    resampling (``last_resample`` steps completed) it ramps back up over ``resample_lr_warmup``.
+    """
     decay = int(cfg.steps * cfg.lr_decay_fraction)
-    if decay <= 0 or step < cfg.steps - decay:
-        return cfg.lr
-    return cfg.lr * (cfg.steps - step) / decay
+    lr = cfg.lr
+    if decay > 0 and step >= cfg.steps - decay:
+        lr = cfg.lr * (cfg.steps - step) / decay
+    if last_resample is not None and cfg.resample_lr_warmup > 0:
+        lr *= min(1.0, (step - last_resample + 1) / cfg.resample_lr_warmup)
+    return lr
 
 
 def l1_at(step: int, cfg: TrainSaeConfig) -> float:

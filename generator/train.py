@@ -99,6 +99,7 @@ class _Trackers:
         self.density_tokens = 0
         self.sums = {"loss": 0.0, "mse": 0.0, "l1": 0.0, "l0": 0.0}
         self.n_sums = 0
+        self.last_resample: int | None = None  # steps completed at the last resampling
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -107,6 +108,7 @@ class _Trackers:
             "density_tokens": self.density_tokens,
             "sums": dict(self.sums),
             "n_sums": self.n_sums,
+            "last_resample": -1 if self.last_resample is None else self.last_resample,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -115,6 +117,8 @@ class _Trackers:
         self.density_tokens = int(state["density_tokens"])
         self.sums = dict(state["sums"])
         self.n_sums = int(state["n_sums"])
+        last = int(state.get("last_resample", -1))
+        self.last_resample = None if last < 0 else last
 
     def dead(self, window: int, steps_done: int) -> Tensor:
         return self.since_fired >= min(window, steps_done)
@@ -210,8 +214,9 @@ def fit_sae(
                 break
             x = x.to(device)
             recent.append(x)
+            lr = lr_at(step, cfg, trackers.last_resample)
             for group in optimizer.param_groups:
-                group["lr"] = lr_at(step, cfg)
+                group["lr"] = lr
             pre = sae.pre_acts(x)
             acts = sae.activation(pre)
             x_hat = sae.decode(acts)
@@ -256,10 +261,12 @@ def fit_sae(
                     generator=generator,
                 )
                 trackers.since_fired[dead] = 0
+                if n:
+                    trackers.last_resample = done
                 training_log["resample_events"].append({"step": done, "n_resampled": n})
                 log.debug("step %d: resampled %d dead features", done, n)
             if done % cfg.log_every == 0 or done == cfg.steps:
-                entry = _log_entry(done, trackers, cfg, step)
+                entry = _log_entry(done, trackers, cfg, lr)
                 training_log["steps"].append(entry)
                 bar.set_postfix(
                     loss=f"{entry['loss']:.4g}",
@@ -281,11 +288,11 @@ def fit_sae(
     return training_log
 
 
-def _log_entry(done: int, trackers: _Trackers, cfg: TrainSaeConfig, step: int) -> dict:
+def _log_entry(done: int, trackers: _Trackers, cfg: TrainSaeConfig, lr: float) -> dict:
     n = max(trackers.n_sums, 1)
     entry = {"step": done, **{k: _round(v / n) for k, v in trackers.sums.items()}}
     entry["dead_fraction"] = _round(trackers.dead(cfg.resample_window, done).double().mean().item())
-    entry["lr"] = _round(lr_at(step, cfg))
+    entry["lr"] = _round(lr)  # the rate of the last step, as used
     trackers.sums = dict.fromkeys(trackers.sums, 0.0)
     trackers.n_sums = 0
     return entry

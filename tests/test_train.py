@@ -258,3 +258,16 @@ def test_folding_the_input_scale_gives_the_same_sae_on_raw_inputs():
     fold_input_scale_(sae, scale)
     torch.testing.assert_close(sae.encode(x), acts_scaled / scale)
     torch.testing.assert_close(sae(x), recon_scaled / scale)
+
+
+def test_learning_rate_ramps_up_again_after_a_resampling(tmp_path):
+    sae = fresh_sae()
+    with torch.no_grad():
+        sae.b_enc[: D_SAE // 2] = -100.0
+    cfg = small_cfg(tmp_path, resample_until=20, resample_lr_warmup=10, lr_decay_fraction=0.0)
+    training_log = fit_sae(sae, iter(sparse_batches(60)), cfg)
+    assert training_log["resample_events"][0] == {"step": 20, "n_resampled": D_SAE // 2}
+    lr = {s["step"]: s["lr"] for s in training_log["steps"]}
+    assert lr[20] == cfg.lr  # logged before the ramp starts
+    assert 0 < lr[25] < cfg.lr
+    assert lr[30] == lr[35] == cfg.lr
