@@ -2,7 +2,9 @@
 
 ``build_records`` runs the streaming pass and the weight statistics and turns their tensors into
 dicts and lists of ``int | float | str | bool | None`` shaped exactly as ``docs/schema.md``
-describes. No tensor crosses this module's output.
+describes. No tensor crosses this module's output. The per-feature dicts are built a chunk of
+features at a time while the renderer consumes them (``FeatureRecords``), so memory holds the
+pass's tensors and one chunk of dicts, never all of them.
 
 Rounding, to keep pages small: the per-token ``acts`` of every example are rounded to 4
 significant digits (0 stays 0; the result is the double nearest the 4-digit decimal, so JSON
@@ -35,18 +37,20 @@ if TYPE_CHECKING:
     from generator.stats.weights import WeightStats
 
 DENSITY_BINS_PER_DECADE = 4
+FEATURE_CHUNK = 1024
+"""Features whose dicts are built together (vectorised conversion, bounded memory)."""
 
 
 @dataclass
 class StatsRecords:
-    features: list[dict]
-    """One dict per feature, the feature JSON of docs/schema.md, ordered by index."""
+    features: FeatureRecords
+    """One dict per feature, the feature JSON of docs/schema.md, ordered by index (built lazily)."""
     metrics: dict
     """site.json ``metrics``."""
     density_histogram: dict
     """``{edges, counts, dead}`` of log10 density over the live features."""
     token_bytes: dict[str, str]
-    """Raw bytes (hex) of the ids used in examples and logit effects that are not valid UTF-8."""
+    """Raw bytes (hex) of the ids in the dataset or the logit effects that are not valid UTF-8."""
     n_tokens: int
     n_seq: int
     seq_len: int
@@ -96,7 +100,6 @@ class ExampleWriter:
         self.seq_len = tokens.shape[1]
         self.before, self.after = context_before, context_after
         self.tokenizer = tokenizer
-        self.used_ids: set[int] = set()
         self.byte_ids: set[int] = set()
         """Ids whose raw bytes are not valid UTF-8 on their own (shown as marked bytes)."""
         self._text: dict[int, str] = {}
@@ -105,7 +108,6 @@ class ExampleWriter:
         text = self._text.get(token_id)
         if text is None:
             text = self._text[token_id] = self.tokenizer.decode_token(token_id)
-            self.used_ids.add(token_id)
             if self.tokenizer.invalid_utf8_bytes(token_id) is not None:
                 self.byte_ids.add(token_id)
         return text
@@ -192,25 +194,24 @@ def density_histogram(density: np.ndarray, dead: np.ndarray) -> dict:
     return {"edges": edges.tolist(), "counts": counts.tolist(), "dead": int(dead.sum())}
 
 
-def _histograms(result: PassResult) -> list[dict]:
+def _histograms(result: PassResult, rows: slice) -> list[dict]:
     hist = result.histograms
     n_bins = hist.counts.shape[1]
-    counts_l = hist.counts.tolist()
+    counts_l = hist.counts[rows].tolist()
+    dead = result.firing.dead[rows].tolist()
     out = []
-    for feature_idx, exponent in enumerate(hist.exponent.tolist()):
-        if result.firing.dead[feature_idx]:
+    for counts, exponent, is_dead in zip(counts_l, hist.exponent[rows].tolist(), dead, strict=True):
+        if is_dead:
             out.append({"edges": [], "counts": []})
             continue
         width = math.ldexp(1.0, exponent)
-        out.append(
-            {"edges": [j * width for j in range(n_bins + 1)], "counts": counts_l[feature_idx]}
-        )
+        out.append({"edges": [j * width for j in range(n_bins + 1)], "counts": counts})
     return out
 
 
-def _logit_records(weights: WeightStats, writer: ExampleWriter, d_sae: int) -> list[tuple]:
+def _logit_records(weights: WeightStats, writer: ExampleWriter, rows: slice, n: int) -> list[tuple]:
     if weights.logit_top_ids is None:
-        return [({"positive": [], "negative": []}, None) for _ in range(d_sae)]
+        return [({"positive": [], "negative": []}, None) for _ in range(n)]
 
     def entries(ids: Tensor, values: Tensor) -> list[list[dict]]:
         return [
@@ -221,59 +222,132 @@ def _logit_records(weights: WeightStats, writer: ExampleWriter, d_sae: int) -> l
             for row_ids, row_values in zip(ids.tolist(), values.tolist(), strict=True)
         ]
 
-    positive = entries(weights.logit_top_ids, weights.logit_top_values)
-    negative = entries(weights.logit_bottom_ids, weights.logit_bottom_values)
-    edges, counts = weights.logit_hist_edges.tolist(), weights.logit_hist_counts.tolist()
+    positive = entries(weights.logit_top_ids[rows], weights.logit_top_values[rows])
+    negative = entries(weights.logit_bottom_ids[rows], weights.logit_bottom_values[rows])
+    edges = weights.logit_hist_edges[rows].tolist()
+    counts = weights.logit_hist_counts[rows].tolist()
     return [
         ({"positive": p, "negative": n}, {"edges": e, "counts": c})
         for p, n, e, c in zip(positive, negative, edges, counts, strict=True)
     ]
 
 
-def _neuron_records(weights: WeightStats, d_sae: int) -> tuple[list, list]:
+def _neuron_records(weights: WeightStats, rows: slice, n: int) -> tuple[list, list]:
     if weights.neuron_ids is None:
-        return [[] for _ in range(d_sae)], [None] * d_sae
+        return [[] for _ in range(n)], [None] * n
     exposures = [
-        [{"neuron": n, "weight": w} for n, w in zip(ids, ws, strict=True)]
+        [{"neuron": i, "weight": w} for i, w in zip(ids, ws, strict=True)]
         for ids, ws in zip(
-            weights.neuron_ids.tolist(), weights.neuron_weights.tolist(), strict=True
+            weights.neuron_ids[rows].tolist(), weights.neuron_weights[rows].tolist(), strict=True
         )
     ]
-    shares = weights.neuron_share.tolist() if weights.neuron_share is not None else [None] * d_sae
+    share = weights.neuron_share
+    shares = share[rows].tolist() if share is not None else [None] * n
     return exposures, shares
 
 
-def feature_records(
-    result: PassResult, weights: WeightStats, tokens: np.ndarray, tokenizer: Tokenizer
-) -> tuple[list[dict], set[int]]:
-    """The per-feature dicts, and the token ids they mention."""
-    firing = result.firing
-    d_sae = firing.count.shape[0]
-    writer = ExampleWriter(tokens, tokenizer, result.context_before, result.context_after)
-    top = result.topk
-    top_examples = writer.examples(top.values, top.index, top.windows, result.ablation)
-    quantiles = _quantile_records(result, writer, d_sae)
-    cofiring = _cofiring_records(result, d_sae)
-    histograms = _histograms(result)
-    logits = _logit_records(weights, writer, d_sae)
-    exposures, shares = _neuron_records(weights, d_sae)
-    neighbours = [
-        [{"index": g, "cosine": c} for g, c in zip(ids, cos, strict=True)]
-        for ids, cos in zip(
-            weights.neighbour_ids.tolist(), weights.neighbour_cosines.tolist(), strict=True
+def _quantile_records(result: PassResult, writer: ExampleWriter, rows: slice) -> list[list[dict]]:
+    intervals = result.intervals
+    examples = writer.examples(
+        intervals.values[rows].flatten(0, 1),
+        intervals.index[rows].flatten(0, 1),
+        intervals.windows[rows].flatten(0, 1),
+    )
+    n_intervals = intervals.lo.shape[1]
+    lo, hi = intervals.lo[rows].tolist(), intervals.hi[rows].tolist()
+    frac = intervals.fraction[rows].tolist()
+    return [
+        [
+            {
+                "lo": lo[f][i],
+                "hi": hi[f][i],
+                "fraction": frac[f][i],
+                "examples": examples[f * n_intervals + i],
+            }
+            for i in range(n_intervals)
+            if not math.isnan(lo[f][i])
+        ]
+        for f in range(len(lo))
+    ]
+
+
+def _cofiring_records(result: PassResult, rows: slice) -> list[list[dict]]:
+    cofiring = result.cofiring
+    return [
+        [
+            {"index": g, "count": c, "jaccard": j}
+            for g, c, j in zip(ids, counts, jaccard, strict=True)
+            if g >= 0
+        ]
+        for ids, counts, jaccard in zip(
+            cofiring.index[rows].tolist(),
+            cofiring.count[rows].tolist(),
+            cofiring.jaccard[rows].tolist(),
+            strict=True,
         )
     ]
-    density = firing.density.tolist()
-    max_act = firing.max.tolist()
-    mean_act = firing.mean.tolist()
-    dead = firing.dead.tolist()
-    dense = firing.dense.tolist()
-    enc_dec = weights.encoder_decoder_cosine.tolist()
-    features = []
-    for f in range(d_sae):
-        features.append(
+
+
+class FeatureRecords:
+    """The per-feature dicts of docs/schema.md, in index order, built ``chunk`` features at a time
+    while they are iterated.
+
+    Only one chunk of dicts exists at once: at 65,536 features all of them together would take
+    several GiB, ten times the pass's own tensors. Each iteration builds them afresh (the same
+    dicts every time); ``list(records)`` materialises them all.
+    """
+
+    def __init__(
+        self,
+        result: PassResult,
+        weights: WeightStats,
+        tokens: np.ndarray,
+        tokenizer: Tokenizer,
+        chunk: int = FEATURE_CHUNK,
+    ):
+        self.result, self.weights, self.chunk = result, weights, chunk
+        self.writer = ExampleWriter(tokens, tokenizer, result.context_before, result.context_after)
+
+    def __len__(self) -> int:
+        return int(self.result.firing.count.shape[0])
+
+    def __iter__(self) -> Iterator[dict]:
+        for start in range(0, len(self), self.chunk):
+            with gc_paused():
+                block = self.build(slice(start, min(start + self.chunk, len(self))))
+            yield from block
+
+    def build(self, rows: slice) -> list[dict]:
+        """The dicts of features ``rows`` (a slice with step 1)."""
+        result, weights, writer = self.result, self.weights, self.writer
+        firing, top = result.firing, result.topk
+        n = rows.stop - rows.start
+        ablation = result.ablation[rows] if result.ablation is not None else None
+        top_examples = writer.examples(
+            top.values[rows], top.index[rows], top.windows[rows], ablation
+        )
+        quantiles = _quantile_records(result, writer, rows)
+        cofiring = _cofiring_records(result, rows)
+        histograms = _histograms(result, rows)
+        logits = _logit_records(weights, writer, rows, n)
+        exposures, shares = _neuron_records(weights, rows, n)
+        neighbours = [
+            [{"index": g, "cosine": c} for g, c in zip(ids, cos, strict=True)]
+            for ids, cos in zip(
+                weights.neighbour_ids[rows].tolist(),
+                weights.neighbour_cosines[rows].tolist(),
+                strict=True,
+            )
+        ]
+        density = firing.density[rows].tolist()
+        max_act = firing.max[rows].tolist()
+        mean_act = firing.mean[rows].tolist()
+        dead = firing.dead[rows].tolist()
+        dense = firing.dense[rows].tolist()
+        enc_dec = weights.encoder_decoder_cosine[rows].tolist()
+        return [
             {
-                "index": f,
+                "index": rows.start + f,
                 "label": None,
                 "density": density[f],
                 "log10_density": math.log10(density[f]) if density[f] > 0 else None,
@@ -292,50 +366,18 @@ def feature_records(
                 "cofiring": cofiring[f],
                 "encoder_decoder_cosine": enc_dec[f],
             }
-        )
-    return features, writer.used_ids
+            for f in range(n)
+        ]
 
 
-def _quantile_records(result: PassResult, writer: ExampleWriter, d_sae: int) -> list[list[dict]]:
-    intervals = result.intervals
-    rows = writer.examples(
-        intervals.values.flatten(0, 1),
-        intervals.index.flatten(0, 1),
-        intervals.windows.flatten(0, 1),
-    )
-    n_intervals = intervals.lo.shape[1]
-    lo, hi, frac = intervals.lo.tolist(), intervals.hi.tolist(), intervals.fraction.tolist()
-    out = []
-    for f in range(d_sae):
-        out.append(
-            [
-                {
-                    "lo": lo[f][i],
-                    "hi": hi[f][i],
-                    "fraction": frac[f][i],
-                    "examples": rows[f * n_intervals + i],
-                }
-                for i in range(n_intervals)
-                if not math.isnan(lo[f][i])
-            ]
-        )
-    return out
-
-
-def _cofiring_records(result: PassResult, d_sae: int) -> list[list[dict]]:
-    cofiring = result.cofiring
-    out = []
-    for ids, counts, jaccard in zip(
-        cofiring.index.tolist(), cofiring.count.tolist(), cofiring.jaccard.tolist(), strict=True
-    ):
-        out.append(
-            [
-                {"index": g, "count": c, "jaccard": j}
-                for g, c, j in zip(ids, counts, jaccard, strict=True)
-                if g >= 0
-            ]
-        )
-    return out
+def shown_token_ids(tokens: np.ndarray, weights: WeightStats) -> set[int]:
+    """Every id a page can show: the dataset's tokens and the logit effects' tokens."""
+    ids = set(np.unique(tokens).tolist())
+    for name in ("logit_top_ids", "logit_bottom_ids"):
+        table = getattr(weights, name)
+        if table is not None:
+            ids.update(torch.unique(table).tolist())
+    return ids
 
 
 def build_records(
@@ -353,8 +395,8 @@ def build_records(
     tokens = torch.as_tensor(tokens, dtype=torch.int64)
     result = run_pass(loaded.model, sae, tokens, hook, stats_cfg)
     weights = weight_stats(loaded.model, sae, hook, weights_cfg)
-    with gc_paused():
-        features, used_ids = feature_records(result, weights, tokens.numpy(), loaded.tokenizer)
+    features = FeatureRecords(result, weights, tokens.numpy(), loaded.tokenizer)
+    used_ids = shown_token_ids(tokens.numpy(), weights)
     firing = result.firing
     return StatsRecords(
         features=features,

@@ -5,9 +5,11 @@
     index.html  site.json  .nojekyll  static/  search/index-K.js  table/page-K.html
     features/NNN/<index>.html + .json      (NNN = index // features_per_folder, zero-padded)
 
-All contexts' inputs (paths, labels, search rows, summaries) are gathered first; the writing
-phase only formats and writes, into a temporary folder swapped in at the end
-(``site_writer.SiteWriter``). ``rerender_site`` redoes this from a built site's JSON alone.
+Records stream through once: each feature's JSON is written as it arrives and its summary (path,
+label, search row) kept; the site-wide pages follow, then every feature page from its JSON read
+back, so memory holds summaries, not records. Everything goes into a temporary folder swapped in
+at the end (``site_writer.SiteWriter``). ``rerender_site`` redoes this from a built site's JSON
+alone.
 
 Security: Jinja autoescapes everything; the Content-Security-Policy forbids any request but
 same-origin scripts, styles and images (on ``file://`` Chromium treats other local files as
@@ -21,7 +23,7 @@ import csv
 import importlib
 import io
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import jinja2
@@ -146,22 +148,25 @@ def load_labels(path: str | Path) -> dict[int, str]:
     return labels
 
 
-def _merge_labels(
-    site: Mapping, features: Sequence[Mapping], labels_path: str | None, n_features: int
-) -> dict[int, str]:
-    """Labels by feature id: site.json ``labels``, then the features', then the labels file."""
-    labels = {int(k): v for k, v in (site.get("labels") or {}).items() if v}
-    labels.update({int(f["index"]): f["label"] for f in features if f.get("label")})
-    if labels_path:
-        from_file = load_labels(labels_path)
-        outside = sorted(i for i in from_file if i >= n_features)
+class _Labels:
+    """Labels by feature id: site.json ``labels``, then a record's own, then the labels file (an
+    empty label in the file removes one)."""
+
+    def __init__(self, site: Mapping, labels_path: str | None, n_features: int):
+        self.site = {int(k): v for k, v in (site.get("labels") or {}).items() if v}
+        self.file = load_labels(labels_path) if labels_path else {}
+        outside = sorted(i for i in self.file if i >= n_features)
         if outside:
             raise SaesiteError(
                 f"labels file {labels_path!r} labels feature {outside[0]}, but the "
                 f"site has {n_features} features (ids 0–{n_features - 1})"
             )
-        labels.update(from_file)
-    return {k: v for k, v in sorted(labels.items()) if v}
+
+    def of(self, feature: Mapping) -> str | None:
+        index = int(feature["index"])
+        label = feature.get("label") or self.site.get(index)
+        label = self.file.get(index, label)
+        return label or None
 
 
 def _site_title(site: Mapping, cfg: RenderConfig) -> str:
@@ -230,9 +235,15 @@ def index_context(
     }
 
 
-def write_site(site: dict, features: list[dict], cfg: RenderConfig) -> Path:
+def write_site(site: dict, features: Collection[Mapping], cfg: RenderConfig) -> Path:
     """Render ``site`` (site.json fields but ``features``) and per-feature records into
-    ``cfg.out``, atomically. Returns the output folder."""
+    ``cfg.out``, atomically. Returns the output folder.
+
+    ``features`` is iterated once: a list (sorted here), or any sized iterable in index order,
+    such as ``records.FeatureRecords``, which builds its dicts a chunk at a time. Each record's
+    JSON is written as it arrives and read back for its page once every summary (which links
+    and search need) exists, so memory holds summaries, not records.
+    """
     fpf = cfg.features_per_folder
     if not 0 < 2 * fpf <= MAX_FOLDER_ENTRIES:
         raise SaesiteError(
@@ -240,71 +251,80 @@ def write_site(site: dict, features: list[dict], cfg: RenderConfig) -> Path:
             "(each feature has an .html and a .json file; GitHub lists at most "
             f"{MAX_FOLDER_ENTRIES} entries per folder)"
         )
-    features = sorted(features, key=lambda f: int(f["index"]))
-    if [int(f["index"]) for f in features] != list(range(len(features))):
-        raise SaesiteError("feature records must have indices 0…n-1, each once")
+    if isinstance(features, Sequence):
+        features = sorted(features, key=lambda f: int(f["index"]))
     n = len(features)
     width = folder_width(n, fpf)
-    labels = _merge_labels(site, features, cfg.labels, n)
+    labels = _Labels(site, cfg.labels, n)
     display = TokenDisplay(site.get("token_bytes"))
     title = _site_title(site, cfg)
-
-    # gather: everything pages link to or list, before anything is written
-    summaries = []
-    records = []
-    for feature in features:
-        index = int(feature["index"])
-        html, json_path = feature_paths(index, fpf, width)
-        label = labels.get(index)
-        shown = visible_label(label)
-        summaries.append(
-            FeatureSummary(
-                index=index,
-                html=html,
-                json=json_path,
-                label=shown,
-                row=index_row(feature, shown, display),
-            )
-        )
-        records.append({**feature, "label": label})
-    site_out = {k: v for k, v in site.items() if k != "features"}
-    site_out.setdefault("saesite_version", generator.__version__)
-    site_out["labels"] = {str(k): v for k, v in labels.items()}
-    site_out["features"] = [
-        {
-            "index": s.index,
-            "html": s.html,
-            "json": s.json,
-            "density": f.get("density"),
-            "max_activation": f.get("max_activation"),
-            "dead": bool(f.get("dead")),
-            "dense": bool(f.get("dense")),
-            "label": labels.get(s.index),
-        }
-        for s, f in zip(summaries, features)
-    ]
-    shards = shard_scripts([s.row for s in summaries])
-    n_table_pages = max(1, -(-n // TABLE_PAGE_SIZE))
-    extra = _extra_pages(site)
-    nav = [("index.html", "Overview"), ("table/page-0.html", "Features")]
-    seen_keys = set()
-    for key, rel_path, _, _ in extra:
-        if key not in seen_keys:
-            nav.append((rel_path, key.title()))
-            seen_keys.add(key)
     env = make_environment()
 
-    def render(template: str, rel_path: str, context: dict) -> str:
-        return render_page(env, template, rel_path, context, title=title, nav=nav)
-
-    index = index_context(
-        site_out,
-        summaries,
-        [path for path, _ in shards],
-        features_per_folder=fpf,
-        folder_width=width,
-    )
     with SiteWriter(cfg.out, force=cfg.force) as writer:
+        # 1. records: write each feature's JSON, keep only what other pages need of it
+        summaries: list[FeatureSummary] = []
+        entries: list[dict] = []
+        for feature in tqdm(features, desc="records", unit="feature", disable=None, leave=False):
+            index = int(feature["index"])
+            if index != len(summaries):
+                raise SaesiteError(
+                    f"feature record {len(summaries)} has index {index}; "
+                    "expected indices 0…n-1, each once"
+                )
+            label = labels.of(feature)
+            record = {**feature, "label": label}
+            html, json_path = feature_paths(index, fpf, width)
+            shown = visible_label(label)
+            summaries.append(
+                FeatureSummary(
+                    index=index,
+                    html=html,
+                    json=json_path,
+                    label=shown,
+                    row=index_row(record, shown, display),
+                )
+            )
+            entries.append(
+                {
+                    "index": index,
+                    "html": html,
+                    "json": json_path,
+                    "density": record.get("density"),
+                    "max_activation": record.get("max_activation"),
+                    "dead": bool(record.get("dead")),
+                    "dense": bool(record.get("dense")),
+                    "label": label,
+                }
+            )
+            writer.write(json_path, dumps_json(record))
+        if len(summaries) != n:
+            raise SaesiteError(f"{len(summaries)} feature records for {n} features; expected {n}")
+
+        # 2. site-wide files
+        site_out = {k: v for k, v in site.items() if k != "features"}
+        site_out.setdefault("saesite_version", generator.__version__)
+        site_out["labels"] = {str(e["index"]): e["label"] for e in entries if e["label"]}
+        site_out["features"] = entries
+        shards = shard_scripts([s.row for s in summaries])
+        n_table_pages = max(1, -(-n // TABLE_PAGE_SIZE))
+        extra = _extra_pages(site)
+        nav = [("index.html", "Overview"), ("table/page-0.html", "Features")]
+        seen_keys = set()
+        for key, rel_path, _, _ in extra:
+            if key not in seen_keys:
+                nav.append((rel_path, key.title()))
+                seen_keys.add(key)
+
+        def render(template: str, rel_path: str, context: dict) -> str:
+            return render_page(env, template, rel_path, context, title=title, nav=nav)
+
+        index = index_context(
+            site_out,
+            summaries,
+            [path for path, _ in shards],
+            features_per_folder=fpf,
+            folder_width=width,
+        )
         writer.copy_tree(STATIC_DIR, "static", {".css", ".js", ".svg"})
         writer.write(".nojekyll", b"")
         writer.write("site.json", dumps_json(site_out))
@@ -313,39 +333,40 @@ def write_site(site: dict, features: list[dict], cfg: RenderConfig) -> Path:
         writer.write("index.html", render("index.html", "index.html", index))
         for page in range(n_table_pages):
             rel_path = f"table/page-{page}.html"
-            start = page * TABLE_PAGE_SIZE
-            chunk = summaries[start : start + TABLE_PAGE_SIZE]
-            writer.write(
-                rel_path,
-                render(
-                    "table.html",
-                    rel_path,
-                    {
-                        "page": page,
-                        "first": start,
-                        "last": start + max(len(chunk), 1) - 1,
-                        "n_features": n,
-                        "rows": [table_row(s, "../") for s in chunk],
-                        "pages": [
-                            {"number": p, "href": f"page-{p}.html", "current": p == page}
-                            for p in range(n_table_pages)
-                        ],
-                        "has_prev": page > 0,
-                        "prev_href": f"page-{page - 1}.html",
-                        "has_next": page + 1 < n_table_pages,
-                        "next_href": f"page-{page + 1}.html",
-                    },
-                ),
-            )
-        for summary, record in tqdm(
-            list(zip(summaries, records)), desc="pages", unit="feature", disable=None, leave=False
-        ):
-            context = feature_context(record, summaries, display, n_tokens=site_out.get("n_tokens"))
+            writer.write(rel_path, render("table.html", rel_path, _table_context(summaries, page)))
+
+        # 3. feature pages, each from its JSON as written
+        n_tokens = site_out.get("n_tokens")
+        for summary in tqdm(summaries, desc="pages", unit="feature", disable=None, leave=False):
+            record = orjson.loads(writer.read(summary.json))
+            context = feature_context(record, summaries, display, n_tokens=n_tokens)
             writer.write(summary.html, render("feature.html", summary.html, context))
-            writer.write(summary.json, dumps_json(record))
         for _, rel_path, template, context in extra:
             writer.write(rel_path, render(template, rel_path, context))
         return writer.commit()
+
+
+def _table_context(summaries: Sequence[FeatureSummary], page: int) -> dict:
+    """One page of the feature table (``TABLE_PAGE_SIZE`` rows)."""
+    n = len(summaries)
+    n_table_pages = max(1, -(-n // TABLE_PAGE_SIZE))
+    start = page * TABLE_PAGE_SIZE
+    chunk = summaries[start : start + TABLE_PAGE_SIZE]
+    return {
+        "page": page,
+        "first": start,
+        "last": start + max(len(chunk), 1) - 1,
+        "n_features": n,
+        "rows": [table_row(s, "../") for s in chunk],
+        "pages": [
+            {"number": p, "href": f"page-{p}.html", "current": p == page}
+            for p in range(n_table_pages)
+        ],
+        "has_prev": page > 0,
+        "prev_href": f"page-{page - 1}.html",
+        "has_next": page + 1 < n_table_pages,
+        "next_href": f"page-{page + 1}.html",
+    }
 
 
 def rerender_site(
@@ -359,16 +380,8 @@ def rerender_site(
             "saesite_version); expected the folder `saesite build` wrote"
         )
     site = orjson.loads((site_dir / "site.json").read_bytes())
-    features = []
-    for entry in site.get("features") or []:
-        path = site_dir / entry["json"]
-        try:
-            features.append(orjson.loads(path.read_bytes()))
-        except (OSError, orjson.JSONDecodeError) as err:
-            raise SaesiteError(
-                f"feature file {str(path)!r} is missing or corrupt ({err}); "
-                "rebuild the site with `saesite build`"
-            ) from None
+    entries = sorted(site.get("features") or [], key=lambda e: int(e["index"]))
+    features = _FeatureFiles(site_dir, [e["json"] for e in entries])
     render_cfg = (site.get("config") or {}).get("render") or {}
     fpf = render_cfg.get("features_per_folder") or RenderConfig().features_per_folder
     if title and isinstance(render_cfg, dict) and "config" in site:
@@ -377,3 +390,24 @@ def rerender_site(
         out=str(site_dir), force=False, labels=labels, title=title, features_per_folder=int(fpf)
     )
     return write_site(site, features, cfg)
+
+
+class _FeatureFiles:
+    """A built site's feature JSON files, read one at a time as they are iterated."""
+
+    def __init__(self, site_dir: Path, rel_paths: Sequence[str]):
+        self.site_dir, self.rel_paths = site_dir, rel_paths
+
+    def __len__(self) -> int:
+        return len(self.rel_paths)
+
+    def __iter__(self) -> Iterator[dict]:
+        for rel_path in self.rel_paths:
+            path = self.site_dir / rel_path
+            try:
+                yield orjson.loads(path.read_bytes())
+            except (OSError, orjson.JSONDecodeError) as err:
+                raise SaesiteError(
+                    f"feature file {str(path)!r} is missing or corrupt ({err}); "
+                    "rebuild the site with `saesite build`"
+                ) from None

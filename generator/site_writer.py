@@ -164,6 +164,10 @@ class SiteWriter:
         self.n_files += 1
         self.n_bytes += len(data)
 
+    def read(self, rel_path: str) -> bytes:
+        """The bytes written at ``rel_path`` in this build."""
+        return (self.tmp / rel_path).read_bytes()
+
     def copy_tree(self, source: Path, rel_dir: str, suffixes: Iterable[str]) -> None:
         """Copy the files of ``source`` whose names end in ``suffixes`` into ``rel_dir``."""
         for path in sorted(source.rglob("*")):

@@ -126,7 +126,7 @@ def test_records_are_plain_json_values_and_metrics_are_complete(built):
             assert isinstance(value, plain), type(value)
             assert not (isinstance(value, float) and math.isnan(value))
 
-    check(records.features)
+    check(list(records.features))
     check(records.metrics)
     assert {
         "mse",
@@ -151,7 +151,7 @@ def test_records_are_plain_json_values_and_metrics_are_complete(built):
 def test_records_are_identical_for_the_same_seed(built, tiny_sae_dir):
     loaded, sae, tokens, records, _ = built
     again = build_records(loaded, sae, tokens, HOOK, STATS, WEIGHTS)
-    assert again.features == records.features and again.metrics == records.metrics
+    assert list(again.features) == list(records.features) and again.metrics == records.metrics
 
 
 def test_records_quantile_examples_lie_inside_their_intervals_and_fractions_sum_to_one(built):
@@ -214,3 +214,14 @@ def test_token_ids_are_kept_exactly_on_examples_whose_window_holds_an_invalid_ut
     assert with_ids > 0 and without_ids > 0
     for token_id in byte_ids:
         assert loaded.tokenizer.invalid_utf8_bytes(token_id) == records.token_bytes[str(token_id)]
+
+
+def test_records_built_a_chunk_at_a_time_equal_those_built_at_once(built):
+    _, sae, _, records, _ = built
+    whole, chunk = list(records.features), records.features.chunk
+    records.features.chunk = 3
+    try:
+        assert list(records.features) == whole
+    finally:
+        records.features.chunk = chunk
+    assert len(records.features) == len(whole) == sae.cfg.d_sae

@@ -296,3 +296,29 @@ def test_a_feature_page_costs_fewer_bytes_than_its_json(tmp_path):
     pages = sum(p.stat().st_size for p in (out / "features").rglob("*.html"))
     data = sum(p.stat().st_size for p in (out / "features").rglob("*.json"))
     assert pages < data
+
+
+class _OneShot:
+    """Records that can be iterated once, like records.FeatureRecords, noting on each step how
+    many feature JSON files the build folder already holds."""
+
+    def __init__(self, features: list[dict], out: Path):
+        self.features, self.out, self.written_before = features, out, []
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def __iter__(self):
+        for feature in self.features:
+            tmp = [p for p in self.out.parent.iterdir() if p.name.startswith(f".{self.out.name}.")]
+            self.written_before.append(sum(1 for _ in tmp[0].rglob("features/*/*.json")))
+            yield feature
+
+
+def test_records_stream_through_once_each_json_written_before_the_next_is_asked_for(tmp_path):
+    site, features = sample_site(12, seed=1)
+    streamed = _OneShot(features, tmp_path / "streamed")
+    write_site(site, streamed, RenderConfig(out=str(tmp_path / "streamed")))
+    assert streamed.written_before == list(range(12))
+    listed = write_site(site, features, RenderConfig(out=str(tmp_path / "listed")))
+    assert _files(tmp_path / "streamed") == _files(listed)
