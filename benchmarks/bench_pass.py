@@ -7,7 +7,7 @@ One run, one random model / SAE / token set:
   (a) floor: the model forward up to the hook (stop_at_layer) + the SAE encoder matmul, alone;
   (b) run_pass, without and with the CE-loss metrics;
   (c) the whole build, ``generator.pipeline.build_site`` (model and SAE read from disk, every
-      page and JSON file written), when the pipeline exists; else ``build_records``.
+      page and JSON file written), with and without the CE losses (SAEDashboard computes none).
 Imports and model construction are timed apart ("start-up"). Peak RSS is the process's.
 The SAE's encoder biases are set per feature so that each fires on ~``--l0 / d_sae`` of tokens.
 """
@@ -36,6 +36,9 @@ MODEL = dict(
     normalization_type="LN",
 )
 HOOK = "blocks.0.mlp.hook_post"
+SAE_DASHBOARD_S = 71.6
+"""SAEDashboard 0.7.2 on the 2,048-feature shape here: 20.8 s compute + 50.8 s HTML
+(../shared/FACTS.md); it computes no CE losses."""
 
 
 def peak_rss_gib() -> float:
@@ -183,9 +186,14 @@ def main() -> None:
         f"{m['explained_variance']:.3f}, CE recovered {m['ce_loss_recovered']}"
     )
     if not args.skip_build:
-        (c, c_cpu), what = build_seconds(model, sae, tokens, cfg)
-        report.row("(c) whole build", c, c_cpu, "c/a")
-        print(f"    {what}")
+        for ce in (True, False):
+            (c, c_cpu), what = build_seconds(model, sae, tokens, {**cfg, "ce_loss": ce})
+            label = "(c) whole build" + ("" if ce else ", without CE loss")
+            report.row(label, c, c_cpu, "c/a")
+            print(
+                f"    {what}; {SAE_DASHBOARD_S / c:.1f}x faster than SAEDashboard "
+                f"({SAE_DASHBOARD_S} s)"
+            )
     print(f"peak RSS: {peak_rss_gib():.2f} GiB")
 
 

@@ -68,9 +68,12 @@ def browser_timings(site: Path) -> dict:
             page.locator("#q").press_sequentially(query)
             times += page.evaluate("window.saesiteSearchTimes")[before:]
         browser.close()
-    return {"index_load_s": round(load_ms / 1000, 3), "keystrokes": len(times),
-            "search_ms_median": round(statistics.median(times), 2),
-            "search_ms_max": round(max(times), 2)}
+    return {
+        "index_load_s": round(load_ms / 1000, 3),
+        "keystrokes": len(times),
+        "search_ms_median": round(statistics.median(times), 2),
+        "search_ms_max": round(max(times), 2),
+    }
 
 
 def main() -> None:

@@ -33,6 +33,9 @@ log = logging.getLogger("saesite")
 EXIT_USAGE = 2
 
 
+WORKERS_HELP = "processes rendering feature pages (default: one per CPU, at most 8)"
+
+
 def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--model",
@@ -81,6 +84,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     b.add_argument("--labels", help="CSV or JSON file: feature id -> label")
     b.add_argument("--title", help="site title")
+    b.add_argument("--workers", type=int, help=WORKERS_HELP)
     b.add_argument("--out", default="site", help="output folder (default: site)")
     b.add_argument(
         "--force", action="store_true", help="replace an output folder that saesite did not write"
@@ -91,6 +95,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("site", nargs="?", default="site", help="a folder written by saesite build")
     r.add_argument("--labels", help="CSV or JSON file: feature id -> label")
     r.add_argument("--title", help="site title")
+    r.add_argument("--workers", type=int, help=WORKERS_HELP)
     r.set_defaults(func=cmd_render)
 
     m = sub.add_parser("train-model", help="train a BPE tokenizer and a tiny transformer")
@@ -170,7 +175,13 @@ def cmd_build(args: argparse.Namespace) -> None:
             device=args.device,
         ),
         weights=WeightStatsConfig(),
-        render=RenderConfig(out=args.out, force=args.force, labels=args.labels, title=args.title),
+        render=RenderConfig(
+            out=args.out,
+            force=args.force,
+            labels=args.labels,
+            title=args.title,
+            workers=args.workers,
+        ),
     )
     from generator.pipeline import build_site
 
@@ -180,7 +191,7 @@ def cmd_build(args: argparse.Namespace) -> None:
 def cmd_render(args: argparse.Namespace) -> None:
     from generator.render import rerender_site
 
-    rerender_site(args.site, labels=args.labels, title=args.title)
+    rerender_site(args.site, labels=args.labels, title=args.title, workers=args.workers)
 
 
 def cmd_train_model(args: argparse.Namespace) -> None:

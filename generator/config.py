@@ -130,6 +130,12 @@ class RenderConfig:
     """Site title. None: derived from model and hook."""
     features_per_folder: int = 500
     """Feature pages per folder (each feature has an .html and a .json file)."""
+    workers: int | None = None
+    """Processes rendering feature pages. None: one per CPU (at most 8) from 256 features."""
+
+    def __post_init__(self) -> None:
+        _positive("features_per_folder", self.features_per_folder)
+        _positive("workers", self.workers)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -139,9 +139,9 @@ def bounded_batch(stats: StatsConfig, seq_len: int, d_sae: int) -> StatsConfig:
 
 def site_record(config: BuildConfig, loaded: LoadedModel, sae: SAE, hook: str, records) -> dict:
     config_dict = config.to_dict()
-    # Where the site was written is not part of how it was made: leaving it out keeps the bytes
-    # of a site independent of its location (two builds into two folders are identical).
-    for key in ("out", "force"):
+    # Where the site was written, and by how many processes, is not part of how it was made:
+    # leaving it out keeps a site's bytes independent of both.
+    for key in ("out", "force", "workers"):
         config_dict["render"].pop(key)
     return {
         "saesite_version": __version__,

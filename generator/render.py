@@ -35,6 +35,7 @@ import generator
 from generator.config import RenderConfig
 from generator.errors import SaesiteError
 from generator.page_context import FeatureSummary, feature_context, site_facts, table_row
+from generator.parallel import map_ranges, worker_count
 from generator.search_index import index_row, shard_scripts
 from generator.site_writer import SiteWriter, dumps_json, is_saesite_build
 from generator.token_markup import TokenDisplay, visible_label
@@ -52,6 +53,11 @@ TABLE_PAGE_SIZE = 500
 INDEX_TABLE_ROWS = 100
 MAX_FOLDER_ENTRIES = 1000
 EXTRA_PAGES = ("training", "toy")
+HELD_JSON_BYTES = 384 << 20
+"""Feature JSON held in memory between the records and the pages; beyond it, written at once
+and read back for the page."""
+PARALLEL_MIN_FEATURES = 256
+"""Below this many features the pages render in-process (forking costs more than it saves)."""
 
 
 def make_environment() -> jinja2.Environment:
@@ -264,6 +270,8 @@ def write_site(site: dict, features: Collection[Mapping], cfg: RenderConfig) -> 
         # 1. records: write each feature's JSON, keep only what other pages need of it
         summaries: list[FeatureSummary] = []
         entries: list[dict] = []
+        held: dict[int, bytes] = {}
+        held_bytes = 0
         for feature in tqdm(features, desc="records", unit="feature", disable=None, leave=False):
             index = int(feature["index"])
             if index != len(summaries):
@@ -296,7 +304,12 @@ def write_site(site: dict, features: Collection[Mapping], cfg: RenderConfig) -> 
                     "label": label,
                 }
             )
-            writer.write(json_path, dumps_json(record))
+            data = dumps_json(record)
+            if held_bytes + len(data) <= HELD_JSON_BYTES:
+                held[index] = data  # written by the page workers below
+                held_bytes += len(data)
+            else:
+                writer.write(json_path, data)
         if len(summaries) != n:
             raise SaesiteError(f"{len(summaries)} feature records for {n} features; expected {n}")
 
@@ -335,12 +348,28 @@ def write_site(site: dict, features: Collection[Mapping], cfg: RenderConfig) -> 
             rel_path = f"table/page-{page}.html"
             writer.write(rel_path, render("table.html", rel_path, _table_context(summaries, page)))
 
-        # 3. feature pages, each from its JSON as written
+        # 3. feature pages, each from its record's JSON, in worker processes
         n_tokens = site_out.get("n_tokens")
-        for summary in tqdm(summaries, desc="pages", unit="feature", disable=None, leave=False):
-            record = orjson.loads(writer.read(summary.json))
-            context = feature_context(record, summaries, display, n_tokens=n_tokens)
-            writer.write(summary.html, render("feature.html", summary.html, context))
+
+        def pages(start: int, stop: int) -> tuple[int, int]:
+            files, size = writer.n_files, writer.n_bytes
+            for summary in summaries[start:stop]:
+                data = held.get(summary.index)
+                if data is None:
+                    data = writer.read(summary.json)
+                else:
+                    writer.write(summary.json, data)
+                context = feature_context(orjson.loads(data), summaries, display, n_tokens=n_tokens)
+                writer.write(summary.html, render("feature.html", summary.html, context))
+            return writer.n_files - files, writer.n_bytes - size
+
+        workers = worker_count(cfg.workers, n, PARALLEL_MIN_FEATURES)
+        with tqdm(total=n, desc="pages", unit="feature", disable=None, leave=False) as bar:
+            for done, (files, size) in map_ranges(pages, n, workers):
+                if workers > 1:  # written by a worker: count it here
+                    writer.n_files += files
+                    writer.n_bytes += size
+                bar.update(done)
         for _, rel_path, template, context in extra:
             writer.write(rel_path, render(template, rel_path, context))
         return writer.commit()
@@ -370,7 +399,10 @@ def _table_context(summaries: Sequence[FeatureSummary], page: int) -> dict:
 
 
 def rerender_site(
-    site_dir: str | Path, labels: str | None = None, title: str | None = None
+    site_dir: str | Path,
+    labels: str | None = None,
+    title: str | None = None,
+    workers: int | None = None,
 ) -> Path:
     """Re-render a built site from its ``site.json`` and feature JSON files (no model)."""
     site_dir = Path(site_dir)
@@ -387,7 +419,12 @@ def rerender_site(
     if title and isinstance(render_cfg, dict) and "config" in site:
         site["config"]["render"] = {**render_cfg, "title": title}
     cfg = RenderConfig(
-        out=str(site_dir), force=False, labels=labels, title=title, features_per_folder=int(fpf)
+        out=str(site_dir),
+        force=False,
+        labels=labels,
+        title=title,
+        features_per_folder=int(fpf),
+        workers=workers,
     )
     return write_site(site, features, cfg)
 

@@ -315,10 +315,26 @@ class _OneShot:
             yield feature
 
 
-def test_records_stream_through_once_each_json_written_before_the_next_is_asked_for(tmp_path):
+def test_records_stream_through_once_and_spill_to_disk_past_the_memory_budget(
+    tmp_path, monkeypatch
+):
     site, features = sample_site(12, seed=1)
-    streamed = _OneShot(features, tmp_path / "streamed")
-    write_site(site, streamed, RenderConfig(out=str(tmp_path / "streamed")))
-    assert streamed.written_before == list(range(12))
-    listed = write_site(site, features, RenderConfig(out=str(tmp_path / "listed")))
-    assert _files(tmp_path / "streamed") == _files(listed)
+    held = _OneShot(features, tmp_path / "held")
+    write_site(site, held, RenderConfig(out=str(tmp_path / "held")))
+    assert held.written_before == [0] * 12  # all 12 JSON files fit the budget: held until pages
+    monkeypatch.setattr(render, "HELD_JSON_BYTES", 0)
+    spilled = _OneShot(features, tmp_path / "spilled")
+    write_site(site, spilled, RenderConfig(out=str(tmp_path / "spilled")))
+    assert spilled.written_before == list(range(12))  # each written before the next is built
+    assert _files(tmp_path / "held") == _files(tmp_path / "spilled")
+
+
+def test_pages_rendered_by_two_worker_processes_are_the_bytes_of_one(tmp_path):
+    one = _write(tmp_path, n=40, name="one", workers=1)
+    two = _write(tmp_path, n=40, name="two", workers=2)
+    assert _files(one) == _files(two)
+
+
+def test_a_negative_worker_count_is_refused():
+    with pytest.raises(ValueError, match="--workers is -1; expected a positive number"):
+        RenderConfig(workers=-1)

@@ -23,7 +23,7 @@ from generator.config import RenderConfig
 from generator.render import write_site
 from generator.sample_records import sample_site
 site, features = sample_site(int(sys.argv[2]), seed=int(sys.argv[3]))
-write_site(site, features, RenderConfig(out=sys.argv[1]))
+write_site(site, features, RenderConfig(out=sys.argv[1], workers=int(sys.argv[4])))
 """
 
 
@@ -117,6 +117,23 @@ def test_a_full_disk_is_one_clear_error_and_the_previous_site_survives(tmp_path,
     assert _debris(tmp_path) == []
 
 
+def test_a_full_disk_in_a_page_worker_is_the_same_clear_error(tmp_path, monkeypatch):
+    out = _write(tmp_path / "site", seed=1)
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    real = site_writer.write_bytes
+
+    def full_for_pages(path, data):
+        if path.suffix == ".html" and "features" in path.parts:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(path, data)
+
+    monkeypatch.setattr(site_writer, "write_bytes", full_for_pages)
+    with pytest.raises(SaesiteError, match="disk full"):
+        _write(out, seed=2, workers=2)
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert _debris(tmp_path) == []
+
+
 def test_any_failure_while_writing_removes_the_temporary_folder(tmp_path, monkeypatch):
     _fail_after(monkeypatch, 3, RuntimeError("boom"))
     with pytest.raises(RuntimeError, match="boom"):
@@ -164,7 +181,16 @@ def test_killing_a_real_build_at_random_moments_never_loses_the_previous_site(tm
     seeds_seen = set()
     for attempt in range(4):
         process = subprocess.Popen(
-            [sys.executable, "-c", WRITE_SCRIPT, str(out), "150", str(attempt)],
+            # odd attempts render pages in two forked workers, which must die with the build
+            [
+                sys.executable,
+                "-c",
+                WRITE_SCRIPT,
+                str(out),
+                "150",
+                str(attempt),
+                str(1 + attempt % 2),
+            ],
             env=env,
             stderr=subprocess.DEVNULL,
         )
