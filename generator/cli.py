@@ -13,6 +13,7 @@ Heavy libraries (torch, transformer_lens) are imported inside the commands that 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -31,6 +32,11 @@ from generator.errors import SaesiteError
 
 log = logging.getLogger("saesite")
 EXIT_USAGE = 2
+
+
+def _defaults(config_class: type) -> dict:
+    """A config dataclass's field defaults: the command line's defaults are the config's."""
+    return {f.name: f.default for f in dataclasses.fields(config_class)}
 
 
 WORKERS_HELP = "processes rendering feature pages (default: one per CPU, at most 8)"
@@ -119,20 +125,29 @@ def _parser() -> argparse.ArgumentParser:
     _add_data_args(s)
     s.add_argument("--hook", default="blocks.0.mlp.hook_post")
     s.add_argument("--out", required=True)
-    s.add_argument("--architecture", choices=["standard", "topk"], default="standard")
-    s.add_argument("--d-sae", type=int, default=2048)
-    s.add_argument("--l1", type=float, default=5.0)
-    s.add_argument("--l1-warmup-steps", type=int, default=200)
-    s.add_argument("--k", type=int, default=32)
+    d = _defaults(TrainSaeConfig)
+    s.add_argument("--architecture", choices=["standard", "topk"], default=d["architecture"])
+    s.add_argument("--d-sae", type=int, default=d["d_sae"])
+    s.add_argument("--l1", type=float, default=d["l1"], help="standard: L1 coefficient")
+    s.add_argument("--l1-warmup-steps", type=int, default=d["l1_warmup_steps"])
+    s.add_argument("--k", type=int, default=d["k"], help="topk: active latents per token")
     s.add_argument("--aux-k", type=int, help="topk: auxiliary-loss latents (default off)")
-    s.add_argument("--lr", type=float, default=1e-3)
-    s.add_argument("--steps", type=int, default=3000)
+    s.add_argument("--lr", type=float, default=d["lr"])
+    s.add_argument("--steps", type=int, default=d["steps"])
     s.add_argument(
-        "--sae-batch-size", type=int, default=4096, help="activation vectors per optimiser step"
+        "--sae-batch-size",
+        type=int,
+        default=d["batch_size"],
+        help="activation vectors per optimiser step",
     )
-    s.add_argument("--resample", choices=["anthropic", "random", "none"], default="anthropic")
-    s.add_argument("--resample-every", type=int, default=500)
-    s.add_argument("--resample-window", type=int, default=400)
+    s.add_argument("--resample", choices=["anthropic", "random", "none"], default=d["resample"])
+    s.add_argument("--resample-every", type=int, default=d["resample_every"])
+    s.add_argument(
+        "--resample-window",
+        type=int,
+        default=d["resample_window"],
+        help="steps without firing that make a feature dead",
+    )
     s.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     s.set_defaults(func=cmd_train_sae)
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from markupsafe import Markup, escape
 
 MARGIN_LEFT = 46
-MARGIN_RIGHT = 10
+MARGIN_RIGHT = 18  # room for half of the last x tick label ("2000")
 MARGIN_TOP = 8
 MARGIN_BOTTOM = 32
 N_SERIES_CLASSES = 6
