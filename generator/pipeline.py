@@ -116,7 +116,9 @@ def build_site(config: BuildConfig) -> Path:
     from generator.render import write_site
 
     stats_cfg = bounded_batch(config.stats, tokens.shape[1], sae.cfg.d_sae)
+    computed = time.perf_counter()
     records = build_records(loaded, sae, tokens, hook, stats_cfg, config.weights)
+    log.info("statistics (pass and weights) in %.1f s", time.perf_counter() - computed)
     site = site_record(config, loaded, sae, hook, records)
     training = read_training_log(sae_dir)
     if training is not None:

@@ -23,6 +23,7 @@ import csv
 import importlib
 import io
 import logging
+import time
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 
@@ -266,6 +267,7 @@ def write_site(site: dict, features: Collection[Mapping], cfg: RenderConfig) -> 
     title = _site_title(site, cfg)
     env = make_environment()
 
+    t0 = time.perf_counter()
     with SiteWriter(cfg.out, force=cfg.force) as writer:
         # 1. records: write each feature's JSON, keep only what other pages need of it
         summaries: list[FeatureSummary] = []
@@ -312,6 +314,8 @@ def write_site(site: dict, features: Collection[Mapping], cfg: RenderConfig) -> 
                 writer.write(json_path, data)
         if len(summaries) != n:
             raise SaesiteError(f"{len(summaries)} feature records for {n} features; expected {n}")
+
+        log.debug("feature records and JSON for %d features in %.1f s", n, time.perf_counter() - t0)
 
         # 2. site-wide files
         site_out = {k: v for k, v in site.items() if k != "features"}
@@ -364,6 +368,11 @@ def write_site(site: dict, features: Collection[Mapping], cfg: RenderConfig) -> 
             return writer.n_files - files, writer.n_bytes - size
 
         workers = worker_count(cfg.workers, n, PARALLEL_MIN_FEATURES)
+        log.debug(
+            "site-wide pages by %.1f s; feature pages in %d processes",
+            time.perf_counter() - t0,
+            workers,
+        )
         with tqdm(total=n, desc="pages", unit="feature", disable=None, leave=False) as bar:
             for done, (files, size) in map_ranges(pages, n, workers):
                 if workers > 1:  # written by a worker: count it here
