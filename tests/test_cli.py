@@ -90,6 +90,13 @@ def test_negative_batch_size_is_refused(capsys, base_args, tmp_path):
     assert_one_line_error(code, err, "--batch-size is -3", tmp_path / "site")
 
 
+def test_zero_page_workers_are_refused(capsys, base_args, tmp_path):
+    code, err = run_cli(capsys, *base_args, "--workers", "0")
+    assert_one_line_error(
+        code, err, "--workers is 0; expected a positive number", tmp_path / "site"
+    )
+
+
 def test_output_folder_with_foreign_files_is_refused_and_left_untouched(
     capsys, base_args, tmp_path
 ):
