@@ -19,12 +19,10 @@ style. Data for scripts goes through ``site_writer.json_for_script``.
 
 from __future__ import annotations
 
-import csv
 import importlib
-import io
 import logging
 import time
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import jinja2
@@ -35,6 +33,7 @@ from tqdm import tqdm
 import generator
 from generator.config import RenderConfig
 from generator.errors import SaesiteError
+from generator.labels import Labels
 from generator.page_context import FeatureSummary, feature_context, site_facts, table_row
 from generator.parallel import map_ranges, worker_count
 from generator.search_index import index_row, shard_scripts
@@ -88,92 +87,6 @@ def feature_paths(index: int, features_per_folder: int, width: int) -> tuple[str
 def root_of(rel_path: str) -> str:
     """Relative prefix from a page to the site root: ``""`` or ``"../../"``."""
     return "../" * rel_path.count("/")
-
-
-def load_labels(path: str | Path) -> dict[int, str]:
-    """Feature labels from CSV (``id,label``; header optional) or JSON (``{"id": "label"}``)."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise SaesiteError(f"labels file {str(path)!r} does not exist") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise SaesiteError(
-            f"labels file {str(path)!r} cannot be read as UTF-8 text: {err}"
-        ) from None
-    labels: dict[int, str] = {}
-
-    def add(key: object, label: object, where: str) -> None:
-        try:
-            feature_id = int(str(key).strip())
-        except ValueError:
-            raise SaesiteError(
-                f"labels file {str(path)!r} {where}: feature id {key!r} is not an integer"
-            ) from None
-        if feature_id < 0:
-            raise SaesiteError(
-                f"labels file {str(path)!r} {where}: feature id {feature_id} is negative"
-            )
-        if not isinstance(label, str):
-            raise SaesiteError(
-                f"labels file {str(path)!r} {where}: label {label!r} is not a string"
-            )
-        if feature_id in labels:
-            raise SaesiteError(
-                f"labels file {str(path)!r} {where}: feature {feature_id} is labelled twice"
-            )
-        labels[feature_id] = label
-
-    if path.suffix.lower() == ".json":
-        try:
-            data = orjson.loads(text)
-        except orjson.JSONDecodeError as err:
-            raise SaesiteError(f"labels file {str(path)!r} is not valid JSON: {err}") from None
-        if not isinstance(data, dict):
-            raise SaesiteError(
-                f"labels file {str(path)!r} holds a JSON {type(data).__name__}; "
-                'expected an object {"<feature id>": "<label>"}'
-            )
-        for key, label in data.items():
-            add(key, label, f"key {key!r}")
-        return labels
-    try:
-        rows = list(csv.reader(io.StringIO(text)))
-    except csv.Error as err:
-        raise SaesiteError(f"labels file {str(path)!r} is not valid CSV: {err}") from None
-    for line, row in enumerate(rows, start=1):
-        if not row or not any(cell.strip() for cell in row):
-            continue
-        if line == 1 and not row[0].strip().isdigit():
-            continue  # a header such as "id,label"
-        if len(row) != 2:
-            raise SaesiteError(
-                f"labels file {str(path)!r} line {line} has {len(row)} columns; "
-                "expected 2: id,label"
-            )
-        add(row[0], row[1], f"line {line}")
-    return labels
-
-
-class _Labels:
-    """Labels by feature id: site.json ``labels``, then a record's own, then the labels file (an
-    empty label in the file removes one)."""
-
-    def __init__(self, site: Mapping, labels_path: str | None, n_features: int):
-        self.site = {int(k): v for k, v in (site.get("labels") or {}).items() if v}
-        self.file = load_labels(labels_path) if labels_path else {}
-        outside = sorted(i for i in self.file if i >= n_features)
-        if outside:
-            raise SaesiteError(
-                f"labels file {labels_path!r} labels feature {outside[0]}, but the "
-                f"site has {n_features} features (ids 0–{n_features - 1})"
-            )
-
-    def of(self, feature: Mapping) -> str | None:
-        index = int(feature["index"])
-        label = feature.get("label") or self.site.get(index)
-        label = self.file.get(index, label)
-        return label or None
 
 
 def _site_title(site: Mapping, cfg: RenderConfig) -> str:
@@ -247,9 +160,10 @@ def write_site(site: dict, features: Collection[Mapping], cfg: RenderConfig) -> 
     ``cfg.out``, atomically. Returns the output folder.
 
     ``features`` is iterated once: a list (sorted here), or any sized iterable in index order,
-    such as ``records.FeatureRecords``, which builds its dicts a chunk at a time. Each record's
-    JSON is written as it arrives and read back for its page once every summary (which links
-    and search need) exists, so memory holds summaries, not records.
+    such as ``records.FeatureRecords``, which builds its dicts a chunk at a time. Each record
+    becomes JSON as it arrives, and its page is rendered from that JSON once every summary
+    (which links and search need) exists, so memory holds summaries and JSON bytes (up to
+    ``HELD_JSON_BYTES``, beyond which JSON goes to disk at once and is read back), not records.
     """
     fpf = cfg.features_per_folder
     if not 0 < 2 * fpf <= MAX_FOLDER_ENTRIES:
@@ -262,59 +176,19 @@ def write_site(site: dict, features: Collection[Mapping], cfg: RenderConfig) -> 
         features = sorted(features, key=lambda f: int(f["index"]))
     n = len(features)
     width = folder_width(n, fpf)
-    labels = _Labels(site, cfg.labels, n)
+    labels = Labels(site, cfg.labels, n)
     display = TokenDisplay(site.get("token_bytes"))
     title = _site_title(site, cfg)
     env = make_environment()
 
     t0 = time.perf_counter()
     with SiteWriter(cfg.out, force=cfg.force) as writer:
-        # 1. records: write each feature's JSON, keep only what other pages need of it
-        summaries: list[FeatureSummary] = []
-        entries: list[dict] = []
-        held: dict[int, bytes] = {}
-        held_bytes = 0
-        for feature in tqdm(features, desc="records", unit="feature", disable=None, leave=False):
-            index = int(feature["index"])
-            if index != len(summaries):
-                raise SaesiteError(
-                    f"feature record {len(summaries)} has index {index}; "
-                    "expected indices 0…n-1, each once"
-                )
-            label = labels.of(feature)
-            record = {**feature, "label": label}
-            html, json_path = feature_paths(index, fpf, width)
-            shown = visible_label(label)
-            summaries.append(
-                FeatureSummary(
-                    index=index,
-                    html=html,
-                    json=json_path,
-                    label=shown,
-                    row=index_row(record, shown, display),
-                )
-            )
-            entries.append(
-                {
-                    "index": index,
-                    "html": html,
-                    "json": json_path,
-                    "density": record.get("density"),
-                    "max_activation": record.get("max_activation"),
-                    "dead": bool(record.get("dead")),
-                    "dense": bool(record.get("dense")),
-                    "label": label,
-                }
-            )
-            data = dumps_json(record)
-            if held_bytes + len(data) <= HELD_JSON_BYTES:
-                held[index] = data  # written by the page workers below
-                held_bytes += len(data)
-            else:
-                writer.write(json_path, data)
+        # 1. records: each feature's JSON, and what other pages need of it
+        summaries, entries, held = _take_records(
+            features, labels, display, writer, features_per_folder=fpf, folder_width=width
+        )
         if len(summaries) != n:
             raise SaesiteError(f"{len(summaries)} feature records for {n} features; expected {n}")
-
         log.debug("feature records and JSON for %d features in %.1f s", n, time.perf_counter() - t0)
 
         # 2. site-wide files
@@ -382,6 +256,57 @@ def write_site(site: dict, features: Collection[Mapping], cfg: RenderConfig) -> 
         for _, rel_path, template, context in extra:
             writer.write(rel_path, render(template, rel_path, context))
         return writer.commit()
+
+
+def _take_records(
+    features: Iterable[Mapping],
+    labels: Labels,
+    display: TokenDisplay,
+    writer: SiteWriter,
+    *,
+    features_per_folder: int,
+    folder_width: int,
+) -> tuple[list[FeatureSummary], list[dict], dict[int, bytes]]:
+    """Consume the records in index order: per feature its summary, its site.json entry, and
+    its JSON, held in memory (returned by index) or, past ``HELD_JSON_BYTES``, written."""
+    summaries: list[FeatureSummary] = []
+    entries: list[dict] = []
+    held: dict[int, bytes] = {}
+    held_bytes = 0
+    for feature in tqdm(features, desc="records", unit="feature", disable=None, leave=False):
+        index = int(feature["index"])
+        if index != len(summaries):
+            raise SaesiteError(
+                f"feature record {len(summaries)} has index {index}; "
+                "expected indices 0…n-1, each once"
+            )
+        label = labels.of(feature)
+        record = {**feature, "label": label}
+        html, json_path = feature_paths(index, features_per_folder, folder_width)
+        shown = visible_label(label)
+        row = index_row(record, shown, display)
+        summaries.append(
+            FeatureSummary(index=index, html=html, json=json_path, label=shown, row=row)
+        )
+        entries.append(
+            {
+                "index": index,
+                "html": html,
+                "json": json_path,
+                "density": record.get("density"),
+                "max_activation": record.get("max_activation"),
+                "dead": bool(record.get("dead")),
+                "dense": bool(record.get("dense")),
+                "label": label,
+            }
+        )
+        data = dumps_json(record)
+        if held_bytes + len(data) <= HELD_JSON_BYTES:
+            held[index] = data  # written by the page workers
+            held_bytes += len(data)
+        else:
+            writer.write(json_path, data)
+    return summaries, entries, held
 
 
 def _table_context(summaries: Sequence[FeatureSummary], page: int) -> dict:

@@ -13,7 +13,6 @@ from generator.config import RenderConfig
 from generator.errors import SaesiteError
 from generator.render import (
     feature_paths,
-    load_labels,
     rerender_site,
     write_site,
 )
@@ -202,32 +201,6 @@ def test_labels_from_a_file_show_on_pages_in_search_and_in_site_json(tmp_path, s
     assert site["labels"] == {"3": "Python, keywords", "5": "django imports"}
     assert site["features"][5]["label"] == "django imports"
     assert orjson.loads((out / "features/000/5.json").read_bytes())["label"] == "django imports"
-
-
-def test_load_labels_reads_csv_without_a_header(tmp_path):
-    path = tmp_path / "l.csv"
-    path.write_text("0,zero\n\n2,two\n")
-    assert load_labels(path) == {0: "zero", 2: "two"}
-
-
-@pytest.mark.parametrize(
-    ("name", "content", "message"),
-    [
-        ("l.csv", "id,label\nx,bad\n", "not an integer"),
-        ("l.csv", "1,a,b\n", "expected 2: id,label"),
-        ("l.csv", "1,a\n1,b\n", "labelled twice"),
-        ("l.json", "[1, 2]", "expected an object"),
-        ("l.json", "{not json", "not valid JSON"),
-        ("l.json", '{"1": 5}', "not a string"),
-        ("missing.csv", None, "does not exist"),
-    ],
-)
-def test_bad_labels_files_give_one_clear_error(tmp_path, name, content, message):
-    path = tmp_path / name
-    if content is not None:
-        path.write_text(content)
-    with pytest.raises(SaesiteError, match=message):
-        load_labels(path)
 
 
 def test_labels_for_features_the_site_does_not_have_are_refused(tmp_path):
