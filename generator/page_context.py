@@ -119,6 +119,7 @@ def feature_context(
     index = int(feature["index"])
     summary = summaries[index]
     max_act = feature.get("max_activation") or 0.0
+    sep = feature.get("token_separator") or ""
     density = feature.get("density")
     fired = None if density is None or n_tokens is None else round(density * n_tokens)
     stats = [
@@ -132,7 +133,7 @@ def feature_context(
         stats.append(("share of ‖W_dec‖² in listed neurons", fmt_pct(feature["neuron_share"])))
     intervals = []
     for interval in feature.get("quantile_examples") or []:
-        examples = [display.example(e, max_act) for e in interval.get("examples") or []]
+        examples = [display.example(e, max_act, sep) for e in interval.get("examples") or []]
         if not examples:
             continue
         title = (
@@ -174,7 +175,9 @@ def feature_context(
         "act_histogram": act_hist or "",
         "has_logit_histogram": logit_hist is not None,
         "logit_histogram": logit_hist or "",
-        "top_examples": [display.example(e, max_act) for e in feature.get("top_examples") or []],
+        "top_examples": [
+            display.example(e, max_act, sep) for e in feature.get("top_examples") or []
+        ],
         "intervals": intervals,
         "promotes": _logit_rows(effects.get("positive") or [], display),
         "suppresses": _logit_rows(effects.get("negative") or [], display),

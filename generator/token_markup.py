@@ -157,12 +157,13 @@ class TokenDisplay:
         inner = self._get(token_id, text)[0]
         return Markup(f"<code>{inner}</code>")
 
-    def example(self, example: Mapping, max_act: float) -> Markup:
+    def example(self, example: Mapping, max_act: float, separator: str = "") -> Markup:
         """One example as a ``<p>`` line of tokens shaded by activation.
 
         Runs of zero-activation tokens are plain text with plain spaces (their boundaries are
         not drawn): an element per token would double the size of a feature page. Shaded tokens
-        mark every whitespace character, so it is clear what they hold.
+        mark every whitespace character, so it is clear what they hold. ``separator`` (escaped)
+        goes between tokens whose text is not text, such as a toy model's feature names.
         """
         tokens = example["tokens"]
         ids = example.get("token_ids") or [None] * len(tokens)
@@ -170,7 +171,7 @@ class TokenDisplay:
         own = example["pos"] - example["window_start"]
         scale = N_BUCKETS / max_act if max_act > 0 else 0.0
         get = self._get
-        parts = [f"<p><var>{format_value(example['act'])}</var>"]
+        parts = []
         for j, (text, token_id, act) in enumerate(zip(tokens, ids, acts)):
             marked, plain, title = get(token_id, text)
             if not act > 0 or scale == 0.0:
@@ -185,9 +186,9 @@ class TokenDisplay:
             tag = "u" if j == own else "i"
             cls = f" class=a{level}" if level else ""
             parts.append(f'<{tag}{cls} title="{title} {format_exact(act)}">{marked}</{tag}>')
-        parts.append("</p>")
         # adjacent whitespace marks of neighbouring tokens share one element
-        return Markup("".join(parts).replace("</b><b>", ""))
+        line = escape_text(separator).join(parts).replace("</b><b>", "")
+        return Markup(f"<p><var>{format_value(example['act'])}</var>{line}</p>")
 
 
 def visible_label(label: str | None) -> str:

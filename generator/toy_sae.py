@@ -268,6 +268,7 @@ def latent_records(
                 ],
                 "cofiring": [],
                 "encoder_decoder_cosine": float(enc[:, j] @ dec[j]),
+                "token_separator": " ",  # the "tokens" are feature names: f0 f1 f2, not f0f1f2
             }
         )
     return records

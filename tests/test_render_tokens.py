@@ -78,6 +78,11 @@ def test_example_line_shades_firing_tokens_and_marks_the_own_token():
     assert line.endswith("d</p>")
 
 
+def test_a_separator_goes_escaped_between_every_token_plain_or_shaded():
+    line = TokenDisplay().example(_example(["f0", "f1", "f2"], [0.0, 1.0, 0.0], 1), 1.0, "&")
+    assert line == '<p><var>1</var>f0&amp;<u class=a8 title="f1 1">f1</u>&amp;f2</p>'
+
+
 def test_example_line_marks_its_own_token_even_at_zero_activation():
     line = TokenDisplay().example(_example(["a", "b"], [0.0, 0.0], 1), 1.0)
     assert '<u title="b 0">b</u>' in line

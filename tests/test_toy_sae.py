@@ -111,7 +111,8 @@ def test_latent_records_follow_the_feature_schema_with_inputs_as_examples():
     acts = sae.encode(x @ W.T)
     assert [r["index"] for r in records] == [10, 11, 12, 13, 14]
     for j, record in enumerate(records):
-        assert set(record) == SCHEMA_KEYS
+        assert set(record) == SCHEMA_KEYS | {"token_separator"}
+        assert record["token_separator"] == " "
         assert record["density"] == pytest.approx((acts[:, j] > 0).double().mean().item())
         top = record["top_examples"]
         assert len(top) == 4 and [e["act"] for e in top] == sorted(

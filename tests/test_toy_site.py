@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -68,7 +69,11 @@ def test_latent_pages_show_inputs_as_true_feature_examples(toy_site):
         assert example["tokens"] == ["f0", "f1", "f2"] and example["token_ids"] == [0, 1, 2]
         assert example["window_start"] == 0
         assert example["acts"][example["pos"]] == max(example["acts"], key=abs)
-    assert (toy_site / entry["html"]).is_file()
+    page = (toy_site / entry["html"]).read_text()
+    lines = re.findall(r"<p><var>[^<]*</var>(.*?)</p>", page)
+    assert lines and all(
+        re.sub(r"<[^>]+>", "", line).split() == ["f0", "f1", "f2"] for line in lines
+    )
 
 
 def test_toy_pages_and_their_script_are_written(toy_site):
