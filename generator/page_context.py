@@ -65,13 +65,11 @@ def _link(summaries: Sequence[FeatureSummary], index: int, page: str) -> dict | 
         return None
     summary = summaries[index]
     folder, name = summary.html.rsplit("/", 1)
-    page_folder = page.rsplit("/", 1)[0]
+    page_folder = posixpath.dirname(page)
     if page_folder == folder:
         href = name
-    elif page_folder.count("/") == folder.count("/") == 1 and (
-        page_folder.split("/")[0] == folder.split("/")[0]
-    ):  # features/001/x.html -> ../002/y.html, the common case, without relpath's work
-        href = f"../{folder.split('/')[1]}/{name}"
+    elif posixpath.dirname(page_folder) == posixpath.dirname(folder):  # sibling folders
+        href = f"../{posixpath.basename(folder)}/{name}"  # what relpath gives, at less cost
     else:
         href = posixpath.relpath(summary.html, posixpath.dirname(page))
     return {"href": href, "index": summary.index, "hint": summary.hint}

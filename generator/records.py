@@ -209,9 +209,9 @@ def _histograms(result: PassResult, rows: slice) -> list[dict]:
     return out
 
 
-def _logit_records(weights: WeightStats, writer: ExampleWriter, rows: slice, n: int) -> list[tuple]:
+def _logit_records(weights: WeightStats, writer: ExampleWriter, rows: slice) -> list[tuple]:
     if weights.logit_top_ids is None:
-        return [({"positive": [], "negative": []}, None) for _ in range(n)]
+        return [({"positive": [], "negative": []}, None) for _ in range(rows.stop - rows.start)]
 
     def entries(ids: Tensor, values: Tensor) -> list[list[dict]]:
         return [
@@ -232,7 +232,8 @@ def _logit_records(weights: WeightStats, writer: ExampleWriter, rows: slice, n: 
     ]
 
 
-def _neuron_records(weights: WeightStats, rows: slice, n: int) -> tuple[list, list]:
+def _neuron_records(weights: WeightStats, rows: slice) -> tuple[list, list]:
+    n = rows.stop - rows.start
     if weights.neuron_ids is None:
         return [[] for _ in range(n)], [None] * n
     exposures = [
@@ -329,8 +330,8 @@ class FeatureRecords:
         quantiles = _quantile_records(result, writer, rows)
         cofiring = _cofiring_records(result, rows)
         histograms = _histograms(result, rows)
-        logits = _logit_records(weights, writer, rows, n)
-        exposures, shares = _neuron_records(weights, rows, n)
+        logits = _logit_records(weights, writer, rows)
+        exposures, shares = _neuron_records(weights, rows)
         neighbours = [
             [{"index": g, "cosine": c} for g, c in zip(ids, cos, strict=True)]
             for ids, cos in zip(

@@ -5,11 +5,11 @@
     index.html  site.json  .nojekyll  static/  search/index-K.js  table/page-K.html
     features/NNN/<index>.html + .json      (NNN = index // features_per_folder, zero-padded)
 
-Records stream through once: each feature's JSON is written as it arrives and its summary (path,
-label, search row) kept; the site-wide pages follow, then every feature page from its JSON read
-back, so memory holds summaries, not records. Everything goes into a temporary folder swapped in
-at the end (``site_writer.SiteWriter``). ``rerender_site`` redoes this from a built site's JSON
-alone.
+Records stream through once: each becomes its JSON (held in memory up to ``HELD_JSON_BYTES``,
+beyond that written at once) and a summary (path, label, search row); the site-wide pages
+follow, then every feature page, rendered from its JSON in worker processes, so memory holds
+summaries and JSON bytes, not records. Everything goes into a temporary folder swapped in at the
+end (``site_writer.SiteWriter``). ``rerender_site`` redoes this from a built site's JSON alone.
 
 Security: Jinja autoescapes everything; the Content-Security-Policy forbids any request but
 same-origin scripts, styles and images (on ``file://`` Chromium treats other local files as
@@ -84,6 +84,11 @@ def feature_paths(index: int, features_per_folder: int, width: int) -> tuple[str
     return f"{folder}/{index}.html", f"{folder}/{index}.json"
 
 
+def table_pages(n_features: int) -> int:
+    """Pages of the feature table (``TABLE_PAGE_SIZE`` rows each; at least one)."""
+    return max(1, -(-n_features // TABLE_PAGE_SIZE))
+
+
 def root_of(rel_path: str) -> str:
     """Relative prefix from a page to the site root: ``""`` or ``"../../"``."""
     return "../" * rel_path.count("/")
@@ -151,7 +156,7 @@ def index_context(
         "folder_width": folder_width,
         "rows": [table_row(s, "") for s in summaries[:INDEX_TABLE_ROWS]],
         "more_rows": n > INDEX_TABLE_ROWS,
-        "n_table_pages": max(1, -(-n // TABLE_PAGE_SIZE)),
+        "n_table_pages": table_pages(n),
     }
 
 
@@ -197,7 +202,6 @@ def write_site(site: dict, features: Collection[Mapping], cfg: RenderConfig) -> 
         site_out["labels"] = {str(e["index"]): e["label"] for e in entries if e["label"]}
         site_out["features"] = entries
         shards = shard_scripts([s.row for s in summaries])
-        n_table_pages = max(1, -(-n // TABLE_PAGE_SIZE))
         extra = _extra_pages(site)
         nav = [("index.html", "Overview"), ("table/page-0.html", "Features")]
         seen_keys = set()
@@ -222,7 +226,7 @@ def write_site(site: dict, features: Collection[Mapping], cfg: RenderConfig) -> 
         for rel_path, text in shards:
             writer.write(rel_path, text)
         writer.write("index.html", render("index.html", "index.html", index))
-        for page in range(n_table_pages):
+        for page in range(table_pages(n)):
             rel_path = f"table/page-{page}.html"
             writer.write(rel_path, render("table.html", rel_path, _table_context(summaries, page)))
 
@@ -312,7 +316,7 @@ def _take_records(
 def _table_context(summaries: Sequence[FeatureSummary], page: int) -> dict:
     """One page of the feature table (``TABLE_PAGE_SIZE`` rows)."""
     n = len(summaries)
-    n_table_pages = max(1, -(-n // TABLE_PAGE_SIZE))
+    n_table_pages = table_pages(n)
     start = page * TABLE_PAGE_SIZE
     chunk = summaries[start : start + TABLE_PAGE_SIZE]
     return {
