@@ -99,6 +99,13 @@ def _histogram(data: Mapping | None, x_label: str, y_label: str) -> Markup | Non
     return histogram_svg(data["edges"], data["counts"], x_label=x_label, y_label=y_label)
 
 
+def _lines(
+    display: TokenDisplay, examples: Sequence[Mapping] | None, max_act: float, sep: str
+) -> Markup:
+    """Example lines as one block of HTML, a line each (empty when there are none)."""
+    return Markup("\n".join([display.example(e, max_act, sep) for e in examples or []]))
+
+
 def _logit_rows(effects: Sequence[Mapping], display: TokenDisplay) -> list[dict]:
     return [
         {"token": display.token(e["token"], e.get("token_id")), "value": fmt_signed(e["value"])}
@@ -131,7 +138,7 @@ def feature_context(
         stats.append(("share of ‖W_dec‖² in listed neurons", fmt_pct(feature["neuron_share"])))
     intervals = []
     for interval in feature.get("quantile_examples") or []:
-        examples = [display.example(e, max_act, sep) for e in interval.get("examples") or []]
+        examples = _lines(display, interval.get("examples"), max_act, sep)
         if not examples:
             continue
         title = (
@@ -173,9 +180,7 @@ def feature_context(
         "act_histogram": act_hist or "",
         "has_logit_histogram": logit_hist is not None,
         "logit_histogram": logit_hist or "",
-        "top_examples": [
-            display.example(e, max_act, sep) for e in feature.get("top_examples") or []
-        ],
+        "top_examples": _lines(display, feature.get("top_examples"), max_act, sep),
         "intervals": intervals,
         "promotes": _logit_rows(effects.get("positive") or [], display),
         "suppresses": _logit_rows(effects.get("negative") or [], display),

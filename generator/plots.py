@@ -206,18 +206,29 @@ def histogram_svg(
     else:
         (y_lo, y_hi), y_ticks = _y_axis(heights, False, True)
     frame = _Frame(width, height, (edges[0], edges[-1]), (y_lo, y_hi))
-    # one step outline over all bins: half the bytes of a rectangle per bar
+    # one step outline over all bins: half the bytes of a rectangle per bar; bins of equal
+    # height share one step. Pixel arithmetic as in _Frame.x/y, inlined (a page has two of these).
     bottom = _c(frame.bottom)
-    steps = [f"M{_c(frame.x(edges[0]))} {bottom}"]
+    x0, x_span, x_px = frame.x0, frame.x1 - frame.x0, frame.right - frame.left
+    y0, y_span, y_px = frame.y0, frame.y1 - frame.y0, frame.bottom - frame.top
+    steps: list[list] = []  # [top, or "" to stay level; right edge]
     previous = bottom
     for right, count, h in zip(edges[1:], counts, heights):
-        top = _c(frame.y(max(h, 0.05) if log_y else h)) if count > 0 else bottom
-        if top == previous and len(steps) > 1:
-            steps[-1] = steps[-1][: steps[-1].index("H")]  # extend the previous step
-        steps.append(("" if top == previous else f"V{top}") + f"H{_c(frame.x(right))}")
+        if count > 0:
+            top = _c(frame.bottom - ((max(h, 0.05) if log_y else h) - y0) / y_span * y_px)
+        else:
+            top = bottom
+        if top == previous and steps:
+            steps[-1][1] = right  # extend the previous step
+        else:
+            steps.append(["" if top == previous else top, right])
         previous = top
-    steps.append(f"V{bottom}z")
-    bars = steps if any(c > 0 for c in counts) else []
+    first = _c(frame.x(edges[0]))
+    path = "".join(
+        (f"V{top}H" if top else "H") + _c(frame.left + (right - x0) / x_span * x_px)
+        for top, right in steps
+    )
+    bars = f"M{first} {bottom}{path}V{bottom}z" if any(c > 0 for c in counts) else ""
     parts = _open(width, height, label)
     parts += _axes(
         frame,
@@ -227,7 +238,7 @@ def histogram_svg(
         y_label,
     )
     if bars:
-        parts.append(f'<path class="plot-bars" fill="#4a7fd6" d="{"".join(bars)}"/>')
+        parts.append(f'<path class="plot-bars" fill="#4a7fd6" d="{bars}"/>')
     parts.append("</svg>")
     return Markup("".join(parts))
 

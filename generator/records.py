@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import gc
 import math
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -307,15 +308,26 @@ class FeatureRecords:
         chunk: int = FEATURE_CHUNK,
     ):
         self.result, self.weights, self.chunk = result, weights, chunk
+        self._pid = os.getpid()
         self.writer = ExampleWriter(tokens, tokenizer, result.context_before, result.context_after)
 
     def __len__(self) -> int:
         return int(self.result.firing.count.shape[0])
 
     def __iter__(self) -> Iterator[dict]:
-        for start in range(0, len(self), self.chunk):
+        return self.between(0, len(self))
+
+    def between(self, start: int, stop: int) -> Iterator[dict]:
+        """The dicts of features ``start … stop - 1``, built a chunk at a time.
+
+        Safe in a forked worker (the renderer builds ranges in parallel): there torch runs on
+        one thread, as in a DataLoader worker, since its thread pool does not survive a fork.
+        """
+        if os.getpid() != self._pid:
+            torch.set_num_threads(1)
+        for first in range(start, stop, self.chunk):
             with gc_paused():
-                block = self.build(slice(start, min(start + self.chunk, len(self))))
+                block = self.build(slice(first, min(first + self.chunk, stop)))
             yield from block
 
     def build(self, rows: slice) -> list[dict]:

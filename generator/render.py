@@ -22,7 +22,7 @@ from __future__ import annotations
 import importlib
 import logging
 import time
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import jinja2
@@ -186,15 +186,25 @@ def write_site(site: dict, features: Collection[Mapping], cfg: RenderConfig) -> 
     title = _site_title(site, cfg)
     env = make_environment()
 
+    workers = worker_count(cfg.workers, n, PARALLEL_MIN_FEATURES)
+    intake = _Intake(labels, display, features_per_folder=fpf, folder_width=width)
     t0 = time.perf_counter()
     with SiteWriter(cfg.out, force=cfg.force) as writer:
         # 1. records: each feature's JSON, and what other pages need of it
-        summaries, entries, held = _take_records(
-            features, labels, display, writer, features_per_folder=fpf, folder_width=width
-        )
+        ranged = _ranged(features) if workers > 1 else None
+        if ranged is not None:
+            summaries, entries = _take_records_in_workers(ranged, n, intake, writer, workers)
+            held: dict[int, bytes] = {}  # the workers wrote every feature's JSON
+        else:
+            summaries, entries, held = _take_records(features, intake, writer)
         if len(summaries) != n:
             raise SaesiteError(f"{len(summaries)} feature records for {n} features; expected {n}")
-        log.debug("feature records and JSON for %d features in %.1f s", n, time.perf_counter() - t0)
+        log.debug(
+            "feature records and JSON for %d features in %.1f s (%d processes)",
+            n,
+            time.perf_counter() - t0,
+            1 if ranged is None else workers,
+        )
 
         # 2. site-wide files
         site_out = {k: v for k, v in site.items() if k != "features"}
@@ -233,8 +243,8 @@ def write_site(site: dict, features: Collection[Mapping], cfg: RenderConfig) -> 
         # 3. feature pages, each from its record's JSON, in worker processes
         n_tokens = site_out.get("n_tokens")
 
-        def pages(start: int, stop: int) -> tuple[int, int]:
-            files, size = writer.n_files, writer.n_bytes
+        def pages(start: int, stop: int) -> tuple[int, int, int]:
+            mark = writer.mark()
             for summary in summaries[start:stop]:
                 data = held.get(summary.index)
                 if data is None:
@@ -243,74 +253,123 @@ def write_site(site: dict, features: Collection[Mapping], cfg: RenderConfig) -> 
                     writer.write(summary.json, data)
                 context = feature_context(orjson.loads(data), summaries, display, n_tokens=n_tokens)
                 writer.write(summary.html, render("feature.html", summary.html, context))
-            return writer.n_files - files, writer.n_bytes - size
+            return writer.written_since(mark)
 
-        workers = worker_count(cfg.workers, n, PARALLEL_MIN_FEATURES)
         log.debug(
             "site-wide pages by %.1f s; feature pages in %d processes",
             time.perf_counter() - t0,
             workers,
         )
         with tqdm(total=n, desc="pages", unit="feature", disable=None, leave=False) as bar:
-            for done, (files, size) in map_ranges(pages, n, workers):
-                if workers > 1:  # written by a worker: count it here
-                    writer.n_files += files
-                    writer.n_bytes += size
+            for done, written in map_ranges(pages, n, workers):
+                writer.count(written)
                 bar.update(done)
         for _, rel_path, template, context in extra:
             writer.write(rel_path, render(template, rel_path, context))
         return writer.commit()
 
 
+class _Intake:
+    """Per record: its summary (links, search), its site.json entry and its JSON bytes."""
+
+    def __init__(
+        self,
+        labels: Labels,
+        display: TokenDisplay,
+        *,
+        features_per_folder: int,
+        folder_width: int,
+    ):
+        self.labels, self.display = labels, display
+        self.features_per_folder, self.folder_width = features_per_folder, folder_width
+
+    def __call__(self, feature: Mapping, expected: int) -> tuple[FeatureSummary, dict, bytes]:
+        index = int(feature["index"])
+        if index != expected:
+            raise SaesiteError(
+                f"feature record {expected} has index {index}; expected indices 0…n-1, each once"
+            )
+        label = self.labels.of(feature)
+        record = {**feature, "label": label}
+        html, json_path = feature_paths(index, self.features_per_folder, self.folder_width)
+        shown = visible_label(label)
+        row = index_row(record, shown, self.display)
+        summary = FeatureSummary(index=index, html=html, json=json_path, label=shown, row=row)
+        entry = {
+            "index": index,
+            "html": html,
+            "json": json_path,
+            "density": record.get("density"),
+            "max_activation": record.get("max_activation"),
+            "dead": bool(record.get("dead")),
+            "dense": bool(record.get("dense")),
+            "label": label,
+        }
+        return summary, entry, dumps_json(record)
+
+
 def _take_records(
-    features: Iterable[Mapping],
-    labels: Labels,
-    display: TokenDisplay,
-    writer: SiteWriter,
-    *,
-    features_per_folder: int,
-    folder_width: int,
+    features: Iterable[Mapping], intake: _Intake, writer: SiteWriter
 ) -> tuple[list[FeatureSummary], list[dict], dict[int, bytes]]:
-    """Consume the records in index order: per feature its summary, its site.json entry, and
-    its JSON, held in memory (returned by index) or, past ``HELD_JSON_BYTES``, written."""
+    """Consume the records in index order, in this process: per feature its summary, its
+    site.json entry, and its JSON, held in memory (returned by index) or, past
+    ``HELD_JSON_BYTES``, written."""
     summaries: list[FeatureSummary] = []
     entries: list[dict] = []
     held: dict[int, bytes] = {}
     held_bytes = 0
     for feature in tqdm(features, desc="records", unit="feature", disable=None, leave=False):
-        index = int(feature["index"])
-        if index != len(summaries):
-            raise SaesiteError(
-                f"feature record {len(summaries)} has index {index}; "
-                "expected indices 0…n-1, each once"
-            )
-        label = labels.of(feature)
-        record = {**feature, "label": label}
-        html, json_path = feature_paths(index, features_per_folder, folder_width)
-        shown = visible_label(label)
-        row = index_row(record, shown, display)
-        summaries.append(
-            FeatureSummary(index=index, html=html, json=json_path, label=shown, row=row)
-        )
-        entries.append(
-            {
-                "index": index,
-                "html": html,
-                "json": json_path,
-                "density": record.get("density"),
-                "max_activation": record.get("max_activation"),
-                "dead": bool(record.get("dead")),
-                "dense": bool(record.get("dense")),
-                "label": label,
-            }
-        )
-        data = dumps_json(record)
+        summary, entry, data = intake(feature, len(summaries))
+        summaries.append(summary)
+        entries.append(entry)
         if held_bytes + len(data) <= HELD_JSON_BYTES:
-            held[index] = data  # written by the page workers
+            held[summary.index] = data  # written by the page workers
             held_bytes += len(data)
         else:
-            writer.write(json_path, data)
+            writer.write(summary.json, data)
     return summaries, entries, held
+
+
+def _ranged(features: Collection[Mapping]) -> Callable[[int, int], Iterable[Mapping]] | None:
+    """``records(start, stop)`` for sources that can give any range of their records (a list,
+    ``records.FeatureRecords``, a built site's JSON files), else None (iterable once)."""
+    if isinstance(features, Sequence):
+        return lambda start, stop: features[start:stop]
+    return getattr(features, "between", None)
+
+
+def _take_records_in_workers(
+    records: Callable[[int, int], Iterable[Mapping]],
+    n: int,
+    intake: _Intake,
+    writer: SiteWriter,
+    workers: int,
+) -> tuple[list[FeatureSummary], list[dict]]:
+    """The records of ``[0, n)`` in forked workers, a range each: every worker builds its
+    records, writes their JSON and sends back only the summaries and site.json entries."""
+
+    def take(start: int, stop: int) -> tuple[int, list, tuple[int, int, int]]:
+        mark = writer.mark()
+        out = []
+        for expected, feature in enumerate(records(start, stop), start):
+            summary, entry, data = intake(feature, expected)
+            writer.write(summary.json, data)
+            out.append((summary, entry))
+        if len(out) != stop - start:
+            raise SaesiteError(
+                f"{len(out)} feature records for indices {start}…{stop - 1}; "
+                f"expected {stop - start}"
+            )
+        return start, out, writer.written_since(mark)
+
+    chunks = []
+    with tqdm(total=n, desc="records", unit="feature", disable=None, leave=False) as bar:
+        for done, (start, out, written) in map_ranges(take, n, workers):
+            writer.count(written)
+            chunks.append((start, out))
+            bar.update(done)
+    pairs = [pair for _, out in sorted(chunks, key=lambda chunk: chunk[0]) for pair in out]
+    return [summary for summary, _ in pairs], [entry for _, entry in pairs]
 
 
 def _table_context(summaries: Sequence[FeatureSummary], page: int) -> dict:
@@ -377,7 +436,11 @@ class _FeatureFiles:
         return len(self.rel_paths)
 
     def __iter__(self) -> Iterator[dict]:
-        for rel_path in self.rel_paths:
+        return self.between(0, len(self.rel_paths))
+
+    def between(self, start: int, stop: int) -> Iterator[dict]:
+        """The records of features ``start … stop - 1``."""
+        for rel_path in self.rel_paths[start:stop]:
             path = self.site_dir / rel_path
             try:
                 yield orjson.loads(path.read_bytes())

@@ -164,6 +164,23 @@ class SiteWriter:
         self.n_files += 1
         self.n_bytes += len(data)
 
+    def mark(self) -> tuple[int, int, int]:
+        """``(process id, files, bytes)`` so far, for ``written_since``."""
+        return os.getpid(), self.n_files, self.n_bytes
+
+    def written_since(self, mark: tuple[int, int, int]) -> tuple[int, int, int]:
+        """``(process id, files, bytes)`` written since ``mark``, for ``count``."""
+        pid, files, size = mark
+        return pid, self.n_files - files, self.n_bytes - size
+
+    def count(self, written: tuple[int, int, int]) -> None:
+        """Add what a forked worker wrote (``written_since`` there) to this process's count;
+        what this process wrote itself is counted already."""
+        pid, files, size = written
+        if pid != os.getpid():
+            self.n_files += files
+            self.n_bytes += size
+
     def read(self, rel_path: str) -> bytes:
         """The bytes written at ``rel_path`` in this build."""
         return (self.tmp / rel_path).read_bytes()

@@ -166,26 +166,29 @@ class TokenDisplay:
         goes between tokens whose text is not text, such as a toy model's feature names.
         """
         tokens = example["tokens"]
-        ids = example.get("token_ids") or [None] * len(tokens)
+        ids = example.get("token_ids") or None
         acts = example["acts"]
         own = example["pos"] - example["window_start"]
         scale = N_BUCKETS / max_act if max_act > 0 else 0.0
-        get = self._get
+        # this loop runs for every token of a site: the cache is read inline, and zero tokens
+        # (most of them) take the shortest path
+        cache, get = self._html, self._get
         parts = []
-        for j, (text, token_id, act) in enumerate(zip(tokens, ids, acts)):
-            marked, plain, title = get(token_id, text)
-            if not act > 0 or scale == 0.0:
-                if j != own:
-                    parts.append(plain)
-                    continue
-                level = 0
-            else:  # bucket(act, max_act), inlined: this loop runs for every token of a site
+        for j, (text, act) in enumerate(zip(tokens, acts)):
+            token_id = None if ids is None else ids[j]
+            hit = cache.get(text if token_id is None else token_id) or get(token_id, text)
+            if j != own and (not act > 0 or scale == 0.0):
+                parts.append(hit[1])
+                continue
+            if act > 0 and scale != 0.0:  # bucket(act, max_act), inlined
                 x = act * scale
                 level = int(x)
                 level = min(N_BUCKETS, max(1, level + (level < x)))
+                cls = f" class=a{level}"
+            else:
+                cls = ""
             tag = "u" if j == own else "i"
-            cls = f" class=a{level}" if level else ""
-            parts.append(f'<{tag}{cls} title="{title} {format_exact(act)}">{marked}</{tag}>')
+            parts.append(f'<{tag}{cls} title="{hit[2]} {format_exact(act)}">{hit[0]}</{tag}>')
         # adjacent whitespace marks of neighbouring tokens share one element
         line = escape_text(separator).join(parts).replace("</b><b>", "")
         return Markup(f"<p><var>{format_value(example['act'])}</var>{line}</p>")

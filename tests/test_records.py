@@ -225,3 +225,21 @@ def test_records_built_a_chunk_at_a_time_equal_those_built_at_once(built):
     finally:
         records.features.chunk = chunk
     assert len(records.features) == len(whole) == sae.cfg.d_sae
+
+
+def test_records_of_any_range_equal_that_slice_of_all_records_also_in_forked_workers(built):
+    from generator.parallel import map_ranges
+
+    _, _, _, records, _ = built
+    whole = list(records.features)
+    assert list(records.features.between(3, 11)) == whole[3:11]
+    # forked workers build with torch on one thread, after the parent's pass used its pool
+    parts = dict(
+        (start, rows)
+        for _, (start, rows) in map_ranges(
+            lambda start, stop: (start, list(records.features.between(start, stop))),
+            len(whole),
+            2,
+        )
+    )
+    assert [r for start in sorted(parts) for r in parts[start]] == whole

@@ -1,4 +1,5 @@
 import html
+import logging
 import re
 import subprocess
 import sys
@@ -249,10 +250,12 @@ def test_extra_pages_render_with_the_common_context_and_appear_in_the_nav(tmp_pa
     assert 'href="../../training.html"' in (out / "features/000/0.html").read_text()
 
 
-def test_feature_records_must_be_numbered_from_zero(tmp_path):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_feature_records_must_be_numbered_from_zero(tmp_path, workers):
     site, features = sample_site(3)
     with pytest.raises(SaesiteError, match="indices"):
-        write_site(site, features[1:], RenderConfig(out=str(tmp_path / "s")))
+        write_site(site, features[1:], RenderConfig(out=str(tmp_path / "s"), workers=workers))
+    assert not (tmp_path / "s").exists()
 
 
 def test_render_does_not_import_torch():
@@ -302,10 +305,29 @@ def test_records_stream_through_once_and_spill_to_disk_past_the_memory_budget(
     assert _files(tmp_path / "held") == _files(tmp_path / "spilled")
 
 
-def test_pages_rendered_by_two_worker_processes_are_the_bytes_of_one(tmp_path):
+def test_records_and_pages_done_by_two_worker_processes_are_the_bytes_of_one(tmp_path):
     one = _write(tmp_path, n=40, name="one", workers=1)
     two = _write(tmp_path, n=40, name="two", workers=2)
     assert _files(one) == _files(two)
+    rerender_site(two, workers=2)  # JSON files read back a range per worker
+    assert _files(two) == _files(one)
+
+
+def test_records_that_can_be_iterated_only_once_are_taken_in_this_process(tmp_path):
+    site, features = sample_site(12, seed=1)
+    once = _OneShot(features, tmp_path / "once")
+    write_site(site, once, RenderConfig(out=str(tmp_path / "once"), workers=2))
+    assert once.written_before == [0] * 12
+    assert _files(tmp_path / "once") == _files(_write(tmp_path, n=12, name="list", workers=2))
+
+
+@pytest.mark.parametrize("n, workers", [(1, 2), (40, 1), (40, 2)])
+def test_the_build_log_counts_every_file_written_by_any_process(tmp_path, caplog, n, workers):
+    with caplog.at_level(logging.INFO, logger="generator.site_writer"):
+        out = _write(tmp_path, n=n, workers=workers)
+    files = [p for p in out.rglob("*") if p.is_file()]
+    size = sum(p.stat().st_size for p in files)
+    assert f"wrote {len(files)} files ({size / 1e6:.1f} MB)" in caplog.text
 
 
 def test_a_negative_worker_count_is_refused():
