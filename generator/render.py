@@ -5,11 +5,12 @@
     index.html  site.json  .nojekyll  static/  search/index-K.js  table/page-K.html
     features/NNN/<index>.html + .json      (NNN = index // features_per_folder, zero-padded)
 
-Records stream through once: each becomes its JSON (held in memory up to ``HELD_JSON_BYTES``,
-beyond that written at once) and a summary (path, label, search row); the site-wide pages
-follow, then every feature page, rendered from its JSON in worker processes, so memory holds
-summaries and JSON bytes, not records. Everything goes into a temporary folder swapped in at the
-end (``site_writer.SiteWriter``). ``rerender_site`` redoes this from a built site's JSON alone.
+Records come in once (``generator/intake.py``): each becomes its JSON and a summary (path,
+label, search row), in forked workers a range each when the records can be built by range, else
+in this process; the site-wide pages follow, then every feature page, rendered from its JSON in
+worker processes, so memory holds summaries and JSON bytes, not records. Everything goes into a
+temporary folder swapped in at the end (``site_writer.SiteWriter``). ``rerender_site`` redoes
+this from a built site's JSON alone.
 
 Security: Jinja autoescapes everything; the Content-Security-Policy forbids any request but
 same-origin scripts, styles and images (on ``file://`` Chromium treats other local files as
@@ -22,7 +23,7 @@ from __future__ import annotations
 import importlib
 import logging
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import jinja2
@@ -33,12 +34,19 @@ from tqdm import tqdm
 import generator
 from generator.config import RenderConfig
 from generator.errors import SaesiteError
+from generator.intake import (
+    Intake,
+    folder_width,
+    take_records,
+    take_records_in_workers,
+)
+from generator.intake import ranged as intake_ranged
 from generator.labels import Labels
 from generator.page_context import FeatureSummary, feature_context, site_facts, table_row
 from generator.parallel import map_ranges, worker_count
-from generator.search_index import index_row, shard_scripts
+from generator.search_index import shard_scripts
 from generator.site_writer import SiteWriter, dumps_json, is_saesite_build
-from generator.token_markup import TokenDisplay, visible_label
+from generator.token_markup import TokenDisplay
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +61,6 @@ TABLE_PAGE_SIZE = 500
 INDEX_TABLE_ROWS = 100
 MAX_FOLDER_ENTRIES = 1000
 EXTRA_PAGES = ("training", "toy")
-HELD_JSON_BYTES = 384 << 20
-"""Feature JSON held in memory between the records and the pages; beyond it, written at once
-and read back for the page."""
 PARALLEL_MIN_FEATURES = 256
 """Below this many features the pages render in-process (forking costs more than it saves)."""
 
@@ -71,17 +76,6 @@ def make_environment() -> jinja2.Environment:
         keep_trailing_newline=True,
         auto_reload=False,  # templates do not change during a build: no stat per include
     )
-
-
-def folder_width(n_features: int, features_per_folder: int) -> int:
-    """Digits of the zero-padded folder names (at least three)."""
-    return max(3, len(str(max(n_features - 1, 0) // features_per_folder)))
-
-
-def feature_paths(index: int, features_per_folder: int, width: int) -> tuple[str, str]:
-    """``("features/NNN/<index>.html", "features/NNN/<index>.json")``."""
-    folder = f"features/{index // features_per_folder:0{width}d}"
-    return f"{folder}/{index}.html", f"{folder}/{index}.json"
 
 
 def table_pages(n_features: int) -> int:
@@ -164,11 +158,12 @@ def write_site(site: dict, features: Collection[Mapping], cfg: RenderConfig) -> 
     """Render ``site`` (site.json fields but ``features``) and per-feature records into
     ``cfg.out``, atomically. Returns the output folder.
 
-    ``features`` is iterated once: a list (sorted here), or any sized iterable in index order,
-    such as ``records.FeatureRecords``, which builds its dicts a chunk at a time. Each record
-    becomes JSON as it arrives, and its page is rendered from that JSON once every summary
-    (which links and search need) exists, so memory holds summaries and JSON bytes (up to
-    ``HELD_JSON_BYTES``, beyond which JSON goes to disk at once and is read back), not records.
+    ``features`` is read once: a list (sorted here), a source with ``between(start, stop)``
+    such as ``records.FeatureRecords`` (built a chunk at a time; with several workers, a range
+    per worker), or any sized iterable in index order. Each record becomes JSON as it arrives,
+    and its page is rendered from that JSON once every summary (which links and search need)
+    exists, so memory holds summaries and JSON bytes (see ``intake.HELD_JSON_BYTES``), not
+    records.
     """
     fpf = cfg.features_per_folder
     if not 0 < 2 * fpf <= MAX_FOLDER_ENTRIES:
@@ -187,16 +182,16 @@ def write_site(site: dict, features: Collection[Mapping], cfg: RenderConfig) -> 
     env = make_environment()
 
     workers = worker_count(cfg.workers, n, PARALLEL_MIN_FEATURES)
-    intake = _Intake(labels, display, features_per_folder=fpf, folder_width=width)
+    intake = Intake(labels, display, features_per_folder=fpf, folder_width=width)
     t0 = time.perf_counter()
     with SiteWriter(cfg.out, force=cfg.force) as writer:
         # 1. records: each feature's JSON, and what other pages need of it
-        ranged = _ranged(features) if workers > 1 else None
+        ranged = intake_ranged(features) if workers > 1 else None
         if ranged is not None:
-            summaries, entries = _take_records_in_workers(ranged, n, intake, writer, workers)
+            summaries, entries = take_records_in_workers(ranged, n, intake, writer, workers)
             held: dict[int, bytes] = {}  # the workers wrote every feature's JSON
         else:
-            summaries, entries, held = _take_records(features, intake, writer)
+            summaries, entries, held = take_records(features, intake, writer)
         if len(summaries) != n:
             raise SaesiteError(f"{len(summaries)} feature records for {n} features; expected {n}")
         log.debug(
@@ -267,109 +262,6 @@ def write_site(site: dict, features: Collection[Mapping], cfg: RenderConfig) -> 
         for _, rel_path, template, context in extra:
             writer.write(rel_path, render(template, rel_path, context))
         return writer.commit()
-
-
-class _Intake:
-    """Per record: its summary (links, search), its site.json entry and its JSON bytes."""
-
-    def __init__(
-        self,
-        labels: Labels,
-        display: TokenDisplay,
-        *,
-        features_per_folder: int,
-        folder_width: int,
-    ):
-        self.labels, self.display = labels, display
-        self.features_per_folder, self.folder_width = features_per_folder, folder_width
-
-    def __call__(self, feature: Mapping, expected: int) -> tuple[FeatureSummary, dict, bytes]:
-        index = int(feature["index"])
-        if index != expected:
-            raise SaesiteError(
-                f"feature record {expected} has index {index}; expected indices 0…n-1, each once"
-            )
-        label = self.labels.of(feature)
-        record = {**feature, "label": label}
-        html, json_path = feature_paths(index, self.features_per_folder, self.folder_width)
-        shown = visible_label(label)
-        row = index_row(record, shown, self.display)
-        summary = FeatureSummary(index=index, html=html, json=json_path, label=shown, row=row)
-        entry = {
-            "index": index,
-            "html": html,
-            "json": json_path,
-            "density": record.get("density"),
-            "max_activation": record.get("max_activation"),
-            "dead": bool(record.get("dead")),
-            "dense": bool(record.get("dense")),
-            "label": label,
-        }
-        return summary, entry, dumps_json(record)
-
-
-def _take_records(
-    features: Iterable[Mapping], intake: _Intake, writer: SiteWriter
-) -> tuple[list[FeatureSummary], list[dict], dict[int, bytes]]:
-    """Consume the records in index order, in this process: per feature its summary, its
-    site.json entry, and its JSON, held in memory (returned by index) or, past
-    ``HELD_JSON_BYTES``, written."""
-    summaries: list[FeatureSummary] = []
-    entries: list[dict] = []
-    held: dict[int, bytes] = {}
-    held_bytes = 0
-    for feature in tqdm(features, desc="records", unit="feature", disable=None, leave=False):
-        summary, entry, data = intake(feature, len(summaries))
-        summaries.append(summary)
-        entries.append(entry)
-        if held_bytes + len(data) <= HELD_JSON_BYTES:
-            held[summary.index] = data  # written by the page workers
-            held_bytes += len(data)
-        else:
-            writer.write(summary.json, data)
-    return summaries, entries, held
-
-
-def _ranged(features: Collection[Mapping]) -> Callable[[int, int], Iterable[Mapping]] | None:
-    """``records(start, stop)`` for sources that can give any range of their records (a list,
-    ``records.FeatureRecords``, a built site's JSON files), else None (iterable once)."""
-    if isinstance(features, Sequence):
-        return lambda start, stop: features[start:stop]
-    return getattr(features, "between", None)
-
-
-def _take_records_in_workers(
-    records: Callable[[int, int], Iterable[Mapping]],
-    n: int,
-    intake: _Intake,
-    writer: SiteWriter,
-    workers: int,
-) -> tuple[list[FeatureSummary], list[dict]]:
-    """The records of ``[0, n)`` in forked workers, a range each: every worker builds its
-    records, writes their JSON and sends back only the summaries and site.json entries."""
-
-    def take(start: int, stop: int) -> tuple[int, list, tuple[int, int, int]]:
-        mark = writer.mark()
-        out = []
-        for expected, feature in enumerate(records(start, stop), start):
-            summary, entry, data = intake(feature, expected)
-            writer.write(summary.json, data)
-            out.append((summary, entry))
-        if len(out) != stop - start:
-            raise SaesiteError(
-                f"{len(out)} feature records for indices {start}…{stop - 1}; "
-                f"expected {stop - start}"
-            )
-        return start, out, writer.written_since(mark)
-
-    chunks = []
-    with tqdm(total=n, desc="records", unit="feature", disable=None, leave=False) as bar:
-        for done, (start, out, written) in map_ranges(take, n, workers):
-            writer.count(written)
-            chunks.append((start, out))
-            bar.update(done)
-    pairs = [pair for _, out in sorted(chunks, key=lambda chunk: chunk[0]) for pair in out]
-    return [summary for summary, _ in pairs], [entry for _, entry in pairs]
 
 
 def _table_context(summaries: Sequence[FeatureSummary], page: int) -> dict:

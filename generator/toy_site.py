@@ -199,7 +199,8 @@ def build_toy_site(
 
 
 def _build(cfg: ToyConfig, force: bool, models: list[ToyModelConfig]) -> Path:
-    from generator.render import feature_paths, folder_width, write_site
+    from generator.intake import feature_paths, folder_width
+    from generator.render import write_site
 
     started = time.perf_counter()
     train = ToyTrainConfig(

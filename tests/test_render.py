@@ -9,14 +9,11 @@ from pathlib import Path
 import orjson
 import pytest
 
-from generator import render
+from generator import intake, render
 from generator.config import RenderConfig
 from generator.errors import SaesiteError
-from generator.render import (
-    feature_paths,
-    rerender_site,
-    write_site,
-)
+from generator.intake import feature_paths
+from generator.render import rerender_site, write_site
 from generator.sample_records import ADVERSARIAL_TOKENS, adversarial_site, sample_site
 
 
@@ -298,7 +295,7 @@ def test_records_stream_through_once_and_spill_to_disk_past_the_memory_budget(
     held = _OneShot(features, tmp_path / "held")
     write_site(site, held, RenderConfig(out=str(tmp_path / "held")))
     assert held.written_before == [0] * 12  # all 12 JSON files fit the budget: held until pages
-    monkeypatch.setattr(render, "HELD_JSON_BYTES", 0)
+    monkeypatch.setattr(intake, "HELD_JSON_BYTES", 0)
     spilled = _OneShot(features, tmp_path / "spilled")
     write_site(site, spilled, RenderConfig(out=str(tmp_path / "spilled")))
     assert spilled.written_before == list(range(12))  # each written before the next is built

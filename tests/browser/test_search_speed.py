@@ -13,10 +13,10 @@ import statistics
 
 import pytest
 
+from generator.intake import feature_paths
 from generator.page_context import FeatureSummary
 from generator.render import (
     STATIC_DIR,
-    feature_paths,
     index_context,
     make_environment,
     render_page,
