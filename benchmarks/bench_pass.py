@@ -8,13 +8,16 @@ One run, one random model / SAE / token set:
   (b) run_pass, without and with the CE-loss metrics;
   (c) the whole build, ``generator.pipeline.build_site`` (model and SAE read from disk, every
       page and JSON file written), with and without the CE losses (SAEDashboard computes none).
-Imports and model construction are timed apart ("start-up"). Peak RSS is the process's.
+Imports and model construction are timed apart ("start-up"). CPU time counts the build's worker
+processes too; peak RSS is the main process's. After each build the same files are written again,
+bytes known, into a fresh folder beside it: the disk's floor for that build at that moment.
 The SAE's encoder biases are set per feature so that each fires on ~``--l0 / d_sae`` of tokens.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import resource
 import tempfile
@@ -86,33 +89,87 @@ def elapsed(start: tuple[float, float]) -> tuple[float, float]:
     return time.perf_counter() - start[0], time.process_time() - start[1]
 
 
-def build_seconds(
-    model, sae, tokens, cfg_kwargs, tmp_base: str | None = None
-) -> tuple[tuple[float, float], str]:
-    from generator.config import BuildConfig, DataConfig, RenderConfig, StatsConfig
+def save_inputs(model, sae, tokens, folder: Path) -> None:
     from generator.models import DEMO_MODEL, save_model
-    from generator.pipeline import build_site
     from generator.sae import save_sae
 
-    with tempfile.TemporaryDirectory(dir=tmp_base) as tmp:
-        tmp = Path(tmp)
-        save_model(model, DEMO_MODEL / "tokenizer.json", tmp / "model", dtype=torch.float32)
-        save_sae(sae, tmp / "sae")
-        np.save(tmp / "tokens.npy", tokens.numpy())
-        config = BuildConfig(
-            model=str(tmp / "model"),
-            sae=str(tmp / "sae"),
-            data=DataConfig(dataset=str(tmp / "tokens.npy")),
-            stats=StatsConfig(**cfg_kwargs),
-            render=RenderConfig(out=str(tmp / "site")),
-        )
-        os.sync()  # start with no other build's pages waiting to be written back
-        start = time.perf_counter(), time.process_time()
+    save_model(model, DEMO_MODEL / "tokenizer.json", folder / "model", dtype=torch.float32)
+    save_sae(sae, folder / "sae")
+    np.save(folder / "tokens.npy", tokens.numpy())
+
+
+def build_seconds(folder: Path, run: str, cfg_kwargs) -> tuple[tuple[float, float], str, list]:
+    """``((wall, CPU of this process and its workers), summary, stage log)`` of one build into
+    ``folder/run``, followed by the write floor: the same files, bytes known, written by one
+    process into a fresh folder beside it (what the disk costs at that moment, no rendering).
+
+    Nothing is deleted until the benchmark ends: on this machine's ext4 (no journal), creating
+    files near thousands of files deleted a minute before costs up to 40 times more kernel time
+    (benchmarks/README.md), which would make each run slow down the next.
+    """
+    from generator.config import BuildConfig, DataConfig, RenderConfig, StatsConfig
+    from generator.pipeline import build_site
+
+    config = BuildConfig(
+        model=str(folder / "model"),
+        sae=str(folder / "sae"),
+        data=DataConfig(dataset=str(folder / "tokens.npy")),
+        stats=StatsConfig(**cfg_kwargs),
+        render=RenderConfig(out=str(folder / run / "site")),
+    )
+    os.sync()  # start with no other build's pages waiting to be written back
+    with StageLog() as stages:
+        start = time.perf_counter(), os.times()
         site = build_site(config)
-        seconds = elapsed(start)
-        n_files = sum(1 for p in Path(site).rglob("*") if p.is_file())
-        size = sum(p.stat().st_size for p in Path(site).rglob("*") if p.is_file())
-        return seconds, f"build_site: {n_files} files, {size / 2**20:.1f} MiB"
+        wall, cpu = time.perf_counter() - start[0], cpu_seconds(start[1], os.times())
+    files = [(p.relative_to(site), p.read_bytes()) for p in sorted(site.rglob("*")) if p.is_file()]
+    floor = write_floor(files, folder / run / "write-floor")
+    size = sum(len(data) for _, data in files)
+    what = (
+        f"{len(files)} files, {size / 2**20:.1f} MiB in {folder.parent}; "
+        f"the same files written alone: {floor:.2f} s"
+    )
+    return (wall, cpu), what, stages.lines
+
+
+def cpu_seconds(before: os.times_result, after: os.times_result) -> float:
+    """CPU seconds of this process and of its finished children (the page workers)."""
+    fields = ("user", "system", "children_user", "children_system")
+    return sum(getattr(after, f) - getattr(before, f) for f in fields)
+
+
+def write_floor(files: list[tuple[Path, bytes]], out: Path) -> float:
+    os.sync()
+    start = time.perf_counter()
+    for rel, data in files:
+        path = out / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return time.perf_counter() - start
+
+
+class StageLog(logging.Handler):
+    """Collects the build's own log of how long each stage took."""
+
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if " in " in message or " by " in message:
+            self.lines.append(message)
+
+    def __enter__(self) -> StageLog:
+        self.logger = logging.getLogger("generator")
+        self.level = self.logger.level
+        self.logger.setLevel(logging.DEBUG)
+        self.logger.addHandler(self)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.logger.removeHandler(self)
+        self.logger.setLevel(self.level)
 
 
 class Report:
@@ -181,25 +238,35 @@ def main() -> None:
         f"{m['explained_variance']:.3f}, CE recovered {m['ce_loss_recovered']}"
     )
     if not args.skip_build:
-        for ce in (True, False):
-            # writing thousands of files is the noisiest part (page-cache writeback): report
-            # the fastest of --repeat builds, and the slowest beside it
-            runs = [
-                build_seconds(model, sae, tokens, {**cfg, "ce_loss": ce}, args.tmp)
-                for _ in range(args.repeat)
-            ]
-            (c, c_cpu), what = min(runs, key=lambda run: run[0][0])
-            slowest = max(wall for (wall, _), _ in runs)
-            label = "(c) whole build" + ("" if ce else ", without CE loss")
-            report.row(label, c, c_cpu, "c/a")
-            what += f"; slowest of {len(runs)}: {slowest:.2f} s"
-            if (args.d_sae, n) == (2048, 32768):  # the shape SAEDashboard was timed on
-                what += (
-                    f"; {SAE_DASHBOARD_S / c:.1f}x faster than SAEDashboard ({SAE_DASHBOARD_S} s)"
-                    f" ({SAE_DASHBOARD_S / slowest:.1f}x for the slowest)"
-                )
-            print(f"    {what}")
+        with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
+            builds(Path(tmp), model, sae, tokens, cfg, args, report)
     print(f"peak RSS: {peak_rss_gib():.2f} GiB")
+
+
+def builds(folder: Path, model, sae, tokens, cfg: dict, args, report: Report) -> None:
+    """(c): ``--repeat`` builds with the CE losses and as many without."""
+    save_inputs(model, sae, tokens, folder)
+    n = tokens.numel()
+    for ce in (True, False):
+        # writing thousands of files is the noisiest part: report the fastest of --repeat
+        # builds, and the slowest beside it
+        runs = [
+            build_seconds(folder, f"{'ce' if ce else 'no-ce'}-{k}", {**cfg, "ce_loss": ce})
+            for k in range(args.repeat)
+        ]
+        (c, c_cpu), what, stages = min(runs, key=lambda run: run[0][0])
+        slowest = max(wall for (wall, _), _, _ in runs)
+        label = "(c) whole build" + ("" if ce else ", without CE loss")
+        report.row(label, c, c_cpu, "c/a")
+        what += f"; slowest of {len(runs)}: {slowest:.2f} s"
+        if (args.d_sae, n) == (2048, 32768):  # the shape SAEDashboard was timed on
+            what += (
+                f"; {SAE_DASHBOARD_S / c:.1f}x faster than SAEDashboard ({SAE_DASHBOARD_S} s)"
+                f" ({SAE_DASHBOARD_S / slowest:.1f}x for the slowest)"
+            )
+        print(f"    {what}")
+        for line in stages:
+            print(f"      {line}")
 
 
 if __name__ == "__main__":

@@ -121,8 +121,19 @@ class SAE(nn.Module):
         return torch.zeros_like(pre).scatter_(-1, top.indices, torch.relu(top.values))
 
     def encode(self, x: Float[Tensor, "... d_in"]) -> Float[Tensor, "... d_sae"]:
-        """acts = activation((x - b_dec) @ W_enc + b_enc)."""
-        return self.activation(self.pre_acts(x))
+        """acts = activation((x - b_dec) @ W_enc + b_enc).
+
+        Without autograd the ReLU overwrites the pre-activations (a fresh tensor here): one
+        [tok, d_sae] allocation fewer per batch, which is most of the cost of a ReLU.
+        """
+        pre = self.pre_acts(x)
+        arch = self.cfg.architecture
+        if torch.is_grad_enabled() or arch == "topk":
+            return self.activation(pre)
+        if arch == "jumprelu":
+            keep = pre > self.threshold
+            return torch.relu_(pre).mul_(keep)
+        return torch.relu_(pre)
 
     def decode(self, acts: Float[Tensor, "... d_sae"]) -> Float[Tensor, "... d_in"]:
         """x_hat = acts @ W_dec + b_dec."""

@@ -47,6 +47,17 @@ def test_encode_follows_the_documented_equations(architecture):
     torch.testing.assert_close(sae(x), expected @ sae.W_dec + sae.b_dec)
 
 
+@pytest.mark.parametrize("architecture", ["standard", "topk", "jumprelu"])
+def test_encode_without_autograd_gives_the_same_bits_and_leaves_its_input_alone(architecture):
+    sae = random_sae(architecture)
+    x = torch.randn(9, 16)
+    before = x.clone()
+    with_grad = sae.encode(x)
+    with torch.no_grad():
+        assert torch.equal(sae.encode(x), with_grad.detach())
+    assert torch.equal(x, before)
+
+
 def test_topk_keeps_at_most_k_active_latents_per_token():
     sae = random_sae("topk")
     acts = sae.encode(torch.randn(50, 16))

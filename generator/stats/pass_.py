@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 
 from generator.config import StatsConfig
 from generator.errors import SaesiteError
+from generator.heap import reuse_freed_memory
 from generator.sae import SAE
 from generator.stats.batch import TokenBatch
 from generator.stats.cofiring import Cofiring, CofiringAccumulator
@@ -135,6 +136,17 @@ def run_pass(
     cfg: StatsConfig,
 ) -> PassResult:
     """Stream ``tokens`` through the model and SAE once and finalize every statistic."""
+    with reuse_freed_memory():  # each batch allocates the same large tensors again
+        return _run_pass(model, sae, tokens, hook, cfg)
+
+
+def _run_pass(
+    model: HookedTransformer,
+    sae: SAE,
+    tokens: Int[Tensor, "n_seq seq_len"],
+    hook: str,
+    cfg: StatsConfig,
+) -> PassResult:
     n_seq, seq_len = tokens.shape
     d_sae = sae.cfg.d_sae
     features = FeatureAccumulators(d_sae, cfg)
