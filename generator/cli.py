@@ -39,7 +39,7 @@ def _defaults(config_class: type) -> dict:
     return {f.name: f.default for f in dataclasses.fields(config_class)}
 
 
-WORKERS_HELP = "processes rendering feature pages (default: one per CPU, at most 8)"
+WORKERS_HELP = "processes building feature records and pages (default: one per CPU, at most 8)"
 
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:

@@ -131,7 +131,8 @@ class RenderConfig:
     features_per_folder: int = 500
     """Feature pages per folder (each feature has an .html and a .json file)."""
     workers: int | None = None
-    """Processes rendering feature pages. None: one per CPU (at most 8) from 256 features."""
+    """Processes building feature records and pages. None: one per CPU (at most 8) from 256
+    features."""
 
     def __post_init__(self) -> None:
         _positive("features_per_folder", self.features_per_folder)
