@@ -21,7 +21,7 @@ MARGIN_BOTTOM = 32
 N_SERIES_CLASSES = 6
 
 
-def _c(value: float) -> str:
+def coord(value: float) -> str:
     """A coordinate with at most one decimal, without a trailing ``.0``."""
     text = f"{value:.1f}"
     if text.endswith(".0"):
@@ -116,31 +116,33 @@ def _axes(
     y_label: str,
 ) -> list[str]:
     """Axis lines, light grid lines, tick labels and the two axis titles."""
-    grid = "".join(f"M{_c(frame.left)} {_c(y)}H{_c(frame.right)}" for y, _ in y_ticks)
+    grid = "".join(f"M{coord(frame.left)} {coord(y)}H{coord(frame.right)}" for y, _ in y_ticks)
     parts = []
     if grid:
         parts.append(f'<path class="plot-grid" d="{grid}" stroke="#ddd" fill="none"/>')
-    ticks = "".join(f"M{_c(x)} {_c(frame.bottom)}v4" for x, _ in x_ticks)
+    ticks = "".join(f"M{coord(x)} {coord(frame.bottom)}v4" for x, _ in x_ticks)
     parts.append(
-        f'<path class="plot-axis" d="M{_c(frame.left)} {_c(frame.top)}V{_c(frame.bottom)}'
-        f'H{_c(frame.right)}{ticks}" stroke="#888" fill="none"/>'
+        f'<path class="plot-axis" d="M{coord(frame.left)} {coord(frame.top)}V{coord(frame.bottom)}'
+        f'H{coord(frame.right)}{ticks}" stroke="#888" fill="none"/>'
     )
     x_texts = "".join(
-        f'<text x="{_c(x)}" y="{_c(frame.bottom + 14)}">{escape(t)}</text>' for x, t in x_ticks
+        f'<text x="{coord(x)}" y="{coord(frame.bottom + 14)}">{escape(t)}</text>'
+        for x, t in x_ticks
     )
     y_texts = "".join(
-        f'<text x="{_c(frame.left - 4)}" y="{_c(y + 3.5)}">{escape(t)}</text>' for y, t in y_ticks
+        f'<text x="{coord(frame.left - 4)}" y="{coord(y + 3.5)}">{escape(t)}</text>'
+        for y, t in y_ticks
     )
     texts = [f'<g text-anchor="middle">{x_texts}</g>', f'<g text-anchor="end">{y_texts}</g>']
     mid_x = (frame.left + frame.right) / 2
     mid_y = (frame.top + frame.bottom) / 2
     texts.append(
-        f'<text class="plot-label" x="{_c(mid_x)}" y="{_c(frame.height - 3)}"'
+        f'<text class="plot-label" x="{coord(mid_x)}" y="{coord(frame.height - 3)}"'
         f' text-anchor="middle">{escape(x_label)}</text>'
     )
     texts.append(
-        f'<text class="plot-label" x="11" y="{_c(mid_y)}" text-anchor="middle"'
-        f' transform="rotate(-90 11 {_c(mid_y)})">{escape(y_label)}</text>'
+        f'<text class="plot-label" x="11" y="{coord(mid_y)}" text-anchor="middle"'
+        f' transform="rotate(-90 11 {coord(mid_y)})">{escape(y_label)}</text>'
     )
     parts.append(f'<g class="plot-text" font-size="10" fill="currentColor">{"".join(texts)}</g>')
     return parts
@@ -208,14 +210,14 @@ def histogram_svg(
     frame = _Frame(width, height, (edges[0], edges[-1]), (y_lo, y_hi))
     # one step outline over all bins: half the bytes of a rectangle per bar; bins of equal
     # height share one step. Pixel arithmetic as in _Frame.x/y, inlined (a page has two of these).
-    bottom = _c(frame.bottom)
+    bottom = coord(frame.bottom)
     x0, x_span, x_px = frame.x0, frame.x1 - frame.x0, frame.right - frame.left
     y0, y_span, y_px = frame.y0, frame.y1 - frame.y0, frame.bottom - frame.top
     steps: list[list] = []  # [top, or "" to stay level; right edge]
     previous = bottom
     for right, count, h in zip(edges[1:], counts, heights):
         if count > 0:
-            top = _c(frame.bottom - ((max(h, 0.05) if log_y else h) - y0) / y_span * y_px)
+            top = coord(frame.bottom - ((max(h, 0.05) if log_y else h) - y0) / y_span * y_px)
         else:
             top = bottom
         if top == previous and steps:
@@ -223,9 +225,9 @@ def histogram_svg(
         else:
             steps.append(["" if top == previous else top, right])
         previous = top
-    first = _c(frame.x(edges[0]))
+    first = coord(frame.x(edges[0]))
     path = "".join(
-        (f"V{top}H" if top else "H") + _c(frame.left + (right - x0) / x_span * x_px)
+        (f"V{top}H" if top else "H") + coord(frame.left + (right - x0) / x_span * x_px)
         for top, right in steps
     )
     bars = f"M{first} {bottom}{path}V{bottom}z" if any(c > 0 for c in counts) else ""
@@ -313,7 +315,7 @@ def line_chart_svg(
         y_label,
     )
     marks = "".join(
-        f"M{_c(frame.x(m))} {_c(frame.top)}V{_c(frame.bottom)}"
+        f"M{coord(frame.x(m))} {coord(frame.top)}V{coord(frame.bottom)}"
         for m in markers
         if min(xs) <= m <= max(xs)
     )
@@ -336,7 +338,7 @@ def line_chart_svg(
             pts = _decimate(segment, columns)
             if not pts:
                 continue
-            coords = " ".join(f"{_c(frame.x(x))} {_c(frame.y(y))}" for x, y in pts)
+            coords = " ".join(f"{coord(frame.x(x))} {coord(frame.y(y))}" for x, y in pts)
             d.append(f"M{coords}" if len(pts) > 1 else f"M{coords}h0.1")
         css = f"plot-s{number % N_SERIES_CLASSES}"
         parts.append(
@@ -349,9 +351,9 @@ def line_chart_svg(
             y = frame.top + 10 + 12 * number
             css = f"plot-s{number % N_SERIES_CLASSES}"
             legend.append(
-                f'<path class="plot-line {css}" d="M{_c(frame.right - 110)} {_c(y - 3)}h14"'
-                f' stroke="#4a7fd6" stroke-width="2"/><text x="{_c(frame.right - 92)}"'
-                f' y="{_c(y)}">{escape(name)}</text>'
+                f'<path class="plot-line {css}" d="M{coord(frame.right - 110)} {coord(y - 3)}h14"'
+                f' stroke="#4a7fd6" stroke-width="2"/><text x="{coord(frame.right - 92)}"'
+                f' y="{coord(y)}">{escape(name)}</text>'
             )
         parts.append(
             f'<g class="plot-legend" font-size="10" fill="currentColor">{"".join(legend)}</g>'

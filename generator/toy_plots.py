@@ -13,116 +13,59 @@ from collections.abc import Sequence
 
 from markupsafe import Markup, escape
 
-Matrix = Sequence[Sequence[float]]
+from generator.plots import coord
+from generator.toy_svg import (
+    CATEGORICAL,
+    Matrix,
+    columns,
+    diverging,
+    euclidean_norm,
+    fmt,
+    importance_colours,
+    sequential,
+    svg_open,
+    svg_text,
+)
 
-VIRIDIS = ((68, 1, 84), (59, 82, 139), (33, 145, 140), (94, 201, 98), (253, 231, 37))
-DIVERGING = ((33, 102, 172), (247, 247, 247), (178, 24, 43))  # blue, white, red
-CATEGORICAL = tuple("#4e79a7 #f28e2b #e15759 #76b7b2 #59a14f #edc948 #b07aa1 #ff9da7".split())
 STICKY_FRACTIONS = ((1.0, "1"), (0.75, "3/4"), (2 / 3, "2/3"), (0.5, "1/2"), (0.4, "2/5"))
 """Dimensionalities the paper found features stick to (digon 1/2, pentagon 2/5, …)."""
 
 
-def _n(value: float) -> str:
-    """A coordinate with at most one decimal and no trailing ``.0``."""
-    text = f"{value:.1f}"
-    text = text[:-2] if text.endswith(".0") else text
-    return "0" if text == "-0" else text
-
-
-def fmt(value: float) -> str:
-    """A value for tooltips and labels: three significant digits."""
-    if value == 0 or not math.isfinite(value):
-        return "0" if value == 0 else str(value)
-    return f"{value:.3g}"
-
-
-def _hex(rgb: Sequence[float]) -> str:
-    return "#" + "".join(f"{round(c):02x}" for c in rgb)
-
-
-def _ramp(stops: Sequence[Sequence[int]], t: float) -> str:
-    t = min(1.0, max(0.0, t if math.isfinite(t) else 0.0)) * (len(stops) - 1)
-    i = min(int(t), len(stops) - 2)
-    frac = t - i
-    return _hex([a + (b - a) * frac for a, b in zip(stops[i], stops[i + 1])])
-
-
-def sequential(t: float) -> str:
-    """Viridis-like colour for ``t`` in [0, 1] (dark purple to yellow)."""
-    return _ramp(VIRIDIS, t)
-
-
-def diverging(value: float, limit: float) -> str:
-    """Blue for −limit, white for 0, red for +limit."""
-    t = 0.5 if limit <= 0 else 0.5 + 0.5 * value / limit
-    return _ramp(DIVERGING, t)
-
-
-def _open(width: float, height: float, label: str, css: str = "") -> list[str]:
-    return [
-        f'<svg class="plot toy-plot{(" " + css) if css else ""}" viewBox="0 0 {_n(width)}'
-        f' {_n(height)}" width="{_n(width)}" height="{_n(height)}" role="img"'
-        f' aria-label="{escape(label)}" xmlns="http://www.w3.org/2000/svg">',
-        f"<title>{escape(label)}</title>",
-    ]
-
-
-def _text(
-    x: float, y: float, text: str, anchor: str = "middle", size: int = 10, extra: str = ""
-) -> str:
-    return (
-        f'<text x="{_n(x)}" y="{_n(y)}" text-anchor="{anchor}" font-size="{size}"'
-        f' fill="currentColor"{extra}>{escape(text)}</text>'
-    )
-
-
-def _columns(matrix: Matrix) -> list[list[float]]:
-    return [list(col) for col in zip(*matrix)] if matrix else []
-
-
-def _norm(vector: Sequence[float]) -> float:
-    return math.sqrt(sum(v * v for v in vector))
-
-
-def importance_colours(importance: Sequence[float]) -> list[str]:
-    """Most important feature yellow, least important dark purple (as in the paper)."""
-    lo, hi = min(importance), max(importance)
-    span = hi - lo
-    return [sequential(1.0 if span <= 0 else (v - lo) / span) for v in importance]
-
-
 def feature_scatter_svg(W: Matrix, importance: Sequence[float], *, size: int = 220) -> Markup:
     """Where each feature lands in a 2-D hidden space: a line from the origin to W[:, f]."""
-    cols = _columns(W)
-    limit = max([1.0] + [_norm(c) for c in cols]) * 1.15
+    cols = columns(W)
+    limit = max([1.0] + [euclidean_norm(c) for c in cols]) * 1.15
     centre = size / 2
     scale = (size / 2 - 14) / limit
     colours = importance_colours(importance)
-    parts = _open(size, size, f"{len(cols)} features in 2 hidden dimensions")
-    r = _n(scale)
+    parts = svg_open(size, size, f"{len(cols)} features in 2 hidden dimensions")
+    r = coord(scale)
     parts.append(
         f'<g stroke="currentColor" stroke-opacity="0.25" fill="none">'
-        f'<circle cx="{_n(centre)}" cy="{_n(centre)}" r="{r}" stroke-dasharray="2 3"/>'
-        f'<path d="M{_n(centre)} 6V{_n(size - 6)}M6 {_n(centre)}H{_n(size - 6)}"/></g>'
+        f'<circle cx="{coord(centre)}" cy="{coord(centre)}" r="{r}" stroke-dasharray="2 3"/>'
+        f'<path d="M{coord(centre)} 6V{coord(size - 6)}M6 {coord(centre)}H{coord(size - 6)}"/></g>'
     )
     # least important first, so the important features are drawn on top
     for f in sorted(range(len(cols)), key=lambda f: importance[f]):
         x, y = cols[f][0], cols[f][1] if len(cols[f]) > 1 else 0.0
         px, py = centre + x * scale, centre - y * scale
         tip = (
-            f"f{f}: importance {fmt(importance[f])}, ‖W_f‖ {fmt(_norm(cols[f]))},"
+            f"f{f}: importance {fmt(importance[f])}, ‖W_f‖ {fmt(euclidean_norm(cols[f]))},"
             f" ({fmt(x)}, {fmt(y)})"
         )
         parts.append(
-            f'<g><title>{escape(tip)}</title><path d="M{_n(centre)} {_n(centre)}L{_n(px)}'
-            f' {_n(py)}" stroke="{colours[f]}" stroke-width="2.5"/><circle cx="{_n(px)}"'
-            f' cy="{_n(py)}" r="4" fill="{colours[f]}" stroke="currentColor"'
+            f'<g><title>{escape(tip)}</title><path d="M{coord(centre)} {coord(centre)}L{coord(px)}'
+            f' {coord(py)}" stroke="{colours[f]}" stroke-width="2.5"/><circle cx="{coord(px)}"'
+            f' cy="{coord(py)}" r="4" fill="{colours[f]}" stroke="currentColor"'
             f' stroke-width="0.5"/></g>'
         )
-        if len(cols) <= 12 and _norm(cols[f]) >= 0.1:
-            dx, dy = (x / max(_norm(cols[f]), 1e-9), y / max(_norm(cols[f]), 1e-9))
-            parts.append(_text(px + 11 * dx, py - 11 * dy + 3.5, f"f{f}", size=9))
-    parts.append(_text(size - 4, size - 4, "colour: importance", anchor="end", size=8))
+        if len(cols) <= 12 and euclidean_norm(cols[f]) >= 0.1:
+            dx, dy = (
+                x / max(euclidean_norm(cols[f]), 1e-9),
+                y / max(euclidean_norm(cols[f]), 1e-9),
+            )
+            parts.append(svg_text(px + 11 * dx, py - 11 * dy + 3.5, f"f{f}", size=9))
+    parts.append(svg_text(size - 4, size - 4, "colour: importance", anchor="end", size=8))
     parts.append("</svg>")
     return Markup("".join(parts))
 
@@ -145,24 +88,24 @@ def heatmap_svg(
     left, top = 30.0, 26.0
     width = max(left + n_cols * cell + 8, 200.0)  # room for the colour legend
     height = top + n_rows * cell + 22
-    parts = _open(width, height, label)
+    parts = svg_open(width, height, label)
     every = 1 if cell >= 14 else 5  # labels need about 14 px each
     for j, name in enumerate(col_names):
         if j % every == 0:
-            parts.append(_text(left + (j + 0.5) * cell, top - 5, name, size=8))
+            parts.append(svg_text(left + (j + 0.5) * cell, top - 5, name, size=8))
     for i, name in enumerate(row_names):
         if cell >= 9 or i % 5 == 0:
-            parts.append(_text(left - 3, top + (i + 0.5) * cell + 3, name, anchor="end", size=8))
+            parts.append(svg_text(left - 3, top + (i + 0.5) * cell + 3, name, anchor="end", size=8))
     for i, row in enumerate(matrix):
         for j, value in enumerate(row):
             tip = f"{row_names[i]}, {col_names[j]}: {value_name} {fmt(value)}"
             parts.append(
-                f'<rect x="{_n(left + j * cell)}" y="{_n(top + i * cell)}" width="{_n(cell)}"'
-                f' height="{_n(cell)}" fill="{diverging(value, limit)}"><title>'
-                f"{escape(tip)}</title></rect>"
+                f'<rect x="{coord(left + j * cell)}" y="{coord(top + i * cell)}"'
+                f' width="{coord(cell)}" height="{coord(cell)}" fill="{diverging(value, limit)}">'
+                f"<title>{escape(tip)}</title></rect>"
             )
     parts.append(
-        _text(
+        svg_text(
             left,
             height - 6,
             f"blue −{fmt(limit)} · white 0 · red +{fmt(limit)}",
@@ -176,7 +119,7 @@ def heatmap_svg(
 
 def gram(W: Matrix) -> list[list[float]]:
     """WᵀW: entry (i, j) is W_i · W_j, the interference between features i and j."""
-    cols = _columns(W)
+    cols = columns(W)
     return [[sum(a * b for a, b in zip(ci, cj)) for cj in cols] for ci in cols]
 
 
@@ -190,10 +133,10 @@ def gram_heatmap_svg(W: Matrix) -> Markup:
 
 def polysemanticity(W: Matrix) -> list[float]:
     """Σ_{j≠i} (Ŵ_i · W_j)²: 0 when feature i has a dimension to itself."""
-    cols = _columns(W)
+    cols = columns(W)
     out = []
     for i, ci in enumerate(cols):
-        norm = _norm(ci)
+        norm = euclidean_norm(ci)
         if norm < 1e-9:
             out.append(0.0)
             continue
@@ -209,34 +152,35 @@ def polysemanticity(W: Matrix) -> list[float]:
 
 def norm_bars_svg(W: Matrix, *, width: int = 240) -> Markup:
     """‖W_i‖ per feature as horizontal bars coloured by polysemanticity (dark: own dimension)."""
-    cols = _columns(W)
-    norms = [_norm(c) for c in cols]
+    cols = columns(W)
+    norms = [euclidean_norm(c) for c in cols]
     poly = polysemanticity(W)
     bar_h = max(6.0, min(14.0, 280.0 / max(len(cols), 1)))
     left, top = 30.0, 8.0
     top_value = max(norms + [1.0])
     span = width - left - 10
     height = top + len(cols) * bar_h + 34
-    parts = _open(width, height, "Feature norms ‖W_i‖, coloured by interference")
+    parts = svg_open(width, height, "Feature norms ‖W_i‖, coloured by interference")
     for f, (norm, p) in enumerate(zip(norms, poly)):
         y = top + f * bar_h
         tip = f"f{f}: ‖W_i‖ {fmt(norm)}, interference Σ_j≠i (Ŵ_i·W_j)² {fmt(p)}"
         parts.append(
-            f'<rect x="{_n(left)}" y="{_n(y + 1)}" width="{_n(max(norm / top_value * span, 0.5))}"'
-            f' height="{_n(bar_h - 2)}" fill="{sequential(min(p, 1.0))}"><title>{escape(tip)}'
+            f'<rect x="{coord(left)}" y="{coord(y + 1)}"'
+            f' width="{coord(max(norm / top_value * span, 0.5))}"'
+            f' height="{coord(bar_h - 2)}" fill="{sequential(min(p, 1.0))}"><title>{escape(tip)}'
             "</title></rect>"
         )
         if len(cols) <= 24 or f % 5 == 0:
-            parts.append(_text(left - 3, y + bar_h / 2 + 3, f"f{f}", anchor="end", size=8))
+            parts.append(svg_text(left - 3, y + bar_h / 2 + 3, f"f{f}", anchor="end", size=8))
     one = left + span / top_value
     parts.append(
-        f'<path d="M{_n(one)} {_n(top)}V{_n(top + len(cols) * bar_h)}" stroke="currentColor"'
-        ' stroke-opacity="0.4" stroke-dasharray="2 2"/>'
+        f'<path d="M{coord(one)} {coord(top)}V{coord(top + len(cols) * bar_h)}"'
+        ' stroke="currentColor" stroke-opacity="0.4" stroke-dasharray="2 2"/>'
     )
     axis_y = top + len(cols) * bar_h
-    parts.append(_text(one, axis_y + 11, "‖W_i‖ = 1", anchor="end", size=8))
+    parts.append(svg_text(one, axis_y + 11, "‖W_i‖ = 1", anchor="end", size=8))
     parts.append(
-        _text(
+        svg_text(
             left, height - 6, "colour: interference, dark = own dimension", anchor="start", size=8
         )
     )
@@ -269,7 +213,7 @@ def stacked_exposures_svg(W: Matrix, importance: Sequence[float], *, height: int
     half = (height - top - bottom) / 2
     zero = top + half
     scale = half / limit
-    parts = _open(width, height, "Stacked feature weights per neuron")
+    parts = svg_open(width, height, "Stacked feature weights per neuron")
     for n, row in enumerate(W):
         x = left + n * col_w + 1.5
         pos, neg = zero, zero
@@ -284,19 +228,20 @@ def stacked_exposures_svg(W: Matrix, importance: Sequence[float], *, height: int
                 neg += h
             tip = f"neuron {n}, f{f}: weight {fmt(value)}"
             parts.append(
-                f'<rect x="{_n(x)}" y="{_n(y)}" width="{_n(col_w - 3)}" height="{_n(h)}"'
-                f' fill="{colours[f]}" stroke="currentColor" stroke-width="0.3"><title>'
+                f'<rect x="{coord(x)}" y="{coord(y)}" width="{coord(col_w - 3)}"'
+                f' height="{coord(h)}" fill="{colours[f]}" stroke="currentColor"'
+                ' stroke-width="0.3"><title>'
                 f"{escape(tip)}</title></rect>"
             )
         if n_neurons <= 24 or n % 5 == 0:
-            parts.append(_text(x + (col_w - 3) / 2, height - bottom + 12, f"n{n}", size=8))
+            parts.append(svg_text(x + (col_w - 3) / 2, height - bottom + 12, f"n{n}", size=8))
     parts.append(
-        f'<path d="M{_n(left)} {_n(zero)}H{_n(width - 6)}" stroke="currentColor"'
+        f'<path d="M{coord(left)} {coord(zero)}H{coord(width - 6)}" stroke="currentColor"'
         ' stroke-opacity="0.5"/>'
     )
-    parts.append(_text(left - 3, top + 8, f"+{fmt(limit)}", anchor="end", size=8))
-    parts.append(_text(left - 3, height - bottom, f"−{fmt(limit)}", anchor="end", size=8))
-    parts.append(_text(left, height - 4, "colour: feature importance", anchor="start", size=8))
+    parts.append(svg_text(left - 3, top + 8, f"+{fmt(limit)}", anchor="end", size=8))
+    parts.append(svg_text(left - 3, height - bottom, f"−{fmt(limit)}", anchor="end", size=8))
+    parts.append(svg_text(left, height - 4, "colour: feature importance", anchor="start", size=8))
     parts.append("</svg>")
     return Markup("".join(parts))
 
@@ -328,36 +273,38 @@ def dimensionality_svg(
     def py(y: float) -> float:
         return top + plot_h - y / y_hi * plot_h
 
-    parts = _open(width, height, "Feature dimensionality against sparsity")
-    guides = "".join(f"M{_n(left)} {_n(py(v))}H{_n(left + plot_w)}" for v, _ in STICKY_FRACTIONS)
+    parts = svg_open(width, height, "Feature dimensionality against sparsity")
+    guides = "".join(
+        f"M{coord(left)} {coord(py(v))}H{coord(left + plot_w)}" for v, _ in STICKY_FRACTIONS
+    )
     parts.append(
         f'<path d="{guides}" stroke="currentColor" stroke-opacity="0.25"'
         ' stroke-dasharray="3 3" fill="none"/>'
     )
     for value, name in STICKY_FRACTIONS:
-        parts.append(_text(left + plot_w + 3, py(value) + 3, name, anchor="start", size=8))
+        parts.append(svg_text(left + plot_w + 3, py(value) + 3, name, anchor="start", size=8))
     parts.append(
-        f'<path d="M{_n(left)} {_n(top)}V{_n(top + plot_h)}H{_n(left + plot_w)}"'
+        f'<path d="M{coord(left)} {coord(top)}V{coord(top + plot_h)}H{coord(left + plot_w)}"'
         ' stroke="currentColor" stroke-opacity="0.6" fill="none"/>'
     )
     for y in (0.0, 0.5, 1.0):
-        parts.append(_text(left - 4, py(y) + 3, fmt(y), anchor="end", size=9))
+        parts.append(svg_text(left - 4, py(y) + 3, fmt(y), anchor="end", size=9))
     for e in range(math.floor(x_lo), math.ceil(x_hi) + 1):
         if x_lo - 1e-9 <= e <= x_hi + 1e-9:
-            parts.append(_text(px(e), top + plot_h + 12, fmt(10.0**e), size=9))
+            parts.append(svg_text(px(e), top + plot_h + 12, fmt(10.0**e), size=9))
     parts.append(
-        _text(left + plot_w / 2, height - 4, "1 / (1 − S) = 1 / feature probability", size=9)
+        svg_text(left + plot_w / 2, height - 4, "1 / (1 − S) = 1 / feature probability", size=9)
     )
     parts.append(
-        _text(
+        svg_text(
             10,
             top + plot_h / 2,
             "dimensionality",
             size=9,
-            extra=f' transform="rotate(-90 10 {_n(top + plot_h / 2)})"',
+            extra=f' transform="rotate(-90 10 {coord(top + plot_h / 2)})"',
         )
     )
-    line = " ".join(f"{_n(px(x))} {_n(py(d))}" for x, d in zip(xs, dims_per_feature))
+    line = " ".join(f"{coord(px(x))} {coord(py(d))}" for x, d in zip(xs, dims_per_feature))
     if line:
         parts.append(
             f'<path d="M{line}" stroke="#4e79a7" stroke-width="1.5" fill="none">'
@@ -367,7 +314,7 @@ def dimensionality_svg(
         for f, d in enumerate(dims):
             tip = f"p = {fmt(p)}, f{f}: dimensionality {fmt(d)}"
             parts.append(
-                f'<circle cx="{_n(px(x))}" cy="{_n(py(d))}" r="2.5" fill="#e15759"'
+                f'<circle cx="{coord(px(x))}" cy="{coord(py(d))}" r="2.5" fill="#e15759"'
                 f' fill-opacity="0.6"><title>{escape(tip)}</title></circle>'
             )
     parts.append("</svg>")
@@ -395,23 +342,24 @@ def decoder_frame_svg(
     centre = size / 2
     radius = size / 2 - 16
     timeline = 26
-    parts = _open(size, size + timeline, f"SAE decoder directions at step {step}", "toy-frame")
+    parts = svg_open(size, size + timeline, f"SAE decoder directions at step {step}", "toy-frame")
     parts.append(
-        f'<circle cx="{_n(centre)}" cy="{_n(centre)}" r="{_n(radius)}" fill="none"'
+        f'<circle cx="{coord(centre)}" cy="{coord(centre)}" r="{coord(radius)}" fill="none"'
         ' stroke="currentColor" stroke-opacity="0.2"/>'
     )
-    longest = max([1.0] + [_norm(vec) for vec in features])
+    longest = max([1.0] + [euclidean_norm(vec) for vec in features])
     for f, vec in enumerate(features):
-        norm = _norm(vec)
+        norm = euclidean_norm(vec)
         x, y = centre + vec[0] / longest * radius, centre - vec[1] / longest * radius
         parts.append(
-            f'<path d="M{_n(centre)} {_n(centre)}L{_n(x)} {_n(y)}" stroke="currentColor"'
-            f' stroke-opacity="0.3" stroke-width="5"><title>true feature f{f}, ‖W_f‖'
+            f'<path d="M{coord(centre)} {coord(centre)}L{coord(x)} {coord(y)}"'
+            f' stroke="currentColor" stroke-opacity="0.3" stroke-width="5"><title>'
+            f"true feature f{f}, ‖W_f‖"
             f" {fmt(norm)}</title></path>"
         )
         if norm / longest >= 0.1:
             parts.append(
-                _text(
+                svg_text(
                     centre + vec[0] / norm * (radius + 9),
                     centre - vec[1] / norm * (radius + 9) + 3,
                     f"f{f}",
@@ -419,24 +367,25 @@ def decoder_frame_svg(
                 )
             )
     for j, vec in enumerate(latents):
-        norm = max(_norm(vec), 1e-9)
+        norm = max(euclidean_norm(vec), 1e-9)
         x, y = centre + vec[0] / norm * radius, centre - vec[1] / norm * radius
         colour = CATEGORICAL[j % len(CATEGORICAL)]
         name = names[j] if j < len(names) else str(j)
         parts.append(
             f"<g><title>latent {escape(name)}</title>"
-            f'<path d="M{_n(centre)} {_n(centre)}L{_n(x)} {_n(y)}" stroke="{colour}"'
-            f' stroke-width="1.8"/><circle cx="{_n(x)}" cy="{_n(y)}" r="3"'
+            f'<path d="M{coord(centre)} {coord(centre)}L{coord(x)} {coord(y)}" stroke="{colour}"'
+            f' stroke-width="1.8"/><circle cx="{coord(x)}" cy="{coord(y)}" r="3"'
             f' fill="{colour}"/></g>'
         )
     base = size + 8
     left, right = 10.0, size - 10.0
     parts.append(
-        f'<path d="M{_n(left)} {_n(base)}H{_n(right)}" stroke="currentColor" stroke-opacity="0.4"/>'
+        f'<path d="M{coord(left)} {coord(base)}H{coord(right)}" stroke="currentColor"'
+        ' stroke-opacity="0.4"/>'
     )
     span = max(total_steps, 1)
     ticks = "".join(
-        f"M{_n(left + s / span * (right - left))} {_n(base - 4)}v8" for s in resample_steps
+        f"M{coord(left + s / span * (right - left))} {coord(base - 4)}v8" for s in resample_steps
     )
     if ticks:
         parts.append(
@@ -444,10 +393,10 @@ def decoder_frame_svg(
             "resampling steps</title></path>"
         )
     parts.append(
-        f'<circle cx="{_n(left + min(step, span) / span * (right - left))}"'
-        f' cy="{_n(base)}" r="3.5" fill="currentColor"/>'
+        f'<circle cx="{coord(left + min(step, span) / span * (right - left))}"'
+        f' cy="{coord(base)}" r="3.5" fill="currentColor"/>'
     )
     caption = f"step {step}" + (" · resampled" if resampled else "")
-    parts.append(_text(centre, size + timeline - 3, caption, size=9))
+    parts.append(svg_text(centre, size + timeline - 3, caption, size=9))
     parts.append("</svg>")
     return Markup("".join(parts))

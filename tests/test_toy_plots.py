@@ -10,7 +10,6 @@ import pytest
 from generator.toy_plots import (
     decoder_frame_svg,
     dimensionality_svg,
-    diverging,
     feature_scatter_svg,
     gram,
     gram_heatmap_svg,
@@ -69,13 +68,6 @@ def test_heatmap_has_one_cell_per_entry_with_its_value_on_hover():
     titles = [cell.find(f"{SVG}title").text for cell in cells]
     assert titles[1] == f"f0, f1: W_i·W_j {g[0][1]:.3g}"  # -1: an antipodal pair
     assert g[0][1] == pytest.approx(-1.0)
-
-
-def test_diverging_colours_are_blue_for_negative_white_for_zero_and_red_for_positive():
-    assert diverging(0.0, 1.0) == "#f7f7f7"
-    blue, red = diverging(-1.0, 1.0), diverging(1.0, 1.0)
-    assert int(blue[5:7], 16) > int(blue[1:3], 16)
-    assert int(red[1:3], 16) > int(red[5:7], 16)
 
 
 def test_polysemanticity_is_zero_for_orthogonal_features_and_positive_for_a_shared_dimension():
