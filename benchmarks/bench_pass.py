@@ -133,7 +133,7 @@ def build_seconds(folder: Path, run: str, cfg_kwargs) -> tuple[tuple[float, floa
 
 
 def cpu_seconds(before: os.times_result, after: os.times_result) -> float:
-    """CPU seconds of this process and of its finished children (the page workers)."""
+    """CPU seconds of this process and of its finished children (record and page workers)."""
     fields = ("user", "system", "children_user", "children_system")
     return sum(getattr(after, f) - getattr(before, f) for f in fields)
 

@@ -200,6 +200,7 @@ def write_site(site: dict, features: Collection[Mapping], cfg: RenderConfig) -> 
             time.perf_counter() - t0,
             1 if ranged is None else workers,
         )
+        t1 = time.perf_counter()
 
         # 2. site-wide files
         site_out = {k: v for k, v in site.items() if k != "features"}
@@ -250,15 +251,13 @@ def write_site(site: dict, features: Collection[Mapping], cfg: RenderConfig) -> 
                 writer.write(summary.html, render("feature.html", summary.html, context))
             return writer.written_since(mark)
 
-        log.debug(
-            "site-wide pages by %.1f s; feature pages in %d processes",
-            time.perf_counter() - t0,
-            workers,
-        )
+        log.debug("site-wide pages in %.1f s", time.perf_counter() - t1)
+        t2 = time.perf_counter()
         with tqdm(total=n, desc="pages", unit="feature", disable=None, leave=False) as bar:
             for done, written in map_ranges(pages, n, workers):
                 writer.count(written)
                 bar.update(done)
+        log.debug("%d feature pages in %.1f s (%d processes)", n, time.perf_counter() - t2, workers)
         for _, rel_path, template, context in extra:
             writer.write(rel_path, render(template, rel_path, context))
         return writer.commit()
