@@ -7,8 +7,10 @@ hooks in a ``finally``, so this is safe).
 With losses, one forward computes all three: the blocks before the hook's block run once
 (``stop_at_layer``), their output is replicated three times, and the rest of the model runs from
 the hook's block (``start_at_layer``) with a hook that keeps copy 1 (clean), replaces copy 2 by
-the SAE reconstruction (spliced) and copy 3 by zeros (zero-ablated). Hooks outside the blocks
-(``hook_embed``, ``ln_final.*``) and shortformer models replicate the tokens instead.
+the SAE reconstruction (spliced) and copy 3 by zeros (zero-ablated). A ``hook_resid_post`` is
+the next block's input, so there the hook's own block runs once too and the three copies start
+at the next block. Hooks outside the blocks (``hook_embed``, ``ln_final.*``) and shortformer
+models replicate the tokens instead.
 """
 
 from __future__ import annotations
@@ -110,6 +112,9 @@ class HookRunner:
         block = hook_block(hook)
         shortformer = model.cfg.positional_embedding_type == "shortformer"
         self.start_layer = block if block is not None and not shortformer else None
+        resid_post = self.start_layer is not None and hook == f"blocks.{block}.hook_resid_post"
+        self.after_block = block + 1 if resid_post else None
+        """For a ``hook_resid_post``: the layer where the three copies start."""
 
     @torch.no_grad()
     def run(self, tokens: Int[Tensor, "batch pos"]) -> HookOutput:
@@ -142,6 +147,8 @@ class HookRunner:
         return HookOutput(x=x, acts=acts, active=active, x_hat=x_hat, loss=None)
 
     def _with_loss(self, tokens: Int[Tensor, "batch pos"]) -> HookOutput:
+        if self.after_block is not None:
+            return self._with_loss_from_next_block(tokens)
         n = tokens.shape[0]
         captured: dict[str, Tensor] = {}
 
@@ -162,11 +169,28 @@ class HookRunner:
                 start_at_layer=self.start_layer,
                 fwd_hooks=[(self.hook, splice)],
             )
-        losses = next_token_loss_sums(logits, tokens, 3)
-        sums = LossSums(
-            clean=losses[0],
-            spliced=losses[1],
-            zero_ablated=losses[2],
-            n_predictions=n * (tokens.shape[1] - 1),
+        return HookOutput(loss=_loss_sums(logits, tokens), **captured)
+
+    def _with_loss_from_next_block(self, tokens: Int[Tensor, "batch pos"]) -> HookOutput:
+        resid = self.model(tokens, stop_at_layer=self.after_block)  # the hook's activation
+        x = self._flat(resid)
+        acts, active, x_hat = reconstruct(self.sae, x)
+        copies = torch.cat(
+            [resid, x_hat.reshape(resid.shape).to(resid.dtype), resid.new_zeros(resid.shape)]
         )
-        return HookOutput(loss=sums, **captured)
+        logits = self.model(copies, start_at_layer=self.after_block)
+        loss = _loss_sums(logits, tokens)
+        return HookOutput(x=x, acts=acts, active=active, x_hat=x_hat, loss=loss)
+
+
+def _loss_sums(
+    logits: Float[Tensor, "copies pos d_vocab"], tokens: Int[Tensor, "batch pos"]
+) -> LossSums:
+    """The three losses of logits stacked as (clean, spliced, zero-ablated) copies of ``tokens``."""
+    clean, spliced, zero_ablated = next_token_loss_sums(logits, tokens, 3)
+    return LossSums(
+        clean=clean,
+        spliced=spliced,
+        zero_ablated=zero_ablated,
+        n_predictions=tokens.shape[0] * (tokens.shape[1] - 1),
+    )

@@ -53,7 +53,13 @@ def direct_losses(model, sae, tokens, hook):
 
 @pytest.mark.parametrize(
     "hook,d_in",
-    [("blocks.0.mlp.hook_post", 64), ("blocks.1.hook_resid_pre", 32), ("hook_embed", 32)],
+    [
+        ("blocks.0.mlp.hook_post", 64),
+        ("blocks.1.hook_resid_pre", 32),
+        ("blocks.0.hook_resid_post", 32),  # the copies start at the next block
+        ("blocks.1.hook_resid_post", 32),  # ... which is the unembedding here
+        ("hook_embed", 32),
+    ],
 )
 def test_ce_loss_recovered_matches_direct_computation_with_hooks(hook, d_in):
     model, sae, tokens = tiny_model(), tiny_sae(d_in), tiny_tokens()
