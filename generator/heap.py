@@ -31,7 +31,7 @@ _depth = 0
 def _libc():
     try:
         libc = ctypes.CDLL(None)
-    except OSError:
+    except (OSError, TypeError):  # TypeError: Windows has no "this process" library
         return None
     if not (hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim")):
         return None  # not glibc
