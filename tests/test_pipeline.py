@@ -172,6 +172,17 @@ def test_two_builds_with_the_same_inputs_are_byte_identical(
     assert a == b
 
 
+def test_records_and_pages_built_by_three_workers_are_the_bytes_of_one_process(
+    tmp_path, tiny_model_dir, tiny_sae_dir, tiny_tokens_npy
+):
+    # records.FeatureRecords built a range per forked worker, torch running inside them
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for name, workers in (("one", "1"), ("three", "3")):
+        command = build_command(tiny_model_dir, tiny_sae_dir, tiny_tokens_npy, tmp_path / name)
+        subprocess.run([*command, "--workers", workers], check=True, env=env)
+    assert tree_digest(tmp_path / "three") == tree_digest(tmp_path / "one")
+
+
 @pytest.mark.slow
 def test_a_build_killed_at_random_moments_leaves_the_previous_site_intact(
     tmp_path, tiny_model_dir, tiny_sae_dir, tiny_tokens_npy
