@@ -13,6 +13,7 @@ returned before the pages are rendered.
 from __future__ import annotations
 
 import ctypes
+import functools
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,6 +29,7 @@ _lock = threading.Lock()
 _depth = 0
 
 
+@functools.cache
 def _libc():
     try:
         libc = ctypes.CDLL(None)

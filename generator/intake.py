@@ -98,7 +98,7 @@ def take_records(
     return summaries, entries, held
 
 
-def ranged(features: Collection[Mapping]) -> Callable[[int, int], Iterable[Mapping]] | None:
+def range_source(features: Collection[Mapping]) -> Callable[[int, int], Iterable[Mapping]] | None:
     """``records(start, stop)`` for sources that can give any range of their records (a list,
     ``records.FeatureRecords``, a built site's JSON files), else None (iterable once)."""
     if isinstance(features, Sequence):
@@ -123,11 +123,6 @@ def take_records_in_workers(
             summary, entry, data = intake(feature, expected)
             writer.write(summary.json, data)
             out.append((summary, entry))
-        if len(out) != stop - start:
-            raise SaesiteError(
-                f"{len(out)} feature records for indices {start}…{stop - 1}; "
-                f"expected {stop - start}"
-            )
         return start, out, writer.written_since(mark)
 
     chunks = []

@@ -37,10 +37,10 @@ from generator.errors import SaesiteError
 from generator.intake import (
     Intake,
     folder_width,
+    range_source,
     take_records,
     take_records_in_workers,
 )
-from generator.intake import ranged as intake_ranged
 from generator.labels import Labels
 from generator.page_context import FeatureSummary, feature_context, site_facts, table_row
 from generator.parallel import map_ranges, worker_count
@@ -186,9 +186,9 @@ def write_site(site: dict, features: Collection[Mapping], cfg: RenderConfig) -> 
     t0 = time.perf_counter()
     with SiteWriter(cfg.out, force=cfg.force) as writer:
         # 1. records: each feature's JSON, and what other pages need of it
-        ranged = intake_ranged(features) if workers > 1 else None
-        if ranged is not None:
-            summaries, entries = take_records_in_workers(ranged, n, intake, writer, workers)
+        source = range_source(features) if workers > 1 else None
+        if source is not None:
+            summaries, entries = take_records_in_workers(source, n, intake, writer, workers)
             held: dict[int, bytes] = {}  # the workers wrote every feature's JSON
         else:
             summaries, entries, held = take_records(features, intake, writer)
@@ -198,7 +198,7 @@ def write_site(site: dict, features: Collection[Mapping], cfg: RenderConfig) -> 
             "feature records and JSON for %d features in %.1f s (%d processes)",
             n,
             time.perf_counter() - t0,
-            1 if ranged is None else workers,
+            1 if source is None else workers,
         )
         t1 = time.perf_counter()
 

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import orjson
 
-from generator.intake import Intake, ranged, take_records, take_records_in_workers
+from generator.intake import Intake, range_source, take_records, take_records_in_workers
 from generator.labels import Labels
 from generator.sample_records import sample_site
 from generator.site_writer import SiteWriter
@@ -31,7 +31,7 @@ def test_records_taken_by_workers_equal_records_taken_here(tmp_path):
         writer.commit()
     with SiteWriter(tmp_path / "workers") as writer:
         there, there_entries = take_records_in_workers(
-            ranged(features), 23, _intake(site, 23), writer, workers=2
+            range_source(features), 23, _intake(site, 23), writer, workers=2
         )
         assert writer.n_files == 23  # counted once, though written by other processes
         writer.commit()
@@ -46,6 +46,6 @@ def test_only_sources_that_give_any_range_are_taken_by_range():
         def between(self, start, stop):
             return range(start, stop)
 
-    assert list(ranged([10, 11, 12, 13])(1, 3)) == [11, 12]
-    assert list(ranged(Ranged())(2, 5)) == [2, 3, 4]
-    assert ranged(iter([1, 2])) is None
+    assert list(range_source([10, 11, 12, 13])(1, 3)) == [11, 12]
+    assert list(range_source(Ranged())(2, 5)) == [2, 3, 4]
+    assert range_source(iter([1, 2])) is None

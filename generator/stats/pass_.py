@@ -128,6 +128,7 @@ def check_finite(x: Float[Tensor, "tok d_in"], first_seq: int, seq_len: int, hoo
 
 
 @torch.no_grad()
+@reuse_freed_memory()  # each batch allocates the same large tensors again
 def run_pass(
     model: HookedTransformer,
     sae: SAE,
@@ -136,17 +137,6 @@ def run_pass(
     cfg: StatsConfig,
 ) -> PassResult:
     """Stream ``tokens`` through the model and SAE once and finalize every statistic."""
-    with reuse_freed_memory():  # each batch allocates the same large tensors again
-        return _run_pass(model, sae, tokens, hook, cfg)
-
-
-def _run_pass(
-    model: HookedTransformer,
-    sae: SAE,
-    tokens: Int[Tensor, "n_seq seq_len"],
-    hook: str,
-    cfg: StatsConfig,
-) -> PassResult:
     n_seq, seq_len = tokens.shape
     d_sae = sae.cfg.d_sae
     features = FeatureAccumulators(d_sae, cfg)
