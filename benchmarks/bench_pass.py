@@ -6,7 +6,7 @@
 One run, one random model / SAE / token set:
   (a) floor: the model forward up to the hook (stop_at_layer) + the SAE encoder matmul, alone;
   (b) run_pass, without and with the CE-loss metrics;
-  (c) the whole build, ``generator.pipeline.build_site`` (model and SAE read from disk, every
+  (c) the whole build, ``saesite.pipeline.build_site`` (model and SAE read from disk, every
       page and JSON file written), with and without the CE losses (SAEDashboard computes none).
 Imports and model construction are timed apart ("start-up"). CPU time counts the build's worker
 processes too; peak RSS is the main process's. After each build the same files are written again,
@@ -50,8 +50,8 @@ def peak_rss_gib() -> float:
 
 
 def make_inputs(d_sae: int, n_tokens: int, l0: float, seed: int = 0):
-    from generator.models import build_model
-    from generator.sae import SAE, SaeConfig, init_sae_
+    from saesite.lm.model import build_model
+    from saesite.sae.model import SAE, SaeConfig, init_sae_
 
     torch.manual_seed(seed)
     model = build_model(MODEL)
@@ -90,8 +90,8 @@ def elapsed(start: tuple[float, float]) -> tuple[float, float]:
 
 
 def save_inputs(model, sae, tokens, folder: Path) -> None:
-    from generator.models import DEMO_MODEL, save_model
-    from generator.sae import save_sae
+    from saesite.lm.model import DEMO_MODEL, save_model
+    from saesite.sae.model import save_sae
 
     save_model(model, DEMO_MODEL / "tokenizer.json", folder / "model", dtype=torch.float32)
     save_sae(sae, folder / "sae")
@@ -107,8 +107,8 @@ def build_seconds(folder: Path, run: str, cfg_kwargs) -> tuple[tuple[float, floa
     files near thousands of files deleted a minute before costs up to 40 times more kernel time
     (benchmarks/README.md), which would make each run slow down the next.
     """
-    from generator.config import BuildConfig, DataConfig, RenderConfig, StatsConfig
-    from generator.pipeline import build_site
+    from saesite.config import BuildConfig, DataConfig, RenderConfig, StatsConfig
+    from saesite.pipeline import build_site
 
     config = BuildConfig(
         model=str(folder / "model"),
@@ -202,9 +202,8 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     import transformer_lens  # noqa: F401
-
-    from generator.config import StatsConfig
-    from generator.stats.pass_ import run_pass
+    from saesite.config import StatsConfig
+    from saesite.stats.pass_ import run_pass
 
     imported = time.perf_counter()
     model, sae, tokens = make_inputs(args.d_sae, args.n_tokens, args.l0)

@@ -1,6 +1,6 @@
 """SAE quality on the bundled demo model: standard vs standard + resampling vs TopK.
 
-Trains each variant with `generator.train.train_sae` on the model's own training split (the
+Trains each variant with `saesite.train.sae.train_sae` on the model's own training split (the
 Python stdlib sources, packed as `saesite train-sae` packs them), over the same token budget,
 then measures on the held-out demo tokens (`demo_tokens.npy`, never trained on):
 
@@ -28,12 +28,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-from generator.activations import sample_activations
-from generator.config import TrainSaeConfig
-from generator.models import DEMO_MODEL, DEMO_TOKENS, load_model
-from generator.sae import SAE, load_sae
-from generator.train import reconstruction_metrics, train_sae
+from saesite.config import TrainSaeConfig
+from saesite.lm.activations import sample_activations
+from saesite.lm.model import DEMO_MODEL, DEMO_TOKENS, load_model
+from saesite.sae.model import SAE, load_sae
+from saesite.train.sae import reconstruction_metrics, train_sae
 
 HOOK = "blocks.0.mlp.hook_post"
 OUT = Path(__file__).parent / "out" / "sae_quality"
@@ -52,9 +51,8 @@ def training_tokens(tokenizer_json: Path, n_ctx: int, cache: Path) -> torch.Tens
     """The demo model's training split, packed as `train-model` packs it (cached as .npy)."""
     if cache.is_file():
         return torch.from_numpy(np.load(cache)).long()
+    from saesite.train.model import EOT, corpus_files, pack, read_texts, token_stream
     from tokenizers import Tokenizer
-
-    from generator.train_model import EOT, corpus_files, pack, read_texts, token_stream
 
     tokenizer = Tokenizer.from_file(str(tokenizer_json))
     eot = tokenizer.token_to_id(EOT)

@@ -19,11 +19,10 @@ import time
 from pathlib import Path
 
 import torch
-
-from generator.config import BuildConfig, DataConfig, RenderConfig, StatsConfig
-from generator.models import DEMO_MODEL, load_model
-from generator.pipeline import build_site, hook_width
-from generator.sae import SAE, SaeConfig, init_sae_, save_sae
+from saesite.config import BuildConfig, DataConfig, RenderConfig, StatsConfig
+from saesite.lm.model import DEMO_MODEL, load_model
+from saesite.pipeline import build_site, hook_width
+from saesite.sae.model import SAE, SaeConfig, init_sae_, save_sae
 
 HOOK = "blocks.0.mlp.hook_post"
 

@@ -18,7 +18,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
-from generator.config import (
+from saesite.config import (
     BuildConfig,
     DataConfig,
     RenderConfig,
@@ -28,7 +28,7 @@ from generator.config import (
     TrainSaeConfig,
     WeightStatsConfig,
 )
-from generator.errors import SaesiteError
+from saesite.errors import SaesiteError
 
 log = logging.getLogger("saesite")
 EXIT_USAGE = 2
@@ -198,19 +198,19 @@ def cmd_build(args: argparse.Namespace) -> None:
             workers=args.workers,
         ),
     )
-    from generator.pipeline import build_site
+    from saesite.pipeline import build_site
 
     build_site(config)
 
 
 def cmd_render(args: argparse.Namespace) -> None:
-    from generator.render import rerender_site
+    from saesite.site.render import rerender_site
 
     rerender_site(args.site, labels=args.labels, title=args.title, workers=args.workers)
 
 
 def cmd_train_model(args: argparse.Namespace) -> None:
-    from generator.train_model import train_model
+    from saesite.train.model import train_model
 
     config = TrainModelConfig(
         out=args.out,
@@ -252,7 +252,7 @@ def cmd_train_sae(args: argparse.Namespace) -> None:
         device=args.device,
         resume=args.resume,
     )
-    from generator.pipeline import train_sae_command
+    from saesite.pipeline import train_sae_command
 
     summary = train_sae_command(
         model=args.model, data=_data_config(args), config=config, model_batch_size=args.batch_size
@@ -261,7 +261,7 @@ def cmd_train_sae(args: argparse.Namespace) -> None:
 
 
 def cmd_toy(args: argparse.Namespace) -> None:
-    from generator.toy_site import build_toy_site
+    from saesite.toy.site import build_toy_site
 
     build_toy_site(
         ToyConfig(

@@ -13,13 +13,12 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-
-from generator import __version__
-from generator.config import BuildConfig, DataConfig, StatsConfig, TrainSaeConfig
-from generator.data import load_tokens
-from generator.errors import SaesiteError
-from generator.models import DEMO_SAE, LoadedModel, check_hook, load_model
-from generator.sae import SAE, load_sae, sae_summary
+from saesite import __version__
+from saesite.config import BuildConfig, DataConfig, StatsConfig, TrainSaeConfig
+from saesite.errors import SaesiteError
+from saesite.lm.data import load_tokens
+from saesite.lm.model import DEMO_SAE, LoadedModel, check_hook, load_model
+from saesite.sae.model import SAE, load_sae, sae_summary
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +74,7 @@ def resolve_hook(sae: SAE, hook: str | None) -> str:
 
 def preflight_out(out: str | Path, force: bool) -> None:
     """Refuse early, before any compute, an output folder saesite did not write."""
-    from generator.site_writer import check_output_folder
+    from saesite.site.writer import check_output_folder
 
     check_output_folder(Path(out).absolute(), force)
 
@@ -112,8 +111,8 @@ def build_site(config: BuildConfig) -> Path:
         sae.cfg.architecture,
         *tokens.shape,
     )
-    from generator.records import build_records
-    from generator.render import write_site
+    from saesite.records.build import build_records
+    from saesite.site.render import write_site
 
     stats_cfg = bounded_batch(config.stats, tokens.shape[1], sae.cfg.d_sae)
     computed = time.perf_counter()
@@ -171,7 +170,7 @@ def training_tokens(loaded: LoadedModel, data: DataConfig) -> torch.Tensor:
                 "--dataset is required to train an SAE on a model other than the bundled demo"
             )
         return load_tokens(data, loaded.tokenizer, loaded.model.cfg.d_vocab, loaded.model.cfg.n_ctx)
-    from generator.train_model import EOT, corpus_files, pack, read_texts, token_stream
+    from saesite.train.model import EOT, corpus_files, pack, read_texts, token_stream
 
     root, files = corpus_files(None)
     train_texts, _ = read_texts(root, files)
@@ -191,7 +190,7 @@ def train_sae_command(
     model: str | None, data: DataConfig, config: TrainSaeConfig, model_batch_size: int
 ) -> dict:
     """``saesite train-sae``: stream a hook's activations and train an SAE on them."""
-    from generator.train import train_sae
+    from saesite.train.sae import train_sae
 
     loaded = load_model(model, config.device)
     check_hook(loaded.model, config.hook)

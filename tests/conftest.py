@@ -41,8 +41,8 @@ TINY_D_SAE = 96
 
 
 def make_tiny_model_dir(path: Path, seed: int = 0) -> Path:
-    from generator.models import build_model, save_model
-    from generator.train_model import train_tokenizer
+    from saesite.lm.model import build_model, save_model
+    from saesite.train.model import train_tokenizer
 
     path.mkdir(parents=True, exist_ok=True)
     tokenizer = train_tokenizer([TINY_TEXT], vocab_size=300)
@@ -62,7 +62,7 @@ def make_tiny_sae_dir(
     hook: str = TINY_HOOK,
     bias: float = -0.05,
 ) -> Path:
-    from generator.sae import SAE, SaeConfig, init_sae_, save_sae
+    from saesite.sae.model import SAE, SaeConfig, init_sae_, save_sae
 
     gen = torch.Generator().manual_seed(seed)
     cfg = SaeConfig(
@@ -95,7 +95,7 @@ def tiny_sae_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_tokens_npy(tmp_path_factory, tiny_model_dir) -> Path:
     """24 sequences of 32 tokens: the tiny text tokenised, with a few random ids mixed in."""
-    from generator.models import Tokenizer
+    from saesite.lm.model import Tokenizer
 
     tokenizer = Tokenizer.from_file(tiny_model_dir / "tokenizer.json")
     ids = np.array(tokenizer.encode(TINY_TEXT * 3), dtype=np.int64)
@@ -112,8 +112,8 @@ def tiny_tokens_npy(tmp_path_factory, tiny_model_dir) -> Path:
 @pytest.fixture(scope="session")
 def tiny_site(tmp_path_factory, tiny_model_dir, tiny_sae_dir, tiny_tokens_npy) -> Path:
     """A real site built end to end from the tiny model, SAE and tokens."""
-    from generator.config import BuildConfig, DataConfig, RenderConfig, StatsConfig
-    from generator.pipeline import build_site
+    from saesite.config import BuildConfig, DataConfig, RenderConfig, StatsConfig
+    from saesite.pipeline import build_site
 
     out = tmp_path_factory.mktemp("tiny-site") / "site"
     config = BuildConfig(

@@ -1,6 +1,6 @@
 """The command line: every common mistake is one clear line and exit code 2, nothing written.
 
-These run the real console entry point (`generator.cli.main`) on real files; the failures happen
+These run the real console entry point (`saesite.cli.main`) on real files; the failures happen
 in the checks that precede the streaming pass.
 """
 
@@ -10,8 +10,8 @@ import json
 
 import numpy as np
 import pytest
+from saesite.cli import main
 
-from generator.cli import main
 from tests.conftest import make_tiny_sae_dir
 
 
@@ -133,7 +133,7 @@ def test_render_relabels_a_built_site_without_importing_torch(tmp_path, tiny_sit
     labels = tmp_path / "labels.csv"
     labels.write_text('id,label\n3,"closing </script> & quotes"\n7,loops\n')
     code = (
-        "import sys; from generator.cli import main; rc = main(sys.argv[1:]); "
+        "import sys; from saesite.cli import main; rc = main(sys.argv[1:]); "
         "assert 'torch' not in sys.modules, 'render imported torch'; sys.exit(rc)"
     )
     subprocess.run(
@@ -152,7 +152,7 @@ def test_render_relabels_a_built_site_without_importing_torch(tmp_path, tiny_sit
 def test_train_sae_command_writes_an_saelens_folder_that_builds_with_a_training_page(
     capsys, tmp_path, tiny_model_dir, tiny_tokens_npy
 ):
-    from generator.sae import load_sae
+    from saesite.sae.model import load_sae
 
     out = tmp_path / "sae"
     code, _ = run_cli(

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from saesite.lm.model import load_model
+from saesite.sae.model import load_sae
 
-from generator.models import load_model
-from generator.sae import load_sae
 from tests.conftest import TINY_HOOK
 
 

@@ -22,7 +22,7 @@ def test_a_4096_feature_sae_builds_with_bounded_folders_and_memory(
     sae_dir = make_tiny_sae_dir(tmp_path / "sae", d_sae=D_SAE, bias=-1.0)  # L0 ~ 70
     out = tmp_path / "site"
     code = (
-        "import resource, sys; from generator.cli import main; rc = main(sys.argv[1:]); "
+        "import resource, sys; from saesite.cli import main; rc = main(sys.argv[1:]); "
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(rc)"
     )
     proc = subprocess.run(

@@ -19,11 +19,10 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 from jaxtyping import Float, Int
+from saesite.sae.model import SAE
+from saesite.stats.topk import TopK
 from torch import Tensor
 from tqdm.auto import tqdm
-
-from generator.sae import SAE
-from generator.stats.topk import TopK
 
 if TYPE_CHECKING:
     from transformer_lens import HookedTransformer

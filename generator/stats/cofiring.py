@@ -27,10 +27,9 @@ from dataclasses import dataclass
 
 import torch
 from jaxtyping import Float, Int
+from saesite.stats.batch import SparseActs, TokenBatch
+from saesite.stats.grouping import best_of_union, float_order, smallest_per_group, sort_by_group
 from torch import Tensor
-
-from generator.stats.batch import SparseActs, TokenBatch
-from generator.stats.grouping import best_of_union, float_order, smallest_per_group, sort_by_group
 
 ELEMENTS_PER_CHUNK = 1 << 22
 

@@ -17,9 +17,8 @@ from dataclasses import dataclass
 
 import torch
 from jaxtyping import Bool, Float, Int
+from saesite.stats.batch import TokenBatch
 from torch import Tensor
-
-from generator.stats.batch import TokenBatch
 
 
 @dataclass(frozen=True)

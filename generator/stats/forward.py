@@ -24,11 +24,10 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 from jaxtyping import Float, Int
+from saesite.sae.model import SAE
+from saesite.stats.batch import SparseActs
+from saesite.stats.metrics import LossSums
 from torch import Tensor
-
-from generator.sae import SAE
-from generator.stats.batch import SparseActs
-from generator.stats.metrics import LossSums
 
 if TYPE_CHECKING:
     from transformer_lens import HookedTransformer

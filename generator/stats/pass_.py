@@ -28,21 +28,20 @@ from typing import TYPE_CHECKING
 
 import torch
 from jaxtyping import Float, Int
+from saesite.config import StatsConfig
+from saesite.errors import SaesiteError
+from saesite.sae.model import SAE
+from saesite.stats.batch import TokenBatch
+from saesite.stats.cofiring import Cofiring, CofiringAccumulator
+from saesite.stats.firing import FiringAccumulator, FiringStats
+from saesite.stats.forward import HookRunner
+from saesite.stats.heap import reuse_freed_memory
+from saesite.stats.histogram import HistogramAccumulator, Histograms
+from saesite.stats.metrics import LossAccumulator, ReconstructionAccumulator
+from saesite.stats.quantiles import IntervalAccumulator, Intervals
+from saesite.stats.topk import TopK, TopKAccumulator
 from torch import Tensor
 from tqdm.auto import tqdm
-
-from generator.config import StatsConfig
-from generator.errors import SaesiteError
-from generator.heap import reuse_freed_memory
-from generator.sae import SAE
-from generator.stats.batch import TokenBatch
-from generator.stats.cofiring import Cofiring, CofiringAccumulator
-from generator.stats.firing import FiringAccumulator, FiringStats
-from generator.stats.forward import HookRunner
-from generator.stats.histogram import HistogramAccumulator, Histograms
-from generator.stats.metrics import LossAccumulator, ReconstructionAccumulator
-from generator.stats.quantiles import IntervalAccumulator, Intervals
-from generator.stats.topk import TopK, TopKAccumulator
 
 if TYPE_CHECKING:
     from transformer_lens import HookedTransformer
@@ -164,7 +163,7 @@ def run_pass(
     topk = features.topk.finalize()
     ablation = None
     if cfg.ablation:
-        from generator.stats.ablation import ablation_effects
+        from saesite.stats.ablation import ablation_effects
 
         ablation = ablation_effects(
             model,

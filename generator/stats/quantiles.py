@@ -31,12 +31,11 @@ from dataclasses import dataclass
 
 import torch
 from jaxtyping import Float, Int
+from saesite.stats.batch import TokenBatch
+from saesite.stats.grouping import best_of_union, smallest_per_group
+from saesite.stats.histogram import E_EMPTY, MAX_BINS, fold_bins, required_exponent
+from saesite.stats.windows import gather_windows
 from torch import Tensor
-
-from generator.stats.batch import TokenBatch
-from generator.stats.grouping import best_of_union, smallest_per_group
-from generator.stats.histogram import E_EMPTY, MAX_BINS, fold_bins, required_exponent
-from generator.stats.windows import gather_windows
 
 
 @dataclass(frozen=True)

@@ -19,11 +19,10 @@ from dataclasses import dataclass
 
 import torch
 from jaxtyping import Float, Int
+from saesite.stats.batch import TokenBatch
+from saesite.stats.grouping import best_of_union, float_order, rank_within_group, sort_by_group
+from saesite.stats.windows import gather_windows
 from torch import Tensor
-
-from generator.stats.batch import TokenBatch
-from generator.stats.grouping import best_of_union, float_order, rank_within_group, sort_by_group
-from generator.stats.windows import gather_windows
 
 NO_TOKEN = torch.iinfo(torch.int64).max
 """Index of an empty slot while selecting (sorts after every real token)."""

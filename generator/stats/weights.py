@@ -33,10 +33,9 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 from jaxtyping import Float, Int
+from saesite.config import WeightStatsConfig
+from saesite.sae.model import SAE
 from torch import Tensor
-
-from generator.config import WeightStatsConfig
-from generator.sae import SAE
 
 if TYPE_CHECKING:
     from transformer_lens import HookedTransformer

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import saesite
+from saesite.config import RenderConfig
+from saesite.site.render import write_site
 
-import generator
-from generator.config import RenderConfig
-from generator.render import write_site
-from generator.sample_records import adversarial_site, sample_site
+from tests.fixtures.sample_records import adversarial_site, sample_site
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -30,7 +30,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-ARTIFACTS = Path(generator.__file__).resolve().parent.parent / "test-artifacts"
+ARTIFACTS = Path(saesite.__file__).resolve().parent.parent / "test-artifacts"
 SCHEMES = ("http", "file")
 
 

@@ -7,10 +7,10 @@ may request the network.
 from __future__ import annotations
 
 import pytest
+from saesite.site.token_markup import visible_label
 
-from generator.sample_records import ADVERSARIAL_LABELS, ADVERSARIAL_TOKENS, PWN
-from generator.token_markup import visible_label
 from tests.browser.conftest import SCHEMES
+from tests.fixtures.sample_records import ADVERSARIAL_LABELS, ADVERSARIAL_TOKENS, PWN
 
 pytestmark = pytest.mark.browser
 

@@ -12,16 +12,16 @@ import shutil
 import statistics
 
 import pytest
-
-from generator.intake import feature_paths
-from generator.page_context import FeatureSummary
-from generator.render import (
+from saesite.site.intake import feature_paths
+from saesite.site.page_context import FeatureSummary
+from saesite.site.render import (
     STATIC_DIR,
     index_context,
     make_environment,
     render_page,
 )
-from generator.search_index import shard_scripts
+from saesite.site.search_index import shard_scripts
+
 from tests.browser.conftest import ARTIFACTS
 
 pytestmark = pytest.mark.browser

@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-
-from generator.stats.batch import TokenBatch
+from saesite.stats.batch import TokenBatch
 
 N_SEQ, SEQ_LEN, D_SAE = 12, 10, 24
 SHARD_SPLITS = [[12], [5, 7], [1, 4, 3, 4], [3, 3, 3, 3]]

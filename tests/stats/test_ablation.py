@@ -1,8 +1,8 @@
 import torch
 import torch.nn.functional as F
+from saesite.config import StatsConfig
+from saesite.stats.pass_ import run_pass
 
-from generator.config import StatsConfig
-from generator.stats.pass_ import run_pass
 from tests.stats.test_pass import tiny_model, tiny_sae, tiny_tokens
 
 HOOK = "blocks.0.mlp.hook_post"

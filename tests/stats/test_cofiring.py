@@ -1,8 +1,8 @@
 import pytest
 import torch
+from saesite.stats.batch import SparseActs
+from saesite.stats.cofiring import CofiringAccumulator, coactive_sets
 
-from generator.stats.batch import SparseActs
-from generator.stats.cofiring import CofiringAccumulator, coactive_sets
 from tests.stats.shards import D_SAE, SHARD_SPLITS, batches, random_acts
 
 
@@ -67,7 +67,7 @@ def test_cofiring_estimate_from_small_samples_is_unbiased_across_seeds():
 
 
 def test_most_frequent_counts_values_per_row_and_breaks_ties_by_smaller_value():
-    from generator.stats.cofiring import most_frequent
+    from saesite.stats.cofiring import most_frequent
 
     ids = torch.tensor([[5, 3, 5, 9, 3, 1, 9, 9], [9, 9, 9, 9, 2, 9, 9, 9]])
     value, count = most_frequent(ids, 3, none=9)

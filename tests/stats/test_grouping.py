@@ -1,6 +1,5 @@
 import torch
-
-from generator.stats.grouping import rank_within_group, smallest_per_group
+from saesite.stats.grouping import rank_within_group, smallest_per_group
 
 
 def test_rank_within_group_counts_from_zero_in_each_group():

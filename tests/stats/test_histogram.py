@@ -1,14 +1,14 @@
 import numpy as np
 import pytest
 import torch
-
-from generator.stats.histogram import (
+from saesite.stats.histogram import (
     E_EMPTY,
     HistogramAccumulator,
     bin_index,
     fold_bins,
     required_exponent,
 )
+
 from tests.stats.shards import D_SAE, SHARD_SPLITS, feed_shards, random_acts
 
 

@@ -1,7 +1,6 @@
 import pytest
 import torch
-
-from generator.stats.metrics import LossAccumulator, LossSums, ReconstructionAccumulator
+from saesite.stats.metrics import LossAccumulator, LossSums, ReconstructionAccumulator
 
 
 def test_reconstruction_accumulator_merges_shards_like_one_pass_with_a_large_offset():

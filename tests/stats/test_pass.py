@@ -1,10 +1,9 @@
 import pytest
 import torch
-
-from generator.config import StatsConfig
-from generator.models import build_model
-from generator.sae import SAE, SaeConfig, init_sae_
-from generator.stats.pass_ import run_pass
+from saesite.config import StatsConfig
+from saesite.lm.model import build_model
+from saesite.sae.model import SAE, SaeConfig, init_sae_
+from saesite.stats.pass_ import run_pass
 
 MODEL = dict(
     n_layers=2,
@@ -108,12 +107,11 @@ def test_nan_in_hook_activations_is_counted_and_refused_with_its_first_position(
     tiny_model_dir, tiny_sae_dir, tiny_tokens_npy
 ):
     import numpy as np
-
-    from generator.config import StatsConfig
-    from generator.errors import SaesiteError
-    from generator.models import load_model
-    from generator.sae import load_sae
-    from generator.stats.pass_ import run_pass
+    from saesite.config import StatsConfig
+    from saesite.errors import SaesiteError
+    from saesite.lm.model import load_model
+    from saesite.sae.model import load_sae
+    from saesite.stats.pass_ import run_pass
 
     loaded = load_model(str(tiny_model_dir))
     sae = load_sae(tiny_sae_dir)

@@ -1,0 +1,240 @@
+"""A TransformerLens model and its tokenizer: a hub name, or a local model folder.
+
+A local model folder holds:
+    config.json         HookedTransformerConfig fields
+    model.safetensors   the HookedTransformer state dict (fp16 or fp32)
+    tokenizer.json      a Hugging Face `tokenizers` file
+The bundled demo model is such a folder inside the package (``generator/assets/demo/model``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from saesite.errors import SaesiteError
+from saesite.lm.tokens import hex_bytes, is_valid_utf8, piece_bytes
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+if TYPE_CHECKING:
+    from transformer_lens import HookedTransformer
+
+log = logging.getLogger(__name__)
+
+ASSETS = Path(__file__).parent / "assets" / "demo"
+DEMO_MODEL = ASSETS / "model"
+DEMO_SAE = ASSETS / "sae"
+DEMO_TOKENS = DEMO_MODEL / "demo_tokens.npy"
+
+# HookedTransformerConfig fields written to a model folder's config.json.
+CONFIG_FIELDS = (
+    "n_layers",
+    "d_model",
+    "n_heads",
+    "d_head",
+    "d_mlp",
+    "n_ctx",
+    "d_vocab",
+    "act_fn",
+    "normalization_type",
+    "positional_embedding_type",
+    "attn_only",
+    "d_vocab_out",
+    "tokenizer_prepends_bos",
+    "default_prepend_bos",
+    "original_architecture",
+    "model_name",
+)
+
+
+class Tokenizer:
+    """What saesite needs of a tokenizer: encode text, decode one id, know its raw bytes."""
+
+    def __init__(self, backend: Any, *, name: str = ""):
+        """``backend`` is a `tokenizers.Tokenizer` or a Hugging Face `PreTrainedTokenizer`."""
+        self.backend = backend
+        self.name = name
+        self._hf = not hasattr(backend, "id_to_token")
+        self._cache: dict[int, str] = {}
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> Tokenizer:
+        from tokenizers import Tokenizer as RawTokenizer
+
+        try:
+            return cls(RawTokenizer.from_file(str(path)), name=str(path))
+        except Exception as err:  # tokenizers raises a bare Exception on bad files
+            raise SaesiteError(f"{path}: not a valid tokenizer.json ({err})") from None
+
+    @property
+    def vocab_size(self) -> int:
+        if self._hf:
+            return len(self.backend)
+        return self.backend.get_vocab_size(with_added_tokens=True)
+
+    @property
+    def bos_id(self) -> int | None:
+        if self._hf:
+            return self.backend.bos_token_id
+        for name in ("<|endoftext|>", "<bos>", "<s>"):
+            token_id = self.backend.token_to_id(name)
+            if token_id is not None:
+                return token_id
+        return None
+
+    def encode(self, text: str) -> list[int]:
+        if self._hf:
+            return self.backend.encode(text, add_special_tokens=False)
+        return self.backend.encode(text, add_special_tokens=False).ids
+
+    def decode_token(self, token_id: int) -> str:
+        """The text of one id exactly as the tokenizer decodes it."""
+        text = self._cache.get(token_id)
+        if text is None:
+            text = self.backend.decode([int(token_id)], skip_special_tokens=False)
+            self._cache[token_id] = text
+        return text
+
+    def piece(self, token_id: int) -> str | None:
+        if self._hf:
+            return self.backend.convert_ids_to_tokens(int(token_id))
+        return self.backend.id_to_token(int(token_id))
+
+    def invalid_utf8_bytes(self, token_id: int) -> str | None:
+        """Hex of the token's raw bytes when they are not valid UTF-8 on their own, else None."""
+        piece = self.piece(token_id)
+        raw = piece_bytes(piece) if piece is not None else None
+        if raw is None or is_valid_utf8(raw):
+            return None
+        return hex_bytes(raw)
+
+
+@dataclass
+class LoadedModel:
+    model: HookedTransformer
+    tokenizer: Tokenizer
+    name: str
+
+
+def build_model(config: dict[str, Any], device: str = "cpu") -> HookedTransformer:
+    """A HookedTransformer from config fields, randomly initialised."""
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+    try:
+        cfg = HookedTransformerConfig(**config, device=device)
+    except TypeError as err:
+        raise SaesiteError(f"model config.json: {err}") from None
+    return HookedTransformer(cfg).eval()
+
+
+def load_model(name_or_dir: str | None, device: str = "cpu") -> LoadedModel:
+    """The bundled demo (None), a local model folder, or a TransformerLens hub name."""
+    path = DEMO_MODEL if name_or_dir is None else Path(name_or_dir)
+    if path.is_dir():
+        return _load_folder(path, device, name="demo" if name_or_dir is None else str(path))
+    if name_or_dir is not None and (path.suffix or "/" in name_or_dir and path.exists()):
+        raise SaesiteError(
+            f"--model {name_or_dir}: not a model folder; expected a folder with "
+            "config.json, model.safetensors and tokenizer.json, or a hub name"
+        )
+    from transformer_lens import HookedTransformer
+
+    log.info("loading %s from the hub", name_or_dir)
+    try:
+        model = HookedTransformer.from_pretrained(name_or_dir, device=device)
+    except Exception as err:  # network errors, unknown names: one line for the user
+        raise SaesiteError(
+            f"--model {name_or_dir}: could not load from the hub ({type(err).__name__}: "
+            f"{str(err).splitlines()[0] if str(err) else ''}); for offline use pass a local "
+            "model folder"
+        ) from None
+    return LoadedModel(model.eval(), Tokenizer(model.tokenizer, name=name_or_dir), name_or_dir)
+
+
+def _load_folder(path: Path, device: str, name: str) -> LoadedModel:
+    for filename in ("config.json", "model.safetensors", "tokenizer.json"):
+        if not (path / filename).is_file():
+            raise SaesiteError(
+                f"--model {path}: {filename} missing; a model folder needs "
+                "config.json, model.safetensors and tokenizer.json"
+            )
+    try:
+        config = json.loads((path / "config.json").read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise SaesiteError(f"{path / 'config.json'}: not valid JSON ({err})") from None
+    model = build_model(config, device)
+    try:
+        state = load_file(str(path / "model.safetensors"))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise SaesiteError(f"{path / 'model.safetensors'}: cannot be read ({err})") from None
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state) - {k for k in expected if _is_buffer(k)})
+    if missing:
+        raise SaesiteError(f"{path / 'model.safetensors'}: missing tensors {missing[:3]}")
+    for key, tensor in state.items():
+        if key in expected and expected[key].shape != tensor.shape:
+            raise SaesiteError(
+                f"{path / 'model.safetensors'}: {key} has shape {tuple(tensor.shape)}; expected "
+                f"{tuple(expected[key].shape)} from config.json"
+            )
+    state = {k: v.to(expected[k].dtype) for k, v in state.items() if k in expected}
+    model.load_state_dict(state, strict=False)
+    tokenizer = Tokenizer.from_file(path / "tokenizer.json")
+    if tokenizer.vocab_size > model.cfg.d_vocab:
+        raise SaesiteError(
+            f"{path}: tokenizer has {tokenizer.vocab_size} tokens but the model's "
+            f"d_vocab is {model.cfg.d_vocab}"
+        )
+    return LoadedModel(model.eval(), tokenizer, name)
+
+
+def _is_buffer(key: str) -> bool:
+    return key.endswith((".IGNORE", ".mask", ".rotary_sin", ".rotary_cos"))
+
+
+def save_model(
+    model: HookedTransformer,
+    tokenizer_json: str | Path,
+    path: str | Path,
+    dtype: torch.dtype = torch.float16,
+) -> None:
+    """Write config.json, model.safetensors (parameters only, in ``dtype``) and tokenizer.json."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    cfg = model.cfg.to_dict()
+    config = {key: cfg[key] for key in CONFIG_FIELDS if key in cfg and cfg[key] is not None}
+    (path / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    state = {name: p.detach().to("cpu", dtype).contiguous() for name, p in model.named_parameters()}
+    save_file(state, str(path / "model.safetensors"))
+    (path / "tokenizer.json").write_bytes(Path(tokenizer_json).read_bytes())
+
+
+def hook_names(model: HookedTransformer) -> list[str]:
+    return list(model.hook_dict)
+
+
+def check_hook(model: HookedTransformer, hook: str) -> None:
+    """Raise a SaesiteError suggesting close names when ``hook`` is not in the model."""
+    import difflib
+
+    names = hook_names(model)
+    if hook in names:
+        return
+    close = difflib.get_close_matches(hook, names, n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    raise SaesiteError(f"--hook {hook!r} is not a hook point of the model{hint}")
+
+
+def invalid_token_bytes(tokenizer: Tokenizer, token_ids: set[int]) -> dict[str, str]:
+    """``{"<id>": "e2 80"}`` for the ids whose raw bytes are not valid UTF-8 on their own."""
+    out = {}
+    for token_id in sorted(token_ids):
+        raw = tokenizer.invalid_utf8_bytes(token_id)
+        if raw is not None:
+            out[str(token_id)] = raw
+    return out

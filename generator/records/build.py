@@ -1,0 +1,420 @@
+"""Plain, JSON-ready records: the only contract between compute and render.
+
+``build_records`` runs the streaming pass and the weight statistics and turns their tensors into
+dicts and lists of ``int | float | str | bool | None`` shaped exactly as ``docs/schema.md``
+describes. No tensor crosses this module's output. The per-feature dicts are built a chunk of
+features at a time while the renderer consumes them (``FeatureRecords``), so memory holds the
+pass's tensors and one chunk of dicts, never all of them.
+
+Rounding, to keep pages small: the per-token ``acts`` of every example are rounded to 4
+significant digits (0 stays 0; the result is the double nearest the 4-digit decimal, so JSON
+writers print it short) — quantile examples' windows are stored as float16 during the pass, so
+theirs carry about 3; every other float is the computed value (float32 -> Python float).
+Output is deterministic for a given seed.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from saesite.config import StatsConfig, WeightStatsConfig
+from saesite.lm.model import invalid_token_bytes
+
+if TYPE_CHECKING:
+    from saesite.lm.model import LoadedModel, Tokenizer
+    from saesite.sae.model import SAE
+    from saesite.stats.pass_ import PassResult
+    from saesite.stats.weights import WeightStats
+    from torch import Tensor
+
+DENSITY_BINS_PER_DECADE = 4
+FEATURE_CHUNK = 1024
+"""Features whose dicts are built together (vectorised conversion, bounded memory)."""
+
+
+@dataclass
+class StatsRecords:
+    features: FeatureRecords
+    """One dict per feature, the feature JSON of docs/schema.md, ordered by index (built lazily)."""
+    metrics: dict
+    """site.json ``metrics``."""
+    density_histogram: dict
+    """``{edges, counts, dead}`` of log10 density over the live features."""
+    token_bytes: dict[str, str]
+    """Raw bytes (hex) of the ids in the dataset or the logit effects that are not valid UTF-8."""
+    n_tokens: int
+    n_seq: int
+    seq_len: int
+
+
+def round_significant(values: np.ndarray, digits: int = 4) -> np.ndarray:
+    """Each value rounded to ``digits`` significant digits, as the double nearest that decimal."""
+    x = np.asarray(values, dtype=np.float64)
+    out = np.zeros_like(x)
+    nonzero = np.isfinite(x) & (x != 0)
+    v = x[nonzero]
+    scale = digits - 1 - np.floor(np.log10(np.abs(v))).astype(np.int64)
+    up = scale >= 0
+    r = np.empty_like(v)
+    p_up = 10.0 ** scale[up]
+    r[up] = np.round(v[up] * p_up) / p_up
+    p_down = 10.0 ** (-scale[~up])
+    r[~up] = np.round(v[~up] / p_down) * p_down
+    out[nonzero] = r
+    out[~np.isfinite(x)] = x[~np.isfinite(x)]
+    return out
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while building millions of acyclic dicts and lists.
+
+    Each new container counts towards the collector's thresholds, so it would otherwise run
+    full passes over the growing records again and again (about half the conversion time).
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+class ExampleWriter:
+    """Turns (act, global token index, window activations) into example dicts."""
+
+    def __init__(
+        self, tokens: np.ndarray, tokenizer: Tokenizer, context_before: int, context_after: int
+    ):
+        self.tokens = tokens
+        self.seq_len = tokens.shape[1]
+        self.before, self.after = context_before, context_after
+        self.tokenizer = tokenizer
+        self.byte_ids: set[int] = set()
+        """Ids whose raw bytes are not valid UTF-8 on their own (shown as marked bytes)."""
+        self._text: dict[int, str] = {}
+
+    def text(self, token_id: int) -> str:
+        text = self._text.get(token_id)
+        if text is None:
+            text = self._text[token_id] = self.tokenizer.decode_token(token_id)
+            if self.tokenizer.invalid_utf8_bytes(token_id) is not None:
+                self.byte_ids.add(token_id)
+        return text
+
+    def texts(self, ids: np.ndarray) -> np.ndarray:
+        """The token strings of an integer array, as an object array of the same shape."""
+        unique = np.unique(ids)
+        lookup = np.empty(int(unique.max()) + 1 if unique.size else 1, dtype=object)
+        for token_id in unique.tolist():
+            lookup[token_id] = self.text(token_id)
+        return lookup[ids]
+
+    def examples(
+        self, values: Tensor, index: Tensor, windows: Tensor, ablation: Tensor | None = None
+    ) -> list[list[dict]]:
+        """Per row, the examples whose index is >= 0 (rows of [rows, n] and [rows, n, width]).
+
+        ``ablation`` [rows, n, width], when given, adds each example's ``ablation`` list.
+        """
+        index_np = index.numpy()
+        valid = index_np >= 0
+        idx = np.where(valid, index_np, 0)
+        seq, pos = np.divmod(idx, self.seq_len)
+        start = np.maximum(pos - self.before, 0)
+        length = np.minimum(pos + self.after, self.seq_len - 1) - start + 1
+        columns = np.minimum(start[..., None] + np.arange(windows.shape[-1]), self.seq_len - 1)
+        ids = self.tokens[seq[..., None], columns]  # [rows, n, width], padded past the end
+        texts_l = self.texts(ids[valid]).tolist()
+        ids_l = ids[valid].tolist()
+        # Zeros as the integer 0 ("0", not "0.0"): most of a window does not fire, and this is
+        # the largest single saving in a feature's JSON.
+        acts_l = [
+            [value if value else 0 for value in row]
+            for row in round_significant(windows.float().numpy()[valid]).tolist()
+        ]
+        fields = zip(
+            round_significant(values.float().numpy()[valid], 7).tolist(),
+            seq[valid].tolist(),
+            pos[valid].tolist(),
+            start[valid].tolist(),
+            length[valid].tolist(),
+            texts_l,
+            ids_l,
+            acts_l,
+            strict=True,
+        )
+        flat = [
+            {
+                "act": act,
+                "seq": s,
+                "pos": p,
+                "window_start": w,
+                "tokens": text[:n],
+                "acts": window[:n],
+            }
+            for act, s, p, w, n, text, _, window in fields
+        ]
+        # token_ids only where the text alone is ambiguous: a window holding a byte-level token
+        # that is not valid UTF-8 by itself (its text decodes to U+FFFD). Everywhere else the
+        # ids are left out to keep a feature's JSON small (40 KB per feature, all files counted).
+        for example, token_ids, n in zip(flat, ids_l, length[valid].tolist(), strict=True):
+            if not self.byte_ids.isdisjoint(token_ids[:n]):
+                example["token_ids"] = token_ids[:n]
+        if ablation is not None:
+            effects = round_significant(ablation.float().numpy()[valid]).tolist()
+            for example, effect in zip(flat, effects, strict=True):
+                example["ablation"] = effect[: len(example["acts"])]
+        rows, cursor = [], 0
+        for count in valid.sum(1).tolist():
+            rows.append(flat[cursor : cursor + count])
+            cursor += count
+        return rows
+
+
+def density_histogram(density: np.ndarray, dead: np.ndarray) -> dict:
+    """Histogram of log10 density over live features: 1/4-decade bins from floor(min) to 0."""
+    live = np.log10(density[~dead])
+    if live.size == 0:
+        return {"edges": [], "counts": [], "dead": int(dead.sum())}
+    low = math.floor(float(live.min()))
+    n_bins = max(1, -low * DENSITY_BINS_PER_DECADE)
+    edges = low + np.arange(n_bins + 1) / DENSITY_BINS_PER_DECADE
+    counts, _ = np.histogram(live, bins=edges)
+    return {"edges": edges.tolist(), "counts": counts.tolist(), "dead": int(dead.sum())}
+
+
+def _histograms(result: PassResult, rows: slice) -> list[dict]:
+    hist = result.histograms
+    n_bins = hist.counts.shape[1]
+    counts_l = hist.counts[rows].tolist()
+    dead = result.firing.dead[rows].tolist()
+    out = []
+    for counts, exponent, is_dead in zip(counts_l, hist.exponent[rows].tolist(), dead, strict=True):
+        if is_dead:
+            out.append({"edges": [], "counts": []})
+            continue
+        width = math.ldexp(1.0, exponent)
+        out.append({"edges": [j * width for j in range(n_bins + 1)], "counts": counts})
+    return out
+
+
+def _logit_records(weights: WeightStats, writer: ExampleWriter, rows: slice) -> list[tuple]:
+    if weights.logit_top_ids is None:
+        return [({"positive": [], "negative": []}, None) for _ in range(rows.stop - rows.start)]
+
+    def entries(ids: Tensor, values: Tensor) -> list[list[dict]]:
+        return [
+            [
+                {"token": writer.text(t), "token_id": t, "value": v}
+                for t, v in zip(row_ids, row_values, strict=True)
+            ]
+            for row_ids, row_values in zip(ids.tolist(), values.tolist(), strict=True)
+        ]
+
+    positive = entries(weights.logit_top_ids[rows], weights.logit_top_values[rows])
+    negative = entries(weights.logit_bottom_ids[rows], weights.logit_bottom_values[rows])
+    edges = weights.logit_hist_edges[rows].tolist()
+    counts = weights.logit_hist_counts[rows].tolist()
+    return [
+        ({"positive": p, "negative": n}, {"edges": e, "counts": c})
+        for p, n, e, c in zip(positive, negative, edges, counts, strict=True)
+    ]
+
+
+def _neuron_records(weights: WeightStats, rows: slice) -> tuple[list, list]:
+    n = rows.stop - rows.start
+    if weights.neuron_ids is None:
+        return [[] for _ in range(n)], [None] * n
+    exposures = [
+        [{"neuron": i, "weight": w} for i, w in zip(ids, ws, strict=True)]
+        for ids, ws in zip(
+            weights.neuron_ids[rows].tolist(), weights.neuron_weights[rows].tolist(), strict=True
+        )
+    ]
+    share = weights.neuron_share
+    shares = share[rows].tolist() if share is not None else [None] * n
+    return exposures, shares
+
+
+def _quantile_records(result: PassResult, writer: ExampleWriter, rows: slice) -> list[list[dict]]:
+    intervals = result.intervals
+    examples = writer.examples(
+        intervals.values[rows].flatten(0, 1),
+        intervals.index[rows].flatten(0, 1),
+        intervals.windows[rows].flatten(0, 1),
+    )
+    n_intervals = intervals.lo.shape[1]
+    lo, hi = intervals.lo[rows].tolist(), intervals.hi[rows].tolist()
+    frac = intervals.fraction[rows].tolist()
+    return [
+        [
+            {
+                "lo": lo[f][i],
+                "hi": hi[f][i],
+                "fraction": frac[f][i],
+                "examples": examples[f * n_intervals + i],
+            }
+            for i in range(n_intervals)
+            if not math.isnan(lo[f][i])
+        ]
+        for f in range(len(lo))
+    ]
+
+
+def _cofiring_records(result: PassResult, rows: slice) -> list[list[dict]]:
+    cofiring = result.cofiring
+    return [
+        [
+            {"index": g, "count": c, "jaccard": j}
+            for g, c, j in zip(ids, counts, jaccard, strict=True)
+            if g >= 0
+        ]
+        for ids, counts, jaccard in zip(
+            cofiring.index[rows].tolist(),
+            cofiring.count[rows].tolist(),
+            cofiring.jaccard[rows].tolist(),
+            strict=True,
+        )
+    ]
+
+
+class FeatureRecords:
+    """The per-feature dicts of docs/schema.md, in index order, built ``chunk`` features at a time
+    while they are iterated.
+
+    Only one chunk of dicts exists at once: at 65,536 features all of them together would take
+    several GiB, ten times the pass's own tensors. Each iteration builds them afresh (the same
+    dicts every time); ``list(records)`` materialises them all.
+    """
+
+    def __init__(
+        self,
+        result: PassResult,
+        weights: WeightStats,
+        tokens: np.ndarray,
+        tokenizer: Tokenizer,
+        chunk: int = FEATURE_CHUNK,
+    ):
+        self.result, self.weights, self.chunk = result, weights, chunk
+        self._pid = os.getpid()
+        self.writer = ExampleWriter(tokens, tokenizer, result.context_before, result.context_after)
+
+    def __len__(self) -> int:
+        return int(self.result.firing.count.shape[0])
+
+    def __iter__(self) -> Iterator[dict]:
+        return self.between(0, len(self))
+
+    def between(self, start: int, stop: int) -> Iterator[dict]:
+        """The dicts of features ``start … stop - 1``, built a chunk at a time.
+
+        Safe in a forked worker (the renderer builds ranges in parallel): there torch runs on
+        one thread, as in a DataLoader worker, since its thread pool does not survive a fork.
+        """
+        if os.getpid() != self._pid:
+            torch.set_num_threads(1)
+        for first in range(start, stop, self.chunk):
+            with gc_paused():
+                block = self.build(slice(first, min(first + self.chunk, stop)))
+            yield from block
+
+    def build(self, rows: slice) -> list[dict]:
+        """The dicts of features ``rows`` (a slice with step 1)."""
+        result, weights, writer = self.result, self.weights, self.writer
+        firing, top = result.firing, result.topk
+        n = rows.stop - rows.start
+        ablation = result.ablation[rows] if result.ablation is not None else None
+        top_examples = writer.examples(
+            top.values[rows], top.index[rows], top.windows[rows], ablation
+        )
+        quantiles = _quantile_records(result, writer, rows)
+        cofiring = _cofiring_records(result, rows)
+        histograms = _histograms(result, rows)
+        logits = _logit_records(weights, writer, rows)
+        exposures, shares = _neuron_records(weights, rows)
+        neighbours = [
+            [{"index": g, "cosine": c} for g, c in zip(ids, cos, strict=True)]
+            for ids, cos in zip(
+                weights.neighbour_ids[rows].tolist(),
+                weights.neighbour_cosines[rows].tolist(),
+                strict=True,
+            )
+        ]
+        density = firing.density[rows].tolist()
+        max_act = firing.max[rows].tolist()
+        mean_act = firing.mean[rows].tolist()
+        dead = firing.dead[rows].tolist()
+        dense = firing.dense[rows].tolist()
+        enc_dec = weights.encoder_decoder_cosine[rows].tolist()
+        return [
+            {
+                "index": rows.start + f,
+                "label": None,
+                "density": density[f],
+                "log10_density": math.log10(density[f]) if density[f] > 0 else None,
+                "max_activation": max_act[f],
+                "mean_activation": mean_act[f],
+                "dead": dead[f],
+                "dense": dense[f],
+                "histogram": histograms[f],
+                "top_examples": top_examples[f],
+                "quantile_examples": quantiles[f],
+                "logit_effects": logits[f][0],
+                "logit_histogram": logits[f][1],
+                "neuron_exposures": exposures[f],
+                "neuron_share": shares[f],
+                "neighbours": neighbours[f],
+                "cofiring": cofiring[f],
+                "encoder_decoder_cosine": enc_dec[f],
+            }
+            for f in range(n)
+        ]
+
+
+def shown_token_ids(tokens: np.ndarray, weights: WeightStats) -> set[int]:
+    """Every id a page can show: the dataset's tokens and the logit effects' tokens."""
+    ids = set(np.unique(tokens).tolist())
+    for name in ("logit_top_ids", "logit_bottom_ids"):
+        table = getattr(weights, name)
+        if table is not None:
+            ids.update(torch.unique(table).tolist())
+    return ids
+
+
+def build_records(
+    loaded: LoadedModel,
+    sae: SAE,
+    tokens: Any,
+    hook: str,
+    stats_cfg: StatsConfig,
+    weights_cfg: WeightStatsConfig,
+) -> StatsRecords:
+    """Run the streaming pass and the weight statistics; return JSON-ready records."""
+    from saesite.stats.pass_ import run_pass
+    from saesite.stats.weights import weight_stats
+
+    tokens = torch.as_tensor(tokens, dtype=torch.int64)
+    result = run_pass(loaded.model, sae, tokens, hook, stats_cfg)
+    weights = weight_stats(loaded.model, sae, hook, weights_cfg)
+    features = FeatureRecords(result, weights, tokens.numpy(), loaded.tokenizer)
+    used_ids = shown_token_ids(tokens.numpy(), weights)
+    firing = result.firing
+    return StatsRecords(
+        features=features,
+        metrics=dict(result.metrics),
+        density_histogram=density_histogram(firing.density.numpy(), firing.dead.numpy()),
+        token_bytes=invalid_token_bytes(loaded.tokenizer, used_ids),
+        n_tokens=result.n_tokens,
+        n_seq=result.n_seq,
+        seq_len=result.seq_len,
+    )

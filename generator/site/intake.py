@@ -1,0 +1,135 @@
+"""Records in: each feature's JSON, and what the other pages need of it (``FeatureSummary``).
+
+Two ways, the same bytes: ``take_records`` consumes any iterable once, in this process, holding
+JSON in memory up to ``HELD_JSON_BYTES`` for the page workers; ``take_records_in_workers`` has
+forked workers build a range of records each (from a source that can give any range: a list,
+``records.FeatureRecords``, a built site's JSON files), write their JSON and send back only the
+summaries and site.json entries. No torch here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+
+from tqdm import tqdm
+
+from saesite.errors import SaesiteError
+from saesite.site.labels import Labels
+from saesite.site.page_context import FeatureSummary
+from saesite.site.parallel import map_ranges
+from saesite.site.search_index import index_row
+from saesite.site.writer import SiteWriter, dumps_json
+from saesite.site.token_markup import TokenDisplay, visible_label
+
+HELD_JSON_BYTES = 384 << 20
+"""Feature JSON held in memory between the records and the pages; beyond it, written at once
+and read back for the page."""
+
+
+def folder_width(n_features: int, features_per_folder: int) -> int:
+    """Digits of the zero-padded folder names (at least three)."""
+    return max(3, len(str(max(n_features - 1, 0) // features_per_folder)))
+
+
+def feature_paths(index: int, features_per_folder: int, width: int) -> tuple[str, str]:
+    """``("features/NNN/<index>.html", "features/NNN/<index>.json")``."""
+    folder = f"features/{index // features_per_folder:0{width}d}"
+    return f"{folder}/{index}.html", f"{folder}/{index}.json"
+
+
+class Intake:
+    """Per record: its summary (links, search), its site.json entry and its JSON bytes."""
+
+    def __init__(
+        self,
+        labels: Labels,
+        display: TokenDisplay,
+        *,
+        features_per_folder: int,
+        folder_width: int,
+    ):
+        self.labels, self.display = labels, display
+        self.features_per_folder, self.folder_width = features_per_folder, folder_width
+
+    def __call__(self, feature: Mapping, expected: int) -> tuple[FeatureSummary, dict, bytes]:
+        index = int(feature["index"])
+        if index != expected:
+            raise SaesiteError(
+                f"feature record {expected} has index {index}; expected indices 0…n-1, each once"
+            )
+        label = self.labels.of(feature)
+        record = {**feature, "label": label}
+        html, json_path = feature_paths(index, self.features_per_folder, self.folder_width)
+        shown = visible_label(label)
+        row = index_row(record, shown, self.display)
+        summary = FeatureSummary(index=index, html=html, json=json_path, label=shown, row=row)
+        entry = {
+            "index": index,
+            "html": html,
+            "json": json_path,
+            "density": record.get("density"),
+            "max_activation": record.get("max_activation"),
+            "dead": bool(record.get("dead")),
+            "dense": bool(record.get("dense")),
+            "label": label,
+        }
+        return summary, entry, dumps_json(record)
+
+
+def take_records(
+    features: Iterable[Mapping], intake: Intake, writer: SiteWriter
+) -> tuple[list[FeatureSummary], list[dict], dict[int, bytes]]:
+    """Consume the records in index order, in this process: per feature its summary, its
+    site.json entry, and its JSON, held in memory (returned by index) or, past
+    ``HELD_JSON_BYTES``, written."""
+    summaries: list[FeatureSummary] = []
+    entries: list[dict] = []
+    held: dict[int, bytes] = {}
+    held_bytes = 0
+    for feature in tqdm(features, desc="records", unit="feature", disable=None, leave=False):
+        summary, entry, data = intake(feature, len(summaries))
+        summaries.append(summary)
+        entries.append(entry)
+        if held_bytes + len(data) <= HELD_JSON_BYTES:
+            held[summary.index] = data  # written by the page workers
+            held_bytes += len(data)
+        else:
+            writer.write(summary.json, data)
+    return summaries, entries, held
+
+
+def range_source(features: Collection[Mapping]) -> Callable[[int, int], Iterable[Mapping]] | None:
+    """``records(start, stop)`` for sources that can give any range of their records (a list,
+    ``records.FeatureRecords``, a built site's JSON files), else None (iterable once)."""
+    if isinstance(features, Sequence):
+        return lambda start, stop: features[start:stop]
+    return getattr(features, "between", None)
+
+
+def take_records_in_workers(
+    records: Callable[[int, int], Iterable[Mapping]],
+    n: int,
+    intake: Intake,
+    writer: SiteWriter,
+    workers: int,
+) -> tuple[list[FeatureSummary], list[dict]]:
+    """The records of ``[0, n)`` in forked workers, a range each: every worker builds its
+    records, writes their JSON and sends back only the summaries and site.json entries."""
+
+    def take(start: int, stop: int) -> tuple[int, list, tuple[int, int, int]]:
+        mark = writer.mark()
+        out = []
+        for expected, feature in enumerate(records(start, stop), start):
+            summary, entry, data = intake(feature, expected)
+            writer.write(summary.json, data)
+            out.append((summary, entry))
+        return start, out, writer.written_since(mark)
+
+    chunks = []
+    with tqdm(total=n, desc="records", unit="feature", disable=None, leave=False) as bar:
+        for done, (start, out, written) in map_ranges(take, n, workers):
+            writer.count(written)
+            chunks.append((start, out))
+            bar.update(done)
+    pairs = [pair for _, out in sorted(chunks, key=lambda chunk: chunk[0]) for pair in out]
+    return [summary for summary, _ in pairs], [entry for _, entry in pairs]

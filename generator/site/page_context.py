@@ -1,0 +1,262 @@
+"""Template contexts: every number formatted and every token rendered here, so templates hold
+only loops, boolean ``if``s and ``{{ value }}``."""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import orjson
+from markupsafe import Markup
+
+from saesite.site.plots import histogram_svg
+from saesite.site.token_markup import TokenDisplay, format_value
+
+
+def fmt_pct(fraction: float | None) -> str:
+    """A fraction as a percentage with three significant digits: ``0.0312%``."""
+    if fraction is None:
+        return "–"
+    return f"{100 * fraction:.3g}%"
+
+
+def fmt_num(value: float | None) -> str:
+    if value is None:
+        return "–"
+    return format_value(value)
+
+
+def fmt_signed(value: float) -> str:
+    return f"{value:+.3g}"
+
+
+def fmt_int(value: int | None) -> str:
+    return "–" if value is None else f"{int(value):,}"
+
+
+def quoted(text: str) -> str:
+    """A token for prose (descriptions): ``'·django'``."""
+    return f"'{text}'"
+
+
+@dataclass(frozen=True, kw_only=True)
+class FeatureSummary:
+    """What other pages need to know about a feature: where it is and how to name it."""
+
+    index: int
+    html: str
+    json: str
+    label: str
+    row: list
+    """The feature's search-index row (see ``search_index.ROW_FIELDS``)."""
+
+    @property
+    def hint(self) -> str:
+        """A few words saying what the feature is: its label, else the token it fires on most."""
+        if self.label:
+            return self.label
+        return quoted(self.row[5][0]) if self.row[5] else ""
+
+
+def _link(summaries: Sequence[FeatureSummary], index: int, page: str) -> dict | None:
+    """A link from the feature page at ``page`` to feature ``index`` (relative, short)."""
+    if not 0 <= index < len(summaries):
+        return None
+    summary = summaries[index]
+    folder, name = summary.html.rsplit("/", 1)
+    page_folder = posixpath.dirname(page)
+    if page_folder == folder:
+        href = name
+    elif posixpath.dirname(page_folder) == posixpath.dirname(folder):  # sibling folders
+        href = f"../{posixpath.basename(folder)}/{name}"  # what relpath gives, at less cost
+    else:
+        href = posixpath.relpath(summary.html, posixpath.dirname(page))
+    return {"href": href, "index": summary.index, "hint": summary.hint}
+
+
+def flags_of(feature: Mapping) -> list[str]:
+    return [name for name in ("dead", "dense") if feature.get(name)]
+
+
+def describe(feature: Mapping, summary: FeatureSummary) -> str:
+    """The one-line summary used for ``<meta name=description>`` and Open Graph."""
+    parts = [f"Feature {summary.index}"]
+    if summary.label:
+        parts.append(summary.label)
+    if feature.get("dead"):
+        parts.append("dead (never fired)")
+        return " · ".join(parts)
+    parts.append(f"density {fmt_pct(feature.get('density'))}")
+    if summary.row[5]:
+        parts.append(f"fires on {quoted(summary.row[5][0])}")
+    return " · ".join(parts)
+
+
+def _histogram(data: Mapping | None, x_label: str, y_label: str) -> Markup | None:
+    if not data or not data.get("counts") or not any(data["counts"]):
+        return None
+    return histogram_svg(data["edges"], data["counts"], x_label=x_label, y_label=y_label)
+
+
+def _lines(
+    display: TokenDisplay, examples: Sequence[Mapping] | None, max_act: float, sep: str
+) -> Markup:
+    """Example lines as one block of HTML, a line each (empty when there are none)."""
+    return Markup("\n".join([display.example(e, max_act, sep) for e in examples or []]))
+
+
+def _logit_rows(effects: Sequence[Mapping], display: TokenDisplay) -> list[dict]:
+    return [
+        {"token": display.token(e["token"], e.get("token_id")), "value": fmt_signed(e["value"])}
+        for e in effects
+    ]
+
+
+def feature_context(
+    feature: Mapping,
+    summaries: Sequence[FeatureSummary],
+    display: TokenDisplay,
+    *,
+    n_tokens: int | None,
+) -> dict:
+    """Everything ``feature.html`` shows, formatted."""
+    index = int(feature["index"])
+    summary = summaries[index]
+    max_act = feature.get("max_activation") or 0.0
+    sep = feature.get("token_separator") or ""
+    density = feature.get("density")
+    fired = None if density is None or n_tokens is None else round(density * n_tokens)
+    stats = [
+        ("density", fmt_pct(density) + ("" if fired is None else f" ({fired:,} tokens)")),
+        ("max activation", fmt_num(max_act)),
+        ("mean activation", fmt_num(feature.get("mean_activation"))),
+    ]
+    if feature.get("encoder_decoder_cosine") is not None:
+        stats.append(("encoder–decoder cosine", fmt_num(feature["encoder_decoder_cosine"])))
+    if feature.get("neuron_share") is not None:
+        stats.append(("share of ‖W_dec‖² in listed neurons", fmt_pct(feature["neuron_share"])))
+    intervals = []
+    for interval in feature.get("quantile_examples") or []:
+        examples = _lines(display, interval.get("examples"), max_act, sep)
+        if not examples:
+            continue
+        title = (
+            f"{fmt_num(interval['lo'])} – {fmt_num(interval['hi'])} · "
+            f"{fmt_pct(interval.get('fraction'))} of firings"
+        )
+        intervals.append({"title": title, "examples": examples})
+    intervals.reverse()  # highest activations first, like the top examples above them
+    effects = feature.get("logit_effects") or {}
+    prev_link = _link(summaries, index - 1, summary.html)
+    next_link = _link(summaries, index + 1, summary.html)
+    neighbours = []
+    for n in feature.get("neighbours") or []:
+        link = _link(summaries, int(n["index"]), summary.html)
+        if link:
+            neighbours.append({**link, "value": fmt_num(n["cosine"])})
+    cofiring = []
+    for c in feature.get("cofiring") or []:
+        link = _link(summaries, int(c["index"]), summary.html)
+        if link:
+            cofiring.append({**link, "value": fmt_num(c["jaccard"]), "count": fmt_int(c["count"])})
+    act_hist = _histogram(feature.get("histogram"), "activation", "tokens")
+    logit_hist = _histogram(feature.get("logit_histogram"), "effect on logit", "tokens")
+    return {
+        "index": index,
+        "label": summary.label,
+        "has_label": bool(summary.label),
+        "page_title": f"Feature {index}" + (f" · {summary.label}" if summary.label else ""),
+        "description": describe(feature, summary),
+        "dead": bool(feature.get("dead")),
+        "flags": flags_of(feature),
+        "stats": stats,
+        "json_href": summary.json.rsplit("/", 1)[-1],
+        "has_prev": prev_link is not None,
+        "prev": prev_link or {},
+        "has_next": next_link is not None,
+        "next": next_link or {},
+        "has_act_histogram": act_hist is not None,
+        "act_histogram": act_hist or "",
+        "has_logit_histogram": logit_hist is not None,
+        "logit_histogram": logit_hist or "",
+        "top_examples": _lines(display, feature.get("top_examples"), max_act, sep),
+        "intervals": intervals,
+        "promotes": _logit_rows(effects.get("positive") or [], display),
+        "suppresses": _logit_rows(effects.get("negative") or [], display),
+        "neurons": [
+            {"neuron": fmt_int(n["neuron"]), "weight": fmt_signed(n["weight"])}
+            for n in feature.get("neuron_exposures") or []
+        ],
+        "neighbours": neighbours,
+        "cofiring": cofiring,
+    }
+
+
+def table_row(summary: FeatureSummary, root: str) -> dict:
+    """One row of the feature table (static pages and the index's first page)."""
+    index, density, max_act, flags, label, fires, promotes, _ = summary.row
+    return {
+        "href": root + summary.html,
+        "index": index,
+        "label": label,
+        "density": fmt_pct(density),
+        "max_act": fmt_num(max_act),
+        "fires_on": fires,
+        "promotes": promotes,
+        "flags": " ".join(name for bit, name in ((1, "dead"), (2, "dense")) if flags & bit),
+    }
+
+
+_METRICS = (
+    ("l0", "L0 (features firing per token)", fmt_num),
+    ("explained_variance", "explained variance", fmt_num),
+    ("mse", "MSE", fmt_num),
+    ("ce_loss_recovered", "CE loss recovered", fmt_num),
+    ("ce_loss_clean", "CE loss, clean", fmt_num),
+    ("ce_loss_spliced", "CE loss, SAE spliced in", fmt_num),
+    ("ce_loss_zero_ablated", "CE loss, zero-ablated", fmt_num),
+    ("dead_count", "dead features", fmt_int),
+    ("dense_count", "dense features", fmt_int),
+)
+
+
+def site_facts(site: Mapping) -> dict:
+    """The index header: model, hook, SAE shape, tokens, global metrics, build config."""
+    sae = site.get("sae") or {}
+    shape = f"d_in {fmt_int(site.get('d_in'))} → d_sae {fmt_int(site.get('d_sae'))}"
+    if sae.get("architecture"):
+        shape = f"{sae['architecture']} · {shape}"
+    tokens = fmt_int(site.get("n_tokens"))
+    if site.get("n_seq") and site.get("seq_len"):
+        tokens += f" ({fmt_int(site['n_seq'])} sequences × {fmt_int(site['seq_len'])})"
+    facts = [
+        ("model", str(site.get("model", "–"))),
+        ("hook", str(site.get("hook", "–"))),
+        ("SAE", shape),
+        ("tokens", tokens),
+    ]
+    metrics = site.get("metrics") or {}
+    shown = [
+        (name, fmt(metrics[key])) for key, name, fmt in _METRICS if metrics.get(key) is not None
+    ]
+    density = site.get("density_histogram") or {}
+    hist = None
+    if density.get("counts") and any(density["counts"]):
+        hist = histogram_svg(
+            density["edges"], density["counts"], x_label="log10 firing density", y_label="features"
+        )
+    config = site.get("config")
+    return {
+        "facts": facts,
+        "metrics": shown,
+        "has_density_histogram": hist is not None,
+        "density_histogram": hist or "",
+        "dead_apart": fmt_int(density.get("dead", 0)),
+        "has_config": bool(config),
+        "config_text": orjson.dumps(
+            config, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2
+        ).decode()
+        if config
+        else "",
+    }

@@ -1,0 +1,339 @@
+"""The renderer: records in, a static site out. No torch here.
+
+``write_site`` turns ``site.json`` fields and per-feature records (docs/schema.md) into::
+
+    index.html  site.json  .nojekyll  static/  search/index-K.js  table/page-K.html
+    features/NNN/<index>.html + .json      (NNN = index // features_per_folder, zero-padded)
+
+Records come in once (``generator/intake.py``): each becomes its JSON and a summary (path,
+label, search row), in forked workers a range each when the records can be built by range, else
+in this process; the site-wide pages follow, then every feature page, rendered from its JSON in
+worker processes, so memory holds summaries and JSON bytes, not records. Everything goes into a
+temporary folder swapped in at the end (``site_writer.SiteWriter``). ``rerender_site`` redoes
+this from a built site's JSON alone.
+
+Security: Jinja autoescapes everything; the Content-Security-Policy forbids any request but
+same-origin scripts, styles and images (on ``file://`` Chromium treats other local files as
+'self', which is what lets the classic scripts load there), and pages have no inline script or
+style. Data for scripts goes through ``site_writer.json_for_script``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from pathlib import Path
+
+import jinja2
+import orjson
+from markupsafe import Markup
+from tqdm import tqdm
+
+import saesite
+from saesite.config import RenderConfig
+from saesite.errors import SaesiteError
+from saesite.site.intake import (
+    Intake,
+    folder_width,
+    range_source,
+    take_records,
+    take_records_in_workers,
+)
+from saesite.site import toy_page, training_page
+from saesite.site.labels import Labels
+from saesite.site.page_context import FeatureSummary, feature_context, site_facts, table_row
+from saesite.site.parallel import map_ranges, worker_count
+from saesite.site.search_index import shard_scripts
+from saesite.site.writer import SiteWriter, dumps_json, is_saesite_build
+from saesite.site.token_markup import TokenDisplay
+
+log = logging.getLogger(__name__)
+
+PROJECT_DIR = Path(saesite.__file__).resolve().parent.parent
+TEMPLATES_DIR = PROJECT_DIR / "templates"
+STATIC_DIR = PROJECT_DIR / "static"
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "base-uri 'none'; form-action 'none'"
+)
+TABLE_PAGE_SIZE = 500
+INDEX_TABLE_ROWS = 100
+MAX_FOLDER_ENTRIES = 1000
+PARALLEL_MIN_FEATURES = 256
+"""Below this many features the pages render in-process (forking costs more than it saves)."""
+
+
+def make_environment() -> jinja2.Environment:
+    """Jinja with autoescape on and undefined names as errors."""
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        auto_reload=False,  # templates do not change during a build: no stat per include
+    )
+
+
+def table_pages(n_features: int) -> int:
+    """Pages of the feature table (``TABLE_PAGE_SIZE`` rows each; at least one)."""
+    return max(1, -(-n_features // TABLE_PAGE_SIZE))
+
+
+def root_of(rel_path: str) -> str:
+    """Relative prefix from a page to the site root: ``""`` or ``"../../"``."""
+    return "../" * rel_path.count("/")
+
+
+def _site_title(site: Mapping, cfg: RenderConfig) -> str:
+    if cfg.title:
+        return cfg.title
+    previous = ((site.get("config") or {}).get("render") or {}).get("title")
+    if previous:
+        return str(previous)
+    return f"{site.get('model', 'SAE')} · {site.get('hook', 'features')}"
+
+
+def _extra_pages(site: Mapping) -> list[tuple[str, str, str, dict]]:
+    """``(key, relative path, template, context)`` of the pages beyond index and features:
+    the training page when the site has a training log, the toy pages on a toy site."""
+    pages = []
+    for key, page_list in (("training", training_page.pages), ("toy", toy_page.pages)):
+        if site.get(key):
+            pages.extend((key, *page) for page in page_list(site))
+    return pages
+
+
+def render_page(
+    env: jinja2.Environment,
+    template: str,
+    rel_path: str,
+    context: dict,
+    *,
+    title: str,
+    nav: Sequence[tuple[str, str]],
+) -> str:
+    """Render one page; the common context (site title, ``root``, nav, CSP) wins over
+    ``context``, so every page links correctly from its own depth."""
+    common = {
+        "site_title": title,
+        "root": root_of(rel_path),
+        "nav": [{"href": href, "text": text, "current": href == rel_path} for href, text in nav],
+        "csp": Markup(CSP),  # a constant with quotes, no data
+        "version": saesite.__version__,
+    }
+    return env.get_template(template).render({**context, **common})
+
+
+def index_context(
+    site: Mapping,
+    summaries: Sequence[FeatureSummary],
+    shards: Sequence[str],
+    *,
+    features_per_folder: int,
+    folder_width: int,
+) -> dict:
+    """What ``index.html`` shows: site facts, density histogram, search, the first table rows."""
+    n = len(summaries)
+    return {
+        **site_facts(site),
+        "n_features": n,
+        "description": f"{n:,} SAE features of {site.get('model', '?')} at "
+        f"{site.get('hook', '?')}: search, density, top examples",
+        "shards": list(shards),
+        "features_per_folder": features_per_folder,
+        "folder_width": folder_width,
+        "rows": [table_row(s, "") for s in summaries[:INDEX_TABLE_ROWS]],
+        "more_rows": n > INDEX_TABLE_ROWS,
+        "n_table_pages": table_pages(n),
+    }
+
+
+def write_site(site: dict, features: Collection[Mapping], cfg: RenderConfig) -> Path:
+    """Render ``site`` (site.json fields but ``features``) and per-feature records into
+    ``cfg.out``, atomically. Returns the output folder.
+
+    ``features`` is read once: a list (sorted here), a source with ``between(start, stop)``
+    such as ``records.FeatureRecords`` (built a chunk at a time; with several workers, a range
+    per worker), or any sized iterable in index order. Each record becomes JSON as it arrives,
+    and its page is rendered from that JSON once every summary (which links and search need)
+    exists, so memory holds summaries and JSON bytes (see ``intake.HELD_JSON_BYTES``), not
+    records.
+    """
+    fpf = cfg.features_per_folder
+    if not 0 < 2 * fpf <= MAX_FOLDER_ENTRIES:
+        raise SaesiteError(
+            f"features_per_folder is {fpf}; expected 1–{MAX_FOLDER_ENTRIES // 2} "
+            "(each feature has an .html and a .json file; GitHub lists at most "
+            f"{MAX_FOLDER_ENTRIES} entries per folder)"
+        )
+    if isinstance(features, Sequence):
+        features = sorted(features, key=lambda f: int(f["index"]))
+    n = len(features)
+    width = folder_width(n, fpf)
+    labels = Labels(site, cfg.labels, n)
+    display = TokenDisplay(site.get("token_bytes"))
+    title = _site_title(site, cfg)
+    env = make_environment()
+
+    workers = worker_count(cfg.workers, n, PARALLEL_MIN_FEATURES)
+    intake = Intake(labels, display, features_per_folder=fpf, folder_width=width)
+    t0 = time.perf_counter()
+    with SiteWriter(cfg.out, force=cfg.force) as writer:
+        # 1. records: each feature's JSON, and what other pages need of it
+        source = range_source(features) if workers > 1 else None
+        if source is not None:
+            summaries, entries = take_records_in_workers(source, n, intake, writer, workers)
+            held: dict[int, bytes] = {}  # the workers wrote every feature's JSON
+        else:
+            summaries, entries, held = take_records(features, intake, writer)
+        if len(summaries) != n:
+            raise SaesiteError(f"{len(summaries)} feature records for {n} features; expected {n}")
+        log.debug(
+            "feature records and JSON for %d features in %.1f s (%d processes)",
+            n,
+            time.perf_counter() - t0,
+            1 if source is None else workers,
+        )
+        t1 = time.perf_counter()
+
+        # 2. site-wide files
+        site_out = {k: v for k, v in site.items() if k != "features"}
+        site_out.setdefault("saesite_version", saesite.__version__)
+        site_out["labels"] = {str(e["index"]): e["label"] for e in entries if e["label"]}
+        site_out["features"] = entries
+        shards = shard_scripts([s.row for s in summaries])
+        extra = _extra_pages(site)
+        nav = [("index.html", "Overview"), ("table/page-0.html", "Features")]
+        seen_keys = set()
+        for key, rel_path, _, _ in extra:
+            if key not in seen_keys:
+                nav.append((rel_path, key.title()))
+                seen_keys.add(key)
+
+        def render(template: str, rel_path: str, context: dict) -> str:
+            return render_page(env, template, rel_path, context, title=title, nav=nav)
+
+        index = index_context(
+            site_out,
+            summaries,
+            [path for path, _ in shards],
+            features_per_folder=fpf,
+            folder_width=width,
+        )
+        writer.copy_tree(STATIC_DIR, "static", {".css", ".js", ".svg"})
+        writer.write(".nojekyll", b"")
+        writer.write("site.json", dumps_json(site_out))
+        for rel_path, text in shards:
+            writer.write(rel_path, text)
+        writer.write("index.html", render("index.html", "index.html", index))
+        for page in range(table_pages(n)):
+            rel_path = f"table/page-{page}.html"
+            writer.write(rel_path, render("table.html", rel_path, _table_context(summaries, page)))
+
+        # 3. feature pages, each from its record's JSON, in worker processes
+        n_tokens = site_out.get("n_tokens")
+
+        def pages(start: int, stop: int) -> tuple[int, int, int]:
+            mark = writer.mark()
+            for summary in summaries[start:stop]:
+                data = held.get(summary.index)
+                if data is None:
+                    data = writer.read(summary.json)
+                else:
+                    writer.write(summary.json, data)
+                context = feature_context(orjson.loads(data), summaries, display, n_tokens=n_tokens)
+                writer.write(summary.html, render("feature.html", summary.html, context))
+            return writer.written_since(mark)
+
+        log.debug("site-wide pages in %.1f s", time.perf_counter() - t1)
+        t2 = time.perf_counter()
+        with tqdm(total=n, desc="pages", unit="feature", disable=None, leave=False) as bar:
+            for done, written in map_ranges(pages, n, workers):
+                writer.count(written)
+                bar.update(done)
+        log.debug("%d feature pages in %.1f s (%d processes)", n, time.perf_counter() - t2, workers)
+        for _, rel_path, template, context in extra:
+            writer.write(rel_path, render(template, rel_path, context))
+        return writer.commit()
+
+
+def _table_context(summaries: Sequence[FeatureSummary], page: int) -> dict:
+    """One page of the feature table (``TABLE_PAGE_SIZE`` rows)."""
+    n = len(summaries)
+    n_table_pages = table_pages(n)
+    start = page * TABLE_PAGE_SIZE
+    chunk = summaries[start : start + TABLE_PAGE_SIZE]
+    return {
+        "page": page,
+        "first": start,
+        "last": start + max(len(chunk), 1) - 1,
+        "n_features": n,
+        "rows": [table_row(s, "../") for s in chunk],
+        "pages": [
+            {"number": p, "href": f"page-{p}.html", "current": p == page}
+            for p in range(n_table_pages)
+        ],
+        "has_prev": page > 0,
+        "prev_href": f"page-{page - 1}.html",
+        "has_next": page + 1 < n_table_pages,
+        "next_href": f"page-{page + 1}.html",
+    }
+
+
+def rerender_site(
+    site_dir: str | Path,
+    labels: str | None = None,
+    title: str | None = None,
+    workers: int | None = None,
+) -> Path:
+    """Re-render a built site from its ``site.json`` and feature JSON files (no model)."""
+    site_dir = Path(site_dir)
+    if not is_saesite_build(site_dir):
+        raise SaesiteError(
+            f"{str(site_dir)!r} is not a saesite site (no site.json with "
+            "saesite_version); expected the folder `saesite build` wrote"
+        )
+    site = orjson.loads((site_dir / "site.json").read_bytes())
+    entries = sorted(site.get("features") or [], key=lambda e: int(e["index"]))
+    features = _FeatureFiles(site_dir, [e["json"] for e in entries])
+    render_cfg = (site.get("config") or {}).get("render") or {}
+    fpf = render_cfg.get("features_per_folder") or RenderConfig().features_per_folder
+    if title and isinstance(render_cfg, dict) and "config" in site:
+        site["config"]["render"] = {**render_cfg, "title": title}
+    cfg = RenderConfig(
+        out=str(site_dir),
+        force=False,
+        labels=labels,
+        title=title,
+        features_per_folder=int(fpf),
+        workers=workers,
+    )
+    return write_site(site, features, cfg)
+
+
+class _FeatureFiles:
+    """A built site's feature JSON files, read one at a time as they are iterated."""
+
+    def __init__(self, site_dir: Path, rel_paths: Sequence[str]):
+        self.site_dir, self.rel_paths = site_dir, rel_paths
+
+    def __len__(self) -> int:
+        return len(self.rel_paths)
+
+    def __iter__(self) -> Iterator[dict]:
+        return self.between(0, len(self.rel_paths))
+
+    def between(self, start: int, stop: int) -> Iterator[dict]:
+        """The records of features ``start … stop - 1``."""
+        for rel_path in self.rel_paths[start:stop]:
+            path = self.site_dir / rel_path
+            try:
+                yield orjson.loads(path.read_bytes())
+            except (OSError, orjson.JSONDecodeError) as err:
+                raise SaesiteError(
+                    f"feature file {str(path)!r} is missing or corrupt ({err}); "
+                    "rebuild the site with `saesite build`"
+                ) from None

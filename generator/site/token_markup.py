@@ -1,0 +1,203 @@
+"""Tokens as compact, safe HTML: visible whitespace, marked invalid bytes, activation shading.
+
+An example is one line: bare text for zero-activation tokens, an element per shaded token::
+
+    <p><var>3.21</var>def x<i class=a2 title="·foo 0.8"><b>·</b>foo</i><u class=a8 …>(</u></p>
+
+``aN`` (N = 1…8) buckets the activation relative to the feature's maximum; ``<u>`` marks the
+example's own token. The size budget is 40 KB per feature, all files counted, so each byte per
+token counts. In shaded tokens whitespace becomes ``·`` ``⏎`` ``→`` inside ``<b>`` (muted); in
+bare text only spaces stay spaces (the page keeps them with ``pre-wrap``). Invisible and control
+characters become ``U+XXXX`` and bytes that are not valid UTF-8 on their own ``\\xNN`` inside
+``<kbd>``. Token text is always escaped: it is data nobody reviewed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+from markupsafe import Markup
+
+from saesite.lm.tokens import display_segments, parse_hex_bytes
+
+N_BUCKETS = 8
+EMPTY_MARK = "∅"
+_WHITESPACE = {" ": "·", "\n": "⏎", "\t": "→", "\r": "↵"}
+# Text content needs only & < > escaped; double-quoted attribute values also need ". Shorter
+# than markupsafe's escape (which also turns ' into &#39;), and as safe in these two places.
+_TEXT = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+_ATTR = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"})
+
+
+def escape_text(text: str) -> str:
+    """Escape for HTML text content (not for attribute values)."""
+    return text.translate(_TEXT)
+
+
+def escape_attr(text: str) -> str:
+    """Escape for a double-quoted HTML attribute value."""
+    return text.translate(_ATTR)
+
+
+def char_mark(char: str) -> str | None:
+    """The visible stand-in for a whitespace, control or invisible character, else None."""
+    mark = _WHITESPACE.get(char)
+    if mark is not None:
+        return mark
+    if char.isprintable():
+        return None
+    return f"U+{ord(char):04X}"
+
+
+def visible_text(text: str, raw: bytes | None = None) -> str:
+    """Plain text of a token as pages show it (for titles, search results, descriptions)."""
+    if raw is None and text.isprintable() and " " not in text:
+        return text or EMPTY_MARK
+    out = []
+    for kind, segment in display_segments(text, raw):
+        if kind == "byte":
+            out.append(segment)
+            continue
+        out.extend(char_mark(c) or c for c in segment)
+    return "".join(out) or EMPTY_MARK
+
+
+def token_inner_html(text: str, raw: bytes | None = None, *, mark_spaces: bool = True) -> str:
+    """Escaped HTML for a token's text: marks in ``<b>``, invalid bytes in ``<kbd>``.
+
+    With ``mark_spaces=False`` spaces stay spaces (the page keeps them with ``pre-wrap``).
+    """
+    if raw is None and text.isprintable() and (" " not in text or not mark_spaces):
+        return escape_text(text) if text else f"<b>{EMPTY_MARK}</b>"
+    parts: list[str] = []
+    run: list[str] = []
+    run_kind = ""
+
+    def flush() -> None:
+        if not run:
+            return
+        body = "".join(run)
+        if run_kind == "text":
+            parts.append(escape_text(body))
+        elif run_kind == "mark":
+            parts.append(f"<b>{escape_text(body)}</b>")
+        else:
+            parts.append(f"<kbd>{escape_text(body)}</kbd>")
+        run.clear()
+
+    for kind, segment in display_segments(text, raw):
+        if kind == "byte":
+            if run_kind != "byte":
+                flush()
+                run_kind = "byte"
+            run.append(segment)
+            continue
+        for char in segment:
+            mark = None if (char == " " and not mark_spaces) else char_mark(char)
+            kind_now = "text" if mark is None else "mark"
+            if kind_now != run_kind:
+                flush()
+                run_kind = kind_now
+            run.append(char if mark is None else mark)
+    flush()
+    return "".join(parts) or f"<b>{EMPTY_MARK}</b>"
+
+
+def format_value(value: float) -> str:
+    """An activation for display: three significant digits."""
+    return f"{value:.3g}"
+
+
+def format_exact(value: float) -> str:
+    """An activation in a tooltip: six significant digits (float32 holds about seven)."""
+    return f"{value:.6g}"
+
+
+def bucket(act: float, max_act: float) -> int:
+    """Shade bucket 0…N_BUCKETS of an activation relative to the feature's maximum."""
+    if not act > 0 or not max_act > 0:
+        return 0
+    return min(N_BUCKETS, max(1, math.ceil(N_BUCKETS * act / max_act)))
+
+
+class TokenDisplay:
+    """Renders tokens and example lines; caches each token id's HTML and tooltip text.
+
+    ``token_bytes`` is site.json's ``{"<token id>": "e2 80"}`` for tokens whose bytes are not
+    valid UTF-8 on their own.
+    """
+
+    def __init__(self, token_bytes: Mapping[str, str] | None = None):
+        self.raw = {int(k): parse_hex_bytes(v) for k, v in (token_bytes or {}).items()}
+        self._html: dict[int | str, tuple[str, str, str]] = {}
+
+    def _get(self, token_id: int | None, text: str) -> tuple[str, str, str]:
+        """``(html with marked spaces, html with plain spaces, escaped tooltip text)``."""
+        # an id always decodes to the same text, so the id alone is the key when there is one
+        key = text if token_id is None else token_id
+        hit = self._html.get(key)
+        if hit is None:
+            raw = self.raw.get(token_id) if token_id is not None else None
+            hit = (
+                token_inner_html(text, raw),
+                token_inner_html(text, raw, mark_spaces=False),
+                escape_attr(visible_text(text, raw)),
+            )
+            self._html[key] = hit
+        return hit
+
+    def plain(self, text: str, token_id: int | None = None) -> str:
+        """The visible text of one token (unescaped)."""
+        raw = self.raw.get(token_id) if token_id is not None else None
+        return visible_text(text, raw)
+
+    def token(self, text: str, token_id: int | None = None) -> Markup:
+        """One token as an inline ``<code>`` element (logit tables, summaries)."""
+        inner = self._get(token_id, text)[0]
+        return Markup(f"<code>{inner}</code>")
+
+    def example(self, example: Mapping, max_act: float, separator: str = "") -> Markup:
+        """One example as a ``<p>`` line of tokens shaded by activation.
+
+        Runs of zero-activation tokens are plain text with plain spaces (their boundaries are
+        not drawn): an element per token would double the size of a feature page. Shaded tokens
+        mark every whitespace character, so it is clear what they hold. ``separator`` (escaped)
+        goes between tokens whose text is not text, such as a toy model's feature names.
+        """
+        tokens = example["tokens"]
+        ids = example.get("token_ids") or None
+        acts = example["acts"]
+        own = example["pos"] - example["window_start"]
+        scale = N_BUCKETS / max_act if max_act > 0 else 0.0
+        # this loop runs for every token of a site: the cache is read inline, and zero tokens
+        # (most of them) take the shortest path
+        cache, get = self._html, self._get
+        parts = []
+        for j, (text, act) in enumerate(zip(tokens, acts)):
+            token_id = None if ids is None else ids[j]
+            hit = cache.get(text if token_id is None else token_id) or get(token_id, text)
+            if j != own and (not act > 0 or scale == 0.0):
+                parts.append(hit[1])
+                continue
+            if act > 0 and scale != 0.0:  # bucket(act, max_act), inlined
+                x = act * scale
+                level = int(x)
+                level = min(N_BUCKETS, max(1, level + (level < x)))
+                cls = f" class=a{level}"
+            else:
+                cls = ""
+            tag = "u" if j == own else "i"
+            parts.append(f'<{tag}{cls} title="{hit[2]} {format_exact(act)}">{hit[0]}</{tag}>')
+        # adjacent whitespace marks of neighbouring tokens share one element
+        line = escape_text(separator).join(parts).replace("</b><b>", "")
+        return Markup(f"<p><var>{format_value(example['act'])}</var>{line}</p>")
+
+
+def visible_label(label: str | None) -> str:
+    """A label as pages show it: spaces kept, control and invisible characters as ``U+XXXX``."""
+    if not label:
+        return ""
+    if label.isprintable():
+        return label
+    return "".join(c if c.isprintable() or c == " " else f"U+{ord(c):04X}" for c in label)

@@ -1,0 +1,244 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+from saesite.config import StatsConfig, WeightStatsConfig
+from saesite.lm.model import load_model
+from saesite.records.build import build_records, density_histogram, round_significant
+from saesite.sae.model import load_sae
+
+HOOK = "blocks.0.mlp.hook_post"
+STATS = StatsConfig(
+    batch_size=5,
+    top_k=4,
+    n_bins=16,
+    n_intervals=4,
+    interval_samples=3,
+    context_before=3,
+    context_after=2,
+    seed=0,
+)
+WEIGHTS = WeightStatsConfig(n_logits=4, n_neurons=3, n_neighbours=2, n_logit_bins=8)
+FEATURE_KEYS = {
+    "index",
+    "label",
+    "density",
+    "log10_density",
+    "max_activation",
+    "mean_activation",
+    "dead",
+    "dense",
+    "histogram",
+    "top_examples",
+    "quantile_examples",
+    "logit_effects",
+    "logit_histogram",
+    "neuron_exposures",
+    "neuron_share",
+    "neighbours",
+    "cofiring",
+    "encoder_decoder_cosine",
+}
+EXAMPLE_KEYS = {"act", "seq", "pos", "window_start", "tokens", "acts"}
+
+
+@pytest.fixture(scope="module")
+def built(tiny_model_dir, tiny_sae_dir, tiny_tokens_npy):
+    loaded = load_model(str(tiny_model_dir))
+    sae = load_sae(tiny_sae_dir)
+    tokens = torch.from_numpy(np.load(tiny_tokens_npy)).long()
+    records = build_records(loaded, sae, tokens, HOOK, STATS, WEIGHTS)
+    with torch.no_grad():
+        _, cache = loaded.model.run_with_cache(tokens, names_filter=HOOK)
+        acts = sae.encode(cache[HOOK].reshape(-1, sae.cfg.d_in))
+    return loaded, sae, tokens, records, acts
+
+
+def test_round_significant_keeps_four_digits_and_zero():
+    values = np.array([0.0, 0.123456, 123456.0, -0.0009876543, 1.0, 9.99951])
+    assert round_significant(values).tolist() == [0.0, 0.1235, 123500.0, -0.0009877, 1.0, 10.0]
+
+
+def test_density_histogram_counts_live_features_in_quarter_decades():
+    density = np.array([0.0, 0.5, 0.01, 0.011, 1.0])
+    hist = density_histogram(density, density == 0)
+    assert hist["dead"] == 1 and hist["edges"][0] == -2.0 and hist["edges"][-1] == 0.0
+    assert sum(hist["counts"]) == 4 and hist["counts"][0] == 2
+
+
+def test_records_match_brute_force_density_max_and_top_examples(built):
+    loaded, sae, tokens, records, acts = built
+    n_tokens, seq_len = tokens.numel(), tokens.shape[1]
+    assert (records.n_tokens, records.n_seq, records.seq_len) == (n_tokens, *tokens.shape)
+    assert len(records.features) == sae.cfg.d_sae
+    for f, feature in enumerate(records.features):
+        assert feature["index"] == f and set(feature) == FEATURE_KEYS
+        column = acts[:, f]
+        assert feature["density"] == pytest.approx((column > 0).sum().item() / n_tokens)
+        assert feature["max_activation"] == pytest.approx(column.max().item(), rel=1e-6)
+        assert feature["dead"] == bool((column <= 0).all())
+        expected = sorted(
+            ((v, t) for t, v in enumerate(column.tolist()) if v > 0), key=lambda e: (-e[0], e[1])
+        )[: STATS.top_k]
+        examples = feature["top_examples"]
+        assert [(e["seq"] * seq_len + e["pos"]) for e in examples] == [t for _, t in expected]
+        for example, (value, _) in zip(examples, expected, strict=True):
+            assert set(example) - {"token_ids"} == EXAMPLE_KEYS
+            assert example["act"] == pytest.approx(value, rel=1e-6)
+            start = example["window_start"]
+            ids = tokens[example["seq"], start : start + len(example["tokens"])].tolist()
+            assert example.get("token_ids", ids) == ids
+            assert example["tokens"] == [loaded.tokenizer.decode_token(t) for t in ids]
+            offset = example["pos"] - start
+            assert example["acts"][offset] == pytest.approx(value, rel=1e-3)
+
+
+def test_records_logit_effect_tokens_match_brute_force(built):
+    loaded, sae, _, records, _ = built
+    model = loaded.model
+    with torch.no_grad():
+        direction = sae.W_dec @ model.blocks[0].mlp.W_out
+        centred = direction - direction.mean(-1, keepdim=True)
+        effects = (centred * model.ln_final.w) @ model.W_U
+    for f, feature in enumerate(records.features):
+        positive = [e["token_id"] for e in feature["logit_effects"]["positive"]]
+        assert positive == effects[f].topk(WEIGHTS.n_logits).indices.tolist()
+        assert [e["token"] for e in feature["logit_effects"]["positive"]] == [
+            loaded.tokenizer.decode_token(t) for t in positive
+        ]
+
+
+def test_records_are_plain_json_values_and_metrics_are_complete(built):
+    _, _, _, records, _ = built
+    plain = (int, float, str, bool, type(None))
+
+    def check(value):
+        if isinstance(value, dict):
+            assert all(isinstance(k, str) for k in value)
+            for item in value.values():
+                check(item)
+        elif isinstance(value, list):
+            for item in value:
+                check(item)
+        else:
+            assert isinstance(value, plain), type(value)
+            assert not (isinstance(value, float) and math.isnan(value))
+
+    check(list(records.features))
+    check(records.metrics)
+    assert {
+        "mse",
+        "explained_variance",
+        "l0",
+        "dead_count",
+        "dense_count",
+        "ce_loss_clean",
+        "ce_loss_spliced",
+        "ce_loss_zero_ablated",
+        "ce_loss_recovered",
+    } <= set(records.metrics)
+    for feature in records.features:
+        if feature["dead"]:
+            assert feature["histogram"] == {"edges": [], "counts": []}
+        else:
+            assert sum(feature["histogram"]["counts"]) == round(
+                feature["density"] * records.n_tokens
+            )
+
+
+def test_records_are_identical_for_the_same_seed(built, tiny_sae_dir):
+    loaded, sae, tokens, records, _ = built
+    again = build_records(loaded, sae, tokens, HOOK, STATS, WEIGHTS)
+    assert list(again.features) == list(records.features) and again.metrics == records.metrics
+
+
+def test_records_quantile_examples_lie_inside_their_intervals_and_fractions_sum_to_one(built):
+    _, _, tokens, records, acts = built
+    seq_len = tokens.shape[1]
+    for f, feature in enumerate(records.features):
+        intervals = feature["quantile_examples"]
+        if feature["dead"]:
+            assert intervals == []
+            continue
+        assert 1 <= len(intervals) <= STATS.n_intervals
+        assert sum(i["fraction"] for i in intervals) == pytest.approx(1.0)
+        for interval in intervals:
+            assert 1 <= len(interval["examples"]) <= STATS.interval_samples
+            for example in interval["examples"]:
+                assert set(example) - {"token_ids"} == EXAMPLE_KEYS
+                exact = acts[example["seq"] * seq_len + example["pos"], f].item()
+                assert example["act"] == pytest.approx(exact, rel=1e-6)
+                assert interval["lo"] <= example["act"] < interval["hi"]
+
+
+def test_records_cofiring_lists_features_that_fire_together(built):
+    _, _, _, records, acts = built
+    fires = (acts > 0).double()
+    both = fires.T @ fires
+    for f, feature in enumerate(records.features):
+        for entry in feature["cofiring"]:
+            g = entry["index"]
+            assert g != f and both[f, g] > 0 and 0 < entry["jaccard"] <= 1
+            assert entry["count"] <= min(both[f, f], both[g, g])
+
+
+def test_records_carry_ablation_per_top_example_only_when_asked(built):
+    from dataclasses import replace
+
+    loaded, sae, tokens, records, _ = built
+    assert all("ablation" not in e for f in records.features for e in f["top_examples"])
+    with_ablation = build_records(
+        loaded, sae, tokens[:3], HOOK, replace(STATS, ablation=True, ce_loss=False), WEIGHTS
+    )
+    examples = [e for f in with_ablation.features for e in f["top_examples"]]
+    assert examples and all(len(e["ablation"]) == len(e["acts"]) for e in examples)
+    assert any(value != 0 for e in examples for value in e["ablation"])
+
+
+def test_token_ids_are_kept_exactly_on_examples_whose_window_holds_an_invalid_utf8_token(built):
+    loaded, _, tokens, records, _ = built
+    byte_ids = {int(i) for i in records.token_bytes}
+    with_ids = without_ids = 0
+    for feature in records.features:
+        for example in feature["top_examples"]:
+            start = example["window_start"]
+            ids = tokens[example["seq"], start : start + len(example["tokens"])].tolist()
+            if byte_ids.isdisjoint(ids):
+                assert "token_ids" not in example
+                without_ids += 1
+            else:
+                assert example["token_ids"] == ids
+                with_ids += 1
+    assert with_ids > 0 and without_ids > 0
+    for token_id in byte_ids:
+        assert loaded.tokenizer.invalid_utf8_bytes(token_id) == records.token_bytes[str(token_id)]
+
+
+def test_records_built_a_chunk_at_a_time_equal_those_built_at_once(built):
+    _, sae, _, records, _ = built
+    whole, chunk = list(records.features), records.features.chunk
+    records.features.chunk = 3
+    try:
+        assert list(records.features) == whole
+    finally:
+        records.features.chunk = chunk
+    assert len(records.features) == len(whole) == sae.cfg.d_sae
+
+
+def test_records_of_any_range_equal_that_slice_of_all_records_also_in_forked_workers(built):
+    from saesite.site.parallel import map_ranges
+
+    _, _, _, records, _ = built
+    whole = list(records.features)
+    assert list(records.features.between(3, 11)) == whole[3:11]
+    # forked workers build with torch on one thread, after the parent's pass used its pool
+    parts = dict(
+        (start, rows)
+        for _, (start, rows) in map_ranges(
+            lambda start, stop: (start, list(records.features.between(start, stop))),
+            len(whole),
+            2,
+        )
+    )
+    assert [r for start in sorted(parts) for r in parts[start]] == whole

@@ -1,0 +1,50 @@
+import os
+
+import pytest
+
+from saesite.site.parallel import map_ranges, ranges, worker_count
+
+
+@pytest.mark.parametrize("n, chunks", [(0, 4), (1, 4), (10, 3), (10, 10), (10, 32), (1000, 16)])
+def test_ranges_cover_every_index_once_in_at_most_the_chunks_asked_for(n, chunks):
+    cut = ranges(n, chunks)
+    assert [i for start, stop in cut for i in range(start, stop)] == list(range(n))
+    assert len(cut) <= chunks and all(stop > start for start, stop in cut)
+
+
+def test_worker_count_is_one_for_small_jobs_and_what_was_asked_otherwise():
+    assert worker_count(None, 10, min_items=256) == 1
+    assert 1 <= worker_count(None, 1000, min_items=256) <= 8
+    assert worker_count(3, 10, min_items=256) == 3
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_map_ranges_runs_the_job_on_every_chunk_in_forked_workers(workers):
+    parent = os.getpid()
+
+    def job(start, stop):
+        return list(range(start, stop)), os.getpid()
+
+    results = list(map_ranges(job, 50, workers))
+    assert sum(done for done, _ in results) == 50
+    assert sorted(i for _, (items, _) in results for i in items) == list(range(50))
+    pids = {pid for _, (_, pid) in results}
+    assert (pids == {parent}) if workers == 1 else (parent not in pids)
+
+
+def test_an_exception_in_a_worker_is_raised_in_the_parent():
+    def job(start, stop):
+        if start > 0:
+            raise RuntimeError(f"chunk at {start} failed")
+        return stop - start
+
+    with pytest.raises(RuntimeError, match="chunk at"):
+        list(map_ranges(job, 20, 2))
+
+
+def test_workers_inherit_a_frozen_heap_and_the_parent_is_unfrozen_after():
+    import gc
+
+    frozen = [count for _, count in map_ranges(lambda start, stop: gc.get_freeze_count(), 8, 2)]
+    assert all(count > 0 for count in frozen)  # the collector skips what workers inherit
+    assert gc.get_freeze_count() == 0

@@ -1,0 +1,323 @@
+import html
+import logging
+import re
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import orjson
+import pytest
+
+from saesite.site import intake, render
+from saesite.config import RenderConfig
+from saesite.errors import SaesiteError
+from saesite.site.intake import feature_paths
+from saesite.site.render import rerender_site, write_site
+from tests.fixtures.sample_records import ADVERSARIAL_TOKENS, adversarial_site, sample_site
+
+
+def _write(tmp_path: Path, n: int = 12, name: str = "site", **cfg) -> Path:
+    site, features = sample_site(n, seed=1)
+    return write_site(site, features, RenderConfig(out=str(tmp_path / name), **cfg))
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_write_site_writes_the_documented_layout(tmp_path):
+    out = _write(tmp_path, n=12, features_per_folder=5)
+    names = set(_files(out))
+    assert {
+        "index.html",
+        "site.json",
+        ".nojekyll",
+        "search/index-0.js",
+        "table/page-0.html",
+        "static/site.css",
+        "static/search.js",
+        "static/feature.js",
+    } <= names
+    for index in range(12):
+        html_path, json_path = feature_paths(index, 5, 3)
+        assert html_path == f"features/{index // 5:03d}/{index}.html"
+        assert html_path in names and json_path in names
+
+
+def test_site_json_lists_every_feature_with_paths_flags_and_the_version(tmp_path):
+    out = _write(tmp_path, n=7)
+    site = orjson.loads((out / "site.json").read_bytes())
+    assert site["saesite_version"]
+    assert [f["index"] for f in site["features"]] == list(range(7))
+    for entry in site["features"]:
+        assert (out / entry["html"]).is_file() and (out / entry["json"]).is_file()
+        record = orjson.loads((out / entry["json"]).read_bytes())
+        assert entry["density"] == record["density"]
+        assert entry["dead"] == record["dead"] and entry["dense"] == record["dense"]
+    assert site["features"][1]["dead"] and site["features"][2]["dense"]
+
+
+def test_feature_json_is_the_record_as_given(tmp_path):
+    site, features = sample_site(3, seed=2)
+    out = write_site(site, features, RenderConfig(out=str(tmp_path / "s")))
+    for feature in features:
+        written = orjson.loads((out / feature_paths(feature["index"], 500, 3)[1]).read_bytes())
+        assert written == feature
+
+
+def test_nothing_starts_with_an_underscore_and_no_folder_exceeds_1000_entries(tmp_path):
+    out = _write(tmp_path, n=40, features_per_folder=3)
+    for path in out.rglob("*"):
+        assert not path.name.startswith("_"), path
+        if path.is_dir():
+            assert len(list(path.iterdir())) <= 1000
+
+
+def test_every_link_is_relative_and_points_at_a_file_of_the_site(tmp_path, monkeypatch):
+    monkeypatch.setattr(render, "TABLE_PAGE_SIZE", 4)  # three table pages
+    out = _write(tmp_path, n=10, features_per_folder=3)
+    pages = list(out.rglob("*.html"))
+    assert len(list((out / "table").iterdir())) == 3 and len(pages) == 10 + 3 + 1
+    for page in pages:
+        text = page.read_text()
+        for url in re.findall(r'(?:href|src)="([^"]*)"', text):
+            url = html.unescape(url)
+            if url == "data:,":
+                continue  # the empty favicon, so browsers ask the server for none
+            assert not re.match(r"^[a-z]+:|^/", url), f"{page}: absolute link {url}"
+            target = (page.parent / url.split("#")[0]).resolve()
+            assert target.is_file(), f"{page}: broken link {url}"
+
+
+def test_two_writes_of_the_same_records_are_byte_identical(tmp_path):
+    a = _files(_write(tmp_path, n=9, name="a"))
+    b = _files(_write(tmp_path, n=9, name="b"))
+    assert a == b
+
+
+def test_pages_carry_a_strict_content_security_policy_and_no_inline_script_or_handler(tmp_path):
+    out = _write(tmp_path, n=5)
+    for page in out.rglob("*.html"):
+        text = page.read_text()
+        assert "default-src 'none'" in html.unescape(text)
+        assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", text), page
+        assert not re.search(r"\son[a-z]+\s*=", text), page
+        assert " style=" not in text, page
+
+
+def test_feature_page_has_description_open_graph_prev_next_and_json_link(tmp_path):
+    out = _write(tmp_path, n=5)
+    text = (out / "features/000/3.html").read_text()
+    description = re.search(r'<meta name="description" content="([^"]*)"', text).group(1)
+    assert html.unescape(description).startswith("Feature 3 · density ")
+    assert "fires on '" in html.unescape(description)
+    assert f'property="og:description" content="{description}"' in text
+    assert 'id="prev" href="2.html"' in text and 'id="next" href="4.html"' in text
+    assert 'href="3.json"' in text
+    assert "<svg" in text  # histograms inline
+
+
+def test_empty_or_missing_panels_are_hidden_not_errors(tmp_path):
+    site, features = sample_site(3, seed=3)
+    bare = features[0]
+    bare.update(
+        logit_effects={"positive": [], "negative": []},
+        logit_histogram=None,
+        neuron_exposures=[],
+        neuron_share=None,
+        neighbours=[],
+        cofiring=[],
+        quantile_examples=[],
+        top_examples=[],
+        histogram={"edges": [0, 1], "counts": [0]},
+    )
+    del bare["encoder_decoder_cosine"]
+    out = write_site(site, features, RenderConfig(out=str(tmp_path / "s")))
+    text = (out / "features/000/0.html").read_text()
+    for heading in (
+        "Logit effects",
+        "Neuron exposures",
+        "Nearest features",
+        "Fires together",
+        "Top activations",
+        "Examples across",
+        "<svg",
+    ):
+        assert heading not in text
+    assert "Feature 0" in text
+
+
+def test_dead_feature_page_says_it_never_fired(tmp_path):
+    out = _write(tmp_path, n=3)
+    assert "never fired" in (out / "features/000/1.html").read_text()
+
+
+def test_adversarial_text_never_appears_unescaped_in_any_page(tmp_path):
+    site, features = adversarial_site()
+    out = write_site(site, features, RenderConfig(out=str(tmp_path / "adv")))
+    for page in out.rglob("*.html"):
+        text = page.read_text()
+        assert "<img" not in text and "<svg onload" not in text, page
+        assert "<script>window" not in text, page
+        assert "\u2028" not in text and "\u202e" not in text and "\x00" not in text, page
+    feature = (out / "features/000/0.html").read_text()
+    assert "&lt;/script&gt;&lt;img" in feature
+    assert "<kbd>\\xE2</kbd>" in feature  # a lone UTF-8 lead byte
+    assert "<kbd>\\xF0\\x9F</kbd>" in feature and "<kbd>\\x98\\x80</kbd>" in feature  # split 😀
+    assert "U+202Eevil" in feature and "U+0000" in feature
+    for script in out.rglob("*.js"):
+        if script.parent.name == "search":
+            assert not re.search("[<>&\u2028\u2029]", script.read_text())
+
+
+def test_every_adversarial_token_reaches_a_page(tmp_path):
+    site, features = adversarial_site()
+    out = write_site(site, features, RenderConfig(out=str(tmp_path / "adv")))
+    text = "".join(p.read_text() for p in (out / "features").rglob("*.html"))
+    assert "a" * 499 in text  # the 500-character token, whole
+    assert "{{ 7*7 }}" in text  # not evaluated as a template
+    assert "&lt;!--" in text and "]]&gt;" in text
+    assert len(ADVERSARIAL_TOKENS) > 20
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".json"])
+def test_labels_from_a_file_show_on_pages_in_search_and_in_site_json(tmp_path, suffix):
+    labels = tmp_path / f"labels{suffix}"
+    if suffix == ".csv":
+        labels.write_text('id,label\n3,"Python, keywords"\n5,django imports\n')
+    else:
+        labels.write_text('{"3": "Python, keywords", "5": "django imports"}')
+    out = _write(tmp_path, n=8, labels=str(labels))
+    assert "Python, keywords" in (out / "features/000/3.html").read_text()
+    assert "django imports" in (out / "search/index-0.js").read_text()
+    site = orjson.loads((out / "site.json").read_bytes())
+    assert site["labels"] == {"3": "Python, keywords", "5": "django imports"}
+    assert site["features"][5]["label"] == "django imports"
+    assert orjson.loads((out / "features/000/5.json").read_bytes())["label"] == "django imports"
+
+
+def test_labels_for_features_the_site_does_not_have_are_refused(tmp_path):
+    labels = tmp_path / "l.csv"
+    labels.write_text("99,too far\n")
+    with pytest.raises(SaesiteError, match="labels feature 99"):
+        _write(tmp_path, n=4, labels=str(labels))
+
+
+def test_rerender_reproduces_the_site_byte_for_byte(tmp_path):
+    out = _write(tmp_path, n=10)
+    before = _files(out)
+    rerender_site(out)
+    assert _files(out) == before
+
+
+def test_rerender_applies_new_labels_and_title_without_the_model(tmp_path):
+    out = _write(tmp_path, n=6)
+    labels = tmp_path / "labels.csv"
+    labels.write_text("4,closing brackets\n")
+    rerender_site(out, labels=str(labels), title="My SAE")
+    page = (out / "features/000/4.html").read_text()
+    assert "closing brackets" in page and "My SAE" in page
+    rerender_site(out)  # labels and title persist in site.json
+    page = (out / "features/000/4.html").read_text()
+    assert "closing brackets" in page and "My SAE" in page
+
+
+def test_rerender_refuses_a_folder_that_is_not_a_site(tmp_path):
+    (tmp_path / "x").mkdir()
+    with pytest.raises(SaesiteError, match="not a saesite site"):
+        rerender_site(tmp_path / "x")
+
+
+def test_extra_pages_render_with_the_common_context_and_appear_in_the_nav(tmp_path, monkeypatch):
+    pages = lambda site: [("training.html", "base.html", {"site_title": "ignored"})]  # noqa: E731
+    monkeypatch.setattr(render.training_page, "pages", pages)
+    site, features = sample_site(3)
+    site["training"] = {"steps": [1, 2]}
+    out = write_site(site, features, RenderConfig(out=str(tmp_path / "s")))
+    training = (out / "training.html").read_text()
+    assert 'href="static/site.css"' in training
+    assert "<title>synthetic · blocks.0.mlp.hook_post</title>" in training
+    assert 'href="training.html"' in (out / "index.html").read_text()
+    assert 'href="../../training.html"' in (out / "features/000/0.html").read_text()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_feature_records_must_be_numbered_from_zero(tmp_path, workers):
+    site, features = sample_site(3)
+    with pytest.raises(SaesiteError, match="indices"):
+        write_site(site, features[1:], RenderConfig(out=str(tmp_path / "s"), workers=workers))
+    assert not (tmp_path / "s").exists()
+
+
+def test_a_feature_page_costs_fewer_bytes_than_its_json(tmp_path):
+    # the 40 KB per feature budget counts both; the page is the part the renderer controls
+    out = _write(tmp_path, n=24)
+    pages = sum(p.stat().st_size for p in (out / "features").rglob("*.html"))
+    data = sum(p.stat().st_size for p in (out / "features").rglob("*.json"))
+    assert pages < data
+
+
+class _OneShot:
+    """Records that can be iterated once, like records.FeatureRecords, noting on each step how
+    many feature JSON files the build folder already holds."""
+
+    def __init__(self, features: list[dict], out: Path):
+        self.features, self.out, self.written_before = features, out, []
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def __iter__(self):
+        for feature in self.features:
+            tmp = [p for p in self.out.parent.iterdir() if p.name.startswith(f".{self.out.name}.")]
+            self.written_before.append(sum(1 for _ in tmp[0].rglob("features/*/*.json")))
+            yield feature
+
+
+def test_records_stream_through_once_and_spill_to_disk_past_the_memory_budget(
+    tmp_path, monkeypatch
+):
+    site, features = sample_site(12, seed=1)
+    held = _OneShot(features, tmp_path / "held")
+    write_site(site, held, RenderConfig(out=str(tmp_path / "held")))
+    assert held.written_before == [0] * 12  # all 12 JSON files fit the budget: held until pages
+    monkeypatch.setattr(intake, "HELD_JSON_BYTES", 0)
+    spilled = _OneShot(features, tmp_path / "spilled")
+    write_site(site, spilled, RenderConfig(out=str(tmp_path / "spilled")))
+    assert spilled.written_before == list(range(12))  # each written before the next is built
+    assert _files(tmp_path / "held") == _files(tmp_path / "spilled")
+
+
+def test_records_and_pages_done_by_two_worker_processes_are_the_bytes_of_one(tmp_path):
+    one = _write(tmp_path, n=40, name="one", workers=1)
+    two = _write(tmp_path, n=40, name="two", workers=2)
+    assert _files(one) == _files(two)
+    rerender_site(two, workers=2)  # JSON files read back a range per worker
+    assert _files(two) == _files(one)
+
+
+def test_records_that_can_be_iterated_only_once_are_taken_in_this_process(tmp_path):
+    site, features = sample_site(12, seed=1)
+    once = _OneShot(features, tmp_path / "once")
+    write_site(site, once, RenderConfig(out=str(tmp_path / "once"), workers=2))
+    assert once.written_before == [0] * 12
+    assert _files(tmp_path / "once") == _files(_write(tmp_path, n=12, name="list", workers=2))
+
+
+@pytest.mark.parametrize("n, workers", [(1, 2), (40, 1), (40, 2)])
+def test_the_build_log_counts_every_file_written_by_any_process(tmp_path, caplog, n, workers):
+    with caplog.at_level(logging.INFO, logger="saesite.site.writer"):
+        out = _write(tmp_path, n=n, workers=workers)
+    files = [p for p in out.rglob("*") if p.is_file()]
+    size = sum(p.stat().st_size for p in files)
+    assert f"wrote {len(files)} files ({size / 1e6:.1f} MB)" in caplog.text
+
+
+def test_a_negative_worker_count_is_refused():
+    with pytest.raises(ValueError, match="--workers is -1; expected a positive number"):
+        RenderConfig(workers=-1)

@@ -1,0 +1,113 @@
+import re
+
+import pytest
+
+from saesite.site.token_markup import (
+    EMPTY_MARK,
+    TokenDisplay,
+    bucket,
+    token_inner_html,
+    visible_label,
+    visible_text,
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        (" django", "·django"),
+        ("\n", "⏎"),
+        ("\t", "→"),
+        ("", EMPTY_MARK),
+        ("\u202eevil", "U+202Eevil"),
+        ("\x00", "U+0000"),
+        ("a\u2028b", "aU+2028b"),
+        ("plain", "plain"),
+    ],
+)
+def test_visible_text_marks_whitespace_and_invisible_characters(text, shown):
+    assert visible_text(text) == shown
+
+
+def test_visible_text_shows_invalid_bytes_from_byte_level_bpe_as_hex():
+    assert visible_text("\ufffd", b"\xe2\x80") == "\\xE2\\x80"
+    assert visible_text(" \ufffd", b" \xf0") == "·\\xF0"
+
+
+def test_token_html_escapes_markup_and_keeps_the_text_literal():
+    html = token_inner_html('</script><img src=x onerror="x()">&amp;')
+    assert "<img" not in html and "</script>" not in html
+    assert html == '&lt;/script&gt;&lt;img<b>·</b>src=x<b>·</b>onerror="x()"&gt;&amp;amp;'
+
+
+def test_token_html_marks_bytes_in_kbd_and_whitespace_in_b():
+    assert token_inner_html("\ufffd", b"\xe2\x80") == "<kbd>\\xE2\\x80</kbd>"
+    assert token_inner_html("\n  x") == "<b>⏎··</b>x"
+    assert token_inner_html("\n  x", mark_spaces=False) == "<b>⏎</b>  x"
+    assert token_inner_html("") == f"<b>{EMPTY_MARK}</b>"
+
+
+def test_bucket_scales_activation_to_eight_shades_and_zero_for_non_positive():
+    assert bucket(0.0, 2.0) == 0
+    assert bucket(-1.0, 2.0) == 0
+    assert bucket(1e-9, 2.0) == 1
+    assert bucket(2.0, 2.0) == 8
+    assert bucket(5.0, 2.0) == 8
+    assert bucket(1.0, 0.0) == 0
+
+
+def _example(tokens, acts, own, ids=None):
+    return {
+        "act": acts[own],
+        "seq": 0,
+        "pos": 5 + own,
+        "window_start": 5,
+        "tokens": tokens,
+        "token_ids": ids or list(range(len(tokens))),
+        "acts": acts,
+    }
+
+
+def test_example_line_shades_firing_tokens_and_marks_the_own_token():
+    tokens = ["a", " z", " b", " c", "d"]
+    line = TokenDisplay().example(_example(tokens, [0.0, 0.0, 0.5, 1.0, 0.0], 3), 1.0)
+    assert line.startswith("<p><var>1</var>")
+    assert "<var>1</var>a z<i" in line  # zero-activation tokens: plain text, plain spaces
+    assert '<i class=a4 title="·b 0.5"><b>·</b>b</i>' in line
+    assert '<u class=a8 title="·c 1"><b>·</b>c</u>' in line
+    assert line.endswith("d</p>")
+
+
+def test_a_separator_goes_escaped_between_every_token_plain_or_shaded():
+    line = TokenDisplay().example(_example(["f0", "f1", "f2"], [0.0, 1.0, 0.0], 1), 1.0, "&")
+    assert line == '<p><var>1</var>f0&amp;<u class=a8 title="f1 1">f1</u>&amp;f2</p>'
+
+
+def test_example_line_marks_its_own_token_even_at_zero_activation():
+    line = TokenDisplay().example(_example(["a", "b"], [0.0, 0.0], 1), 1.0)
+    assert '<u title="b 0">b</u>' in line
+
+
+def test_example_tooltip_escapes_quotes_and_tags():
+    line = TokenDisplay().example(_example(['"><script>'], [1.0], 0), 1.0)
+    assert 'title="&quot;&gt;&lt;script&gt; 1"' in line
+    assert "<script>" not in line
+
+
+def test_example_uses_token_bytes_by_token_id():
+    display = TokenDisplay({"9": "f0 9f"})
+    line = display.example(_example(["x", "\ufffd"], [0.0, 2.0], 1, ids=[1, 9]), 2.0)
+    assert "<kbd>\\xF0\\x9F</kbd>" in line
+    assert "\ufffd" not in line
+
+
+def test_adjacent_whitespace_marks_share_one_element():
+    line = TokenDisplay().example(_example(["\n", "\n", "x"], [0.0, 0.0, 1.0], 2), 1.0)
+    assert "<b>⏎⏎</b>" in line
+    assert len(re.findall("<b>", line)) == 1
+
+
+def test_labels_keep_spaces_but_show_control_characters():
+    assert visible_label("two words") == "two words"
+    assert visible_label("a\u202eb\x00") == "aU+202EbU+0000"
+    assert visible_label(None) == ""

@@ -1,0 +1,99 @@
+"""`saesite toy` end to end on small models: site.json's toy entry, pages, determinism."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from saesite.config import ToyConfig
+from saesite.toy.model import ToyModelConfig
+from saesite.toy.site import build_toy_site
+
+MODELS = [
+    ToyModelConfig(
+        name="tiny-3-2",
+        title="3 features in 2 dimensions",
+        n_features=3,
+        n_hidden=2,
+        feature_probability=(0.3, 0.05),
+        importance_decay=0.9,
+    ),
+    ToyModelConfig(
+        name="tiny-neurons",
+        title="ReLU neurons",
+        kind="neuron",
+        n_features=4,
+        n_hidden=3,
+        feature_probability=(0.2,),
+    ),
+]
+
+
+def _build(out, seed: int = 0):
+    cfg = ToyConfig(out=str(out), seed=seed, steps=30, sae_steps=30, batch_size=64, n_samples=256)
+    return build_toy_site(cfg, models=MODELS)
+
+
+@pytest.fixture(scope="module")
+def toy_site(tmp_path_factory):
+    return _build(tmp_path_factory.mktemp("toy") / "site")
+
+
+def test_site_json_has_the_toy_entry_for_every_bottleneck_instance(toy_site):
+    site = json.loads((toy_site / "site.json").read_text())
+    instances = site["toy"]["instances"]
+    assert [(i["model"], i["level"]) for i in instances] == [
+        ("tiny-3-2", 0),
+        ("tiny-3-2", 1),
+        ("tiny-neurons", 0),
+    ]
+    for inst in instances[:2]:
+        assert inst["n_features"] == 3 and inst["n_hidden"] == 2
+        assert inst["feature_probability"] in (0.3, 0.05) and inst["loss"] > 0
+        assert len(inst["recovery"]) == 3 and len(inst["recovery_no_resample"]) == 3
+        assert all(-1 <= c <= 1 for c in inst["recovery"] + inst["recovery_no_resample"])
+        assert inst["sae"]["frames"][0]["step"] == 0
+    assert "recovery" not in instances[2] and len(instances[2]["W"]) == 3
+    # one feature page per latent, indices running across instances
+    assert [f["index"] for f in site["features"]] == list(range(6))
+
+
+def test_latent_pages_show_inputs_as_true_feature_examples(toy_site):
+    site = json.loads((toy_site / "site.json").read_text())
+    entry = site["features"][4]
+    record = json.loads((toy_site / entry["json"]).read_text())
+    assert record["label"].startswith("tiny-3-2 #1 · ")
+    for example in record["top_examples"]:
+        assert example["tokens"] == ["f0", "f1", "f2"] and example["token_ids"] == [0, 1, 2]
+        assert example["window_start"] == 0
+        assert example["acts"][example["pos"]] == max(example["acts"], key=abs)
+    page = (toy_site / entry["html"]).read_text()
+    lines = re.findall(r"<p><var>[^<]*</var>(.*?)</p>", page)
+    assert lines and all(
+        re.sub(r"<[^>]+>", "", line).split() == ["f0", "f1", "f2"] for line in lines
+    )
+
+
+def test_toy_pages_and_their_script_are_written(toy_site):
+    for page in (
+        "toy/index.html",
+        "toy/tiny-3-2.html",
+        "toy/tiny-3-2-sae.html",
+        "toy/tiny-neurons.html",
+        "static/toy-frames.js",
+        "index.html",
+    ):
+        assert (toy_site / page).is_file(), page
+    sae_page = (toy_site / "toy/tiny-3-2-sae.html").read_text()
+    assert "toy-frames-item" in sae_page and "../features/000/0.html" in sae_page
+    assert 'href="../toy/index.html"' in sae_page  # the site navigation reaches the toy pages
+
+
+def test_two_builds_with_the_same_seed_write_the_same_data_and_pages(toy_site, tmp_path):
+    again = _build(tmp_path / "again")
+    first, second = (json.loads((s / "site.json").read_text()) for s in (toy_site, again))
+    assert first["config"].pop("out") != second["config"].pop("out")
+    assert first == second
+    for page in ("toy/tiny-3-2-sae.html", "toy/index.html", "features/000/4.json"):
+        assert (again / page).read_bytes() == (toy_site / page).read_bytes(), page
