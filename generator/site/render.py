@@ -5,7 +5,7 @@
     index.html  site.json  .nojekyll  static/  search/index-K.js  table/page-K.html
     features/NNN/<index>.html + .json      (NNN = index // features_per_folder, zero-padded)
 
-Records come in once (``generator/intake.py``): each becomes its JSON and a summary (path,
+Records come in once (``generator/site/intake.py``): each becomes its JSON and a summary (path,
 label, search row), in forked workers a range each when the records can be built by range, else
 in this process; the site-wide pages follow, then every feature page, rendered from its JSON in
 worker processes, so memory holds summaries and JSON bytes, not records. Everything goes into a

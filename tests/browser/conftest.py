@@ -90,10 +90,10 @@ def real_site(tiny_site, server_root, http_port) -> Site:
 @pytest.fixture(scope="session")
 def table_site(tmp_path_factory, server_root, http_port) -> Site:
     """Synthetic records with enough features for the table to paginate, and a training log."""
-    from tests.test_training_page import training_log
+    from tests.site.test_training_page import training_log
 
     site, features = sample_site(230, seed=5, top_k=4, n_intervals=2, interval_samples=1)
-    site["training"] = training_log()  # the training page (generator/training_page.py)
+    site["training"] = training_log()  # the training page (generator/site/training_page.py)
     out = write_site(
         site,
         features,

@@ -1,4 +1,4 @@
-"""Hostile tokens and labels (generator/sample_records.py) on every page type, in Chromium.
+"""Hostile tokens and labels (tests/fixtures/sample_records.py) on every page type, in Chromium.
 
 Each payload would set ``window.__pwned`` if it ran; the text must show literally and nothing
 may request the network.
