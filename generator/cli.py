@@ -73,7 +73,13 @@ def _parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("build", help="compute feature statistics and write a static site")
     _add_data_args(b)
-    b.add_argument("--sae", help="SAELens-format SAE folder (default: the bundled demo SAE)")
+    b.add_argument(
+        "--sae",
+        help="SAELens-format SAE folder or an ARENA state dict (default: the bundled demo SAE)",
+    )
+    b.add_argument(
+        "--instance", type=int, help="instance of an ARENA n_instances state dict (0-based)"
+    )
     b.add_argument("--hook", help="hook name (default: the SAE's metadata.hook_name)")
     b.add_argument("--top-k", type=int, default=20, help="top activating examples per feature")
     b.add_argument("--n-bins", type=int, default=64, help="activation histogram bins")
@@ -173,6 +179,7 @@ def cmd_build(args: argparse.Namespace) -> None:
     config = BuildConfig(
         model=args.model,
         sae=args.sae,
+        instance=args.instance,
         hook=args.hook,
         data=_data_config(args),
         stats=StatsConfig(

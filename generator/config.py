@@ -146,7 +146,9 @@ class BuildConfig:
     model: str | None = None
     """TransformerLens model name or local model folder. None: the bundled demo model."""
     sae: str | None = None
-    """SAELens-format SAE folder. None: the bundled demo SAE."""
+    """SAELens-format SAE folder, or an ARENA state dict (sae/arena.py). None: the demo SAE."""
+    instance: int | None = None
+    """Which instance of an ARENA n_instances state dict to build (0-based)."""
     hook: str | None = None
     """Hook point. None: the SAE's metadata.hook_name."""
     data: DataConfig = field(default_factory=DataConfig)

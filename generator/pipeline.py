@@ -18,7 +18,8 @@ from saesite.config import BuildConfig, DataConfig, StatsConfig, TrainSaeConfig
 from saesite.errors import SaesiteError
 from saesite.lm.data import load_tokens
 from saesite.lm.model import DEMO_SAE, LoadedModel, check_hook, load_model
-from saesite.sae.model import SAE, load_sae, sae_summary
+from saesite.sae.model import SAE, sae_summary
+from saesite.sae.source import load_one_sae
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,7 @@ def build_site(config: BuildConfig) -> Path:
     device = config.stats.device
     loaded = load_model(config.model, device)
     sae_dir = Path(config.sae) if config.sae else DEMO_SAE
-    sae = load_sae(sae_dir, device)
+    sae = load_one_sae(sae_dir, device, config.instance)
     hook = resolve_hook(sae, config.hook)
     check_sae_fits(loaded.model, sae, hook)
     tokens = load_tokens(
