@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ASSETS = Path(__file__).parent / "assets" / "demo"
+ASSETS = Path(__file__).resolve().parent.parent / "assets" / "demo"
 DEMO_MODEL = ASSETS / "model"
 DEMO_SAE = ASSETS / "sae"
 DEMO_TOKENS = DEMO_MODEL / "demo_tokens.npy"
