@@ -197,10 +197,10 @@
       a.className = 'rid';
       a.textContent = '#' + row[0];
       li.appendChild(a);
-      if (row[4]) {
+      if (row[8] || row[4]) {
         var label = document.createElement('span');
         label.className = 'lbl';
-        label.textContent = row[4];
+        label.textContent = row[8] || row[4];
         li.appendChild(label);
       }
       var why = document.createElement('span');

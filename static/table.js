@@ -9,16 +9,17 @@
   var PAGE = 100;
   var page = 0;
   // header position -> row field, and whether it sorts as text
-  var columns = [[0, false], [4, true], [1, false], [2, false], [5, true], [6, true], [3, false]];
+  var columns = [[0, false], [8, true], [1, false], [2, false], [3, false]];
   var sortCol = 0, sortDir = 1;
   var tbody = table.tBodies[0];
   var heads = table.tHead.rows[0].cells;
   var buttons = [];
 
   function key(row, field) {
-    var v = row[field];
+    var v = field === 8 ? headline(row) : row[field];
     return typeof v === 'object' ? (v.length ? v[0] : '') : v;
   }
+  function headline(row) { return row[8] || row[4] || ''; }
   function sortRows() {
     var field = columns[sortCol][0], text = columns[sortCol][1];
     rows.sort(function (a, b) {
@@ -42,11 +43,9 @@
       a.href = data.href(row[0]);
       a.textContent = row[0];
       cell(tr).appendChild(a);
-      cell(tr, 'lbl').textContent = row[4];
+      cell(tr, 'lbl').textContent = headline(row);
       cell(tr, 'num').textContent = data.pct(row[1]);
       cell(tr, 'num').textContent = String(row[2]);
-      data.codeList(cell(tr, 'toks'), row[5]);
-      data.codeList(cell(tr, 'toks'), row[6]);
       cell(tr).textContent = data.flagNames(row[3]);
       frag.appendChild(tr);
     }

@@ -14,6 +14,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from tqdm import tqdm
 
 from saesite.errors import SaesiteError
+from saesite.site.headline import headline
 from saesite.site.labels import Labels
 from saesite.site.page_context import FeatureSummary
 from saesite.site.parallel import map_ranges
@@ -61,8 +62,11 @@ class Intake:
         record = {**feature, "label": label}
         html, json_path = feature_paths(index, self.features_per_folder, self.folder_width)
         shown = visible_label(label)
-        row = index_row(record, shown, self.display)
-        summary = FeatureSummary(index=index, html=html, json=json_path, label=shown, row=row)
+        line = headline(record, shown, self.display)
+        row = index_row(record, shown, self.display, line)
+        summary = FeatureSummary(
+            index=index, html=html, json=json_path, label=shown, headline=line, row=row
+        )
         entry = {
             "index": index,
             "html": html,

@@ -50,6 +50,8 @@ class FeatureSummary:
     label: str
     row: list
     """The feature's search-index row (see ``search_index.ROW_FIELDS``)."""
+    headline: str = ""
+    """One line saying what the feature does: its label, else ``headline.generated_headline``."""
 
     @property
     def hint(self) -> str:
@@ -80,16 +82,13 @@ def flags_of(feature: Mapping) -> list[str]:
 
 
 def describe(feature: Mapping, summary: FeatureSummary) -> str:
-    """The one-line summary used for ``<meta name=description>`` and Open Graph."""
+    """The one-line summary used for ``<meta name=description>`` and Open Graph: the headline,
+    then the density."""
     parts = [f"Feature {summary.index}"]
-    if summary.label:
-        parts.append(summary.label)
-    if feature.get("dead"):
-        parts.append("dead (never fired)")
-        return " · ".join(parts)
-    parts.append(f"density {fmt_pct(feature.get('density'))}")
-    if summary.row[5]:
-        parts.append(f"fires on {quoted(summary.row[5][0])}")
+    if summary.headline:
+        parts.append(summary.headline)
+    if not feature.get("dead"):
+        parts.append(f"density {fmt_pct(feature.get('density'))}")
     return " · ".join(parts)
 
 
@@ -166,7 +165,9 @@ def feature_context(
         "index": index,
         "label": summary.label,
         "has_label": bool(summary.label),
-        "page_title": f"Feature {index}" + (f" · {summary.label}" if summary.label else ""),
+        "headline": summary.headline,
+        "has_generated_headline": bool(summary.headline) and not summary.label,
+        "page_title": f"Feature {index}" + (f": {summary.headline}" if summary.headline else ""),
         "description": describe(feature, summary),
         "dead": bool(feature.get("dead")),
         "flags": flags_of(feature),
@@ -195,11 +196,12 @@ def feature_context(
 
 def table_row(summary: FeatureSummary, root: str) -> dict:
     """One row of the feature table (static pages and the index's first page)."""
-    index, density, max_act, flags, label, fires, promotes, _ = summary.row
+    index, density, max_act, flags, label, fires, promotes = summary.row[:7]
     return {
         "href": root + summary.html,
         "index": index,
         "label": label,
+        "headline": summary.headline,
         "density": fmt_pct(density),
         "max_act": fmt_num(max_act),
         "fires_on": fires,

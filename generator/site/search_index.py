@@ -4,7 +4,8 @@ Browsers block ``fetch`` on ``file://``, so the index is code: each shard runs :
 
     (window.SAESITE_INDEX=window.SAESITE_INDEX||{shards:[]}).shards.push({"rows":[...],...});
 
-A row is ``[index, density, max_activation, flags, label, fires_on, promotes, suppresses]``
+A row is ``[index, density, max_activation, flags, label, fires_on, promotes, suppresses,
+headline]``
 (``flags``: 1 dead, 2 dense; the three token lists in the visible form pages show, so
 ``·django`` for ``' django'``). Data goes through ``json_for_script``, so no token can end the
 script. At 65,536 features a row is ~100 bytes and a linear scan in the browser is fast enough.
@@ -27,6 +28,7 @@ ROW_FIELDS = (
     "fires_on",
     "promotes",
     "suppresses",
+    "headline",
 )
 FLAG_DEAD = 1
 FLAG_DENSE = 2
@@ -66,7 +68,7 @@ def logit_tokens(
     return [display.plain(e["token"], e.get("token_id")) for e in effects[:n]]
 
 
-def index_row(feature: Mapping, label: str, display: TokenDisplay) -> list:
+def index_row(feature: Mapping, label: str, display: TokenDisplay, headline: str = "") -> list:
     """The search-index row of one feature (see ``ROW_FIELDS``)."""
     flags = (FLAG_DEAD if feature.get("dead") else 0) | (FLAG_DENSE if feature.get("dense") else 0)
     return [
@@ -78,6 +80,7 @@ def index_row(feature: Mapping, label: str, display: TokenDisplay) -> list:
         fires_on(feature, display),
         logit_tokens(feature, "positive", display),
         logit_tokens(feature, "negative", display),
+        headline,
     ]
 
 

@@ -2,7 +2,8 @@
 
 An example is one line: bare text for zero-activation tokens, an element per shaded token::
 
-    <p><var>3.21</var>def x<i class=a2 title="·foo 0.8"><b>·</b>foo</i><u class=a8 …>(</u></p>
+    <p><var>3.21</var><span><span>def x<i class=a2 title="·foo 0.8"><b>·</b>foo</i></span></span>
+       <span><u class=a8 …>(</u>)</span></p>
 
 ``aN`` (N = 1…8) buckets the activation relative to the feature's maximum; ``<u>`` marks the
 example's own token. The size budget is 40 KB per feature, all files counted, so each byte per
@@ -190,8 +191,17 @@ class TokenDisplay:
             tag = "u" if j == own else "i"
             parts.append(f'<{tag}{cls} title="{hit[2]} {format_exact(act)}">{hit[0]}</{tag}>')
         # adjacent whitespace marks of neighbouring tokens share one element
-        line = escape_text(separator).join(parts).replace("</b><b>", "")
-        return Markup(f"<p><var>{format_value(example['act'])}</var>{line}</p>")
+        sep = escape_text(separator)
+        before = sep.join(parts[:own]).replace("</b><b>", "")
+        after = sep.join(parts[own:]).replace("</b><b>", "")
+        if own > 0 and sep:
+            before += sep
+        # two columns meet at the example's own token, so it sits at one x down the list: the
+        # context before is right-aligned in its own column (clipped on the left)
+        return Markup(
+            f"<p><var>{format_value(example['act'])}</var>"
+            f"<span><span>{before}</span></span><span>{after}</span></p>"
+        )
 
 
 def visible_label(label: str | None) -> str:
