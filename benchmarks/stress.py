@@ -98,7 +98,7 @@ def main() -> None:
             sae=str(work / "sae"),
             data=DataConfig(n_tokens=args.n_tokens),
             stats=StatsConfig(ce_loss=False),
-            render=RenderConfig(out=str(out), force=True),
+            render=RenderConfig(out=str(out)),
         )
     )
     build_s = time.perf_counter() - started

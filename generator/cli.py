@@ -56,6 +56,33 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu")
 
 
+TRAIN_FORCE_HELP = "replace the files this command writes in --out (nothing else there)"
+
+
+def _add_out_safety_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--replace-folder",
+        metavar="PATH",
+        help="delete the folder PATH (which must be --out again) and everything in it, "
+        "to write the site there; needed only for a folder saesite did not write",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="no effect, kept for old scripts: a site saesite wrote is replaced without it "
+        "(its own files only; others are kept), and a folder it did not write needs "
+        "--replace-folder",
+    )
+
+
+def _warn_force(args: argparse.Namespace) -> None:
+    if args.force:
+        log.warning(
+            "--force has no effect: only the files of a previous site are replaced, and a "
+            "folder saesite did not write needs --replace-folder PATH"
+        )
+
+
 def _data_config(args: argparse.Namespace) -> DataConfig:
     return DataConfig(
         dataset=args.dataset,
@@ -98,9 +125,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--title", help="site title")
     b.add_argument("--workers", type=int, help=WORKERS_HELP)
     b.add_argument("--out", default="site", help="output folder (default: site)")
-    b.add_argument(
-        "--force", action="store_true", help="replace an output folder that saesite did not write"
-    )
+    _add_out_safety_args(b)
     b.set_defaults(func=cmd_build)
 
     r = sub.add_parser("render", help="re-render a built site from its JSON (no model)")
@@ -125,6 +150,7 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--demo-tokens", type=int, default=131072)
     m.add_argument("--seed", type=int, default=0)
     m.add_argument("--device", default="cpu")
+    m.add_argument("--force", action="store_true", help=TRAIN_FORCE_HELP)
     m.set_defaults(func=cmd_train_model)
 
     s = sub.add_parser("train-sae", help="train an SAE on a hook's activations")
@@ -155,6 +181,7 @@ def _parser() -> argparse.ArgumentParser:
         help="steps without firing that make a feature dead",
     )
     s.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    s.add_argument("--force", action="store_true", help=TRAIN_FORCE_HELP)
     s.set_defaults(func=cmd_train_sae)
 
     t = sub.add_parser("toy", help="toy models of superposition and their site")
@@ -170,7 +197,7 @@ def _parser() -> argparse.ArgumentParser:
         help="train this many seeds per sparsity level and keep the lowest loss",
     )
     t.add_argument("--sae-l1", type=float, default=0.8, help="L1 coefficient of the toy SAEs")
-    t.add_argument("--force", action="store_true")
+    _add_out_safety_args(t)
     t.set_defaults(func=cmd_toy)
     return parser
 
@@ -199,7 +226,7 @@ def cmd_build(args: argparse.Namespace) -> None:
         weights=WeightStatsConfig(),
         render=RenderConfig(
             out=args.out,
-            force=args.force,
+            replace_folder=args.replace_folder,
             labels=args.labels,
             title=args.title,
             workers=args.workers,
@@ -207,6 +234,7 @@ def cmd_build(args: argparse.Namespace) -> None:
     )
     from saesite.pipeline import build_site
 
+    _warn_force(args)
     build_site(config)
 
 
@@ -217,8 +245,10 @@ def cmd_render(args: argparse.Namespace) -> None:
 
 
 def cmd_train_model(args: argparse.Namespace) -> None:
+    from saesite.output_files import MODEL_FILES, check_files_free
     from saesite.train.model import train_model
 
+    check_files_free(args.out, MODEL_FILES, force=args.force)
     config = TrainModelConfig(
         out=args.out,
         corpus=args.corpus,
@@ -259,8 +289,10 @@ def cmd_train_sae(args: argparse.Namespace) -> None:
         device=args.device,
         resume=args.resume,
     )
+    from saesite.output_files import SAE_FILES, check_files_free
     from saesite.pipeline import train_sae_command
 
+    check_files_free(args.out, SAE_FILES, force=args.force)
     summary = train_sae_command(
         model=args.model, data=_data_config(args), config=config, model_batch_size=args.batch_size
     )
@@ -270,6 +302,7 @@ def cmd_train_sae(args: argparse.Namespace) -> None:
 def cmd_toy(args: argparse.Namespace) -> None:
     from saesite.toy.site import build_toy_site
 
+    _warn_force(args)
     build_toy_site(
         ToyConfig(
             out=args.out,
@@ -280,7 +313,7 @@ def cmd_toy(args: argparse.Namespace) -> None:
             seeds_per_level=args.seeds_per_level,
             sae_l1=args.sae_l1,
         ),
-        force=args.force,
+        replace_folder=args.replace_folder,
     )
 
 

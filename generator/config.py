@@ -121,9 +121,11 @@ class RenderConfig:
     """How the site is written."""
 
     out: str = "site"
-    """Output folder. Replaced atomically at the end of the build."""
-    force: bool = False
-    """Overwrite an output folder that holds files saesite did not write."""
+    """Output folder. Replaced atomically at the end of the build: the files the previous site's
+    manifest lists are removed, any other file in it is carried over (docs/output-folder.md)."""
+    replace_folder: str | None = None
+    """Consent to delete a folder saesite did not write and everything in it: must name ``out``
+    again. None: such a folder is refused."""
     labels: str | None = None
     """CSV or JSON file mapping feature id to a label."""
     title: str | None = None

@@ -73,11 +73,21 @@ def resolve_hook(sae: SAE, hook: str | None) -> str:
     return hook
 
 
-def preflight_out(out: str | Path, force: bool) -> None:
-    """Refuse early, before any compute, an output folder saesite did not write."""
+def build_inputs(config: BuildConfig) -> list[str]:
+    """The local paths a build reads: the output folder must hold none of them."""
+    paths = [config.model, config.sae, config.data.dataset, config.render.labels]
+    return [p for p in paths if p is not None]
+
+
+def preflight_out(config: BuildConfig) -> None:
+    """Refuse early, before any compute, an output folder the site may not replace."""
     from saesite.site.writer import check_output_folder
 
-    check_output_folder(Path(out).absolute(), force)
+    check_output_folder(
+        config.render.out,
+        replace_folder=config.render.replace_folder,
+        inputs=build_inputs(config),
+    )
 
 
 def read_training_log(sae_dir: Path) -> dict | None:
@@ -93,7 +103,7 @@ def read_training_log(sae_dir: Path) -> dict | None:
 def build_site(config: BuildConfig) -> Path:
     """``saesite build``: the whole pipeline. Returns the site folder."""
     started = time.perf_counter()
-    preflight_out(config.render.out, config.render.force)
+    preflight_out(config)
     device = config.stats.device
     loaded = load_model(config.model, device)
     sae_dir = Path(config.sae) if config.sae else DEMO_SAE
@@ -123,7 +133,7 @@ def build_site(config: BuildConfig) -> Path:
     training = read_training_log(sae_dir)
     if training is not None:
         site["training"] = training
-    out = write_site(site, records.features, config.render)
+    out = write_site(site, records.features, config.render, inputs=build_inputs(config))
     log.info("wrote %s (%d features) in %.1f s", out, sae.cfg.d_sae, time.perf_counter() - started)
     return out
 
@@ -143,7 +153,7 @@ def site_record(config: BuildConfig, loaded: LoadedModel, sae: SAE, hook: str, r
     config_dict = config.to_dict()
     # Where the site was written, and by how many processes, is not part of how it was made:
     # leaving it out keeps a site's bytes independent of both.
-    for key in ("out", "force", "workers"):
+    for key in ("out", "replace_folder", "workers"):
         config_dict["render"].pop(key)
     return {
         "saesite_version": __version__,

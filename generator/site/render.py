@@ -45,6 +45,7 @@ from saesite.site.labels import Labels
 from saesite.site.page_context import FeatureSummary, feature_context, site_facts, table_row
 from saesite.site.parallel import map_ranges, worker_count
 from saesite.site.search_index import shard_scripts
+from saesite.site.out_folder import MANIFEST
 from saesite.site.writer import SiteWriter, dumps_json, is_saesite_build
 from saesite.site.token_markup import TokenDisplay
 
@@ -151,9 +152,16 @@ def index_context(
     }
 
 
-def write_site(site: dict, features: Collection[Mapping], cfg: RenderConfig) -> Path:
+def write_site(
+    site: dict,
+    features: Collection[Mapping],
+    cfg: RenderConfig,
+    *,
+    inputs: Sequence[str | Path] = (),
+) -> Path:
     """Render ``site`` (site.json fields but ``features``) and per-feature records into
-    ``cfg.out``, atomically. Returns the output folder.
+    ``cfg.out``, atomically. Returns the output folder. ``inputs``: paths the build read, which
+    the output folder must not hold (the labels file is added here).
 
     ``features`` is read once: a list (sorted here), a source with ``between(start, stop)``
     such as ``records.FeatureRecords`` (built a chunk at a time; with several workers, a range
@@ -181,7 +189,8 @@ def write_site(site: dict, features: Collection[Mapping], cfg: RenderConfig) -> 
     workers = worker_count(cfg.workers, n, PARALLEL_MIN_FEATURES)
     intake = Intake(labels, display, features_per_folder=fpf, folder_width=width)
     t0 = time.perf_counter()
-    with SiteWriter(cfg.out, force=cfg.force) as writer:
+    inputs = [*inputs, cfg.labels] if cfg.labels else list(inputs)
+    with SiteWriter(cfg.out, replace_folder=cfg.replace_folder, inputs=inputs) as writer:
         # 1. records: each feature's JSON, and what other pages need of it
         source = range_source(features) if workers > 1 else None
         if source is not None:
@@ -293,8 +302,8 @@ def rerender_site(
     site_dir = Path(site_dir)
     if not is_saesite_build(site_dir):
         raise SaesiteError(
-            f"{str(site_dir)!r} is not a saesite site (no site.json with "
-            "saesite_version); expected the folder `saesite build` wrote"
+            f"{str(site_dir)!r} is not a saesite site (no {MANIFEST}); expected a folder "
+            "`saesite build` wrote"
         )
     site = orjson.loads((site_dir / "site.json").read_bytes())
     entries = sorted(site.get("features") or [], key=lambda e: int(e["index"]))
@@ -305,7 +314,6 @@ def rerender_site(
         site["config"]["render"] = {**render_cfg, "title": title}
     cfg = RenderConfig(
         out=str(site_dir),
-        force=False,
         labels=labels,
         title=title,
         features_per_folder=int(fpf),

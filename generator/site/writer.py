@@ -3,8 +3,9 @@
 A build killed at any moment leaves the previous site intact: files are written into
 ``.<name>.saesite-tmp-<pid>`` next to the output folder, and only a finished build is swapped
 in (one ``renameat2(RENAME_EXCHANGE)`` on Linux, else two renames). Debris of killed builds is
-removed by the next one. An output folder that is not a previous saesite build is refused unless
-forced, so a typo in ``--out`` cannot delete someone's files.
+removed by the next one. Which folder may be replaced, and which of its files are carried over
+into the new site, is ``out_folder.plan_output``'s decision: a site is the files its manifest
+lists, and saesite never deletes a file it did not write.
 
 Also the one JSON helper for anything that ends up inside a page or a ``.js`` file.
 """
@@ -24,6 +25,14 @@ from pathlib import Path
 import orjson
 
 from saesite.errors import SaesiteError
+from saesite.site.out_folder import (
+    MANIFEST,
+    files_under,
+    is_site,
+    manifest_bytes,
+    plan_output,
+    real_path,
+)
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +59,8 @@ def json_for_script(obj: object) -> str:
 
 
 def is_saesite_build(folder: Path) -> bool:
-    """A folder saesite wrote: its ``site.json`` parses and carries ``saesite_version``."""
-    try:
-        site = orjson.loads((folder / "site.json").read_bytes())
-    except (OSError, orjson.JSONDecodeError):
-        return False
-    return isinstance(site, dict) and "saesite_version" in site
+    """A folder saesite wrote: it holds a valid ``.saesite-manifest.json``."""
+    return is_site(folder)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -92,20 +97,21 @@ def clean_debris(out: Path) -> list[Path]:
     return removed
 
 
-def check_output_folder(out: Path, force: bool) -> None:
-    """Refuse an output path that holds something saesite did not write (unless forced)."""
-    if not out.exists():
-        return
-    if not out.is_dir():
-        raise SaesiteError(
-            f"output {str(out)!r} exists and is not a folder; expected a folder path for the site"
-        )
-    if force or is_saesite_build(out) or not any(out.iterdir()):
-        return
-    raise SaesiteError(
-        f"output folder {str(out)!r} holds files saesite did not write (no site.json with "
-        "saesite_version); choose another --out or pass --force to replace it"
+def check_output_folder(
+    out: str | Path, *, replace_folder: str | None = None, inputs: Iterable[str | Path] = ()
+) -> None:
+    """Refuse early, before any work, an output path the site may not be written to."""
+    plan_output(out, replace_folder=replace_folder, inputs=inputs)
+
+
+def _unwritable(err: OSError, out: Path) -> SaesiteError:
+    return SaesiteError(
+        f"cannot write the site at {str(out)!r} ({err.strerror}: {err.filename}); expected a "
+        "folder you can write to, in a folder you can write to"
     )
+
+
+WRITE_DENIED = (errno.EACCES, errno.EPERM, errno.EROFS)
 
 
 def _exchange(a: Path, b: Path) -> bool:
@@ -130,15 +136,27 @@ class SiteWriter:
     and leaves ``out`` untouched; a full disk becomes a one-line ``SaesiteError``.
     """
 
-    def __init__(self, out: str | Path, *, force: bool = False):
-        self.out = Path(out).absolute()
-        clean_debris(self.out)
-        check_output_folder(self.out, force)
-        self.out.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = self.out.parent / f".{self.out.name}.{TMP_TAG}-{os.getpid()}"
-        if self.tmp.exists():
-            shutil.rmtree(self.tmp)
-        self.tmp.mkdir()
+    def __init__(
+        self,
+        out: str | Path,
+        *,
+        replace_folder: str | None = None,
+        inputs: Iterable[str | Path] = (),
+    ):
+        try:
+            clean_debris(real_path(out))
+            plan = plan_output(out, replace_folder=replace_folder, inputs=inputs)
+            self.out, self.keep = plan.out, plan.keep
+            _check_writable(self.out)
+            self.out.parent.mkdir(parents=True, exist_ok=True)
+            self.tmp = self.out.parent / f".{self.out.name}.{TMP_TAG}-{os.getpid()}"
+            if self.tmp.exists():
+                shutil.rmtree(self.tmp)
+            self.tmp.mkdir()
+        except OSError as err:
+            if err.errno in WRITE_DENIED:
+                raise _unwritable(err, real_path(out)) from None
+            raise
         self.n_files = 0
         self.n_bytes = 0
 
@@ -153,6 +171,8 @@ class SiteWriter:
                     f"disk full while writing the site into {str(self.out)!r} "
                     f"({self.n_bytes:,} bytes written); the previous site is unchanged"
                 ) from exc
+            if isinstance(exc, OSError) and exc.errno in WRITE_DENIED:
+                raise _unwritable(exc, self.out) from None
 
     def write(self, rel_path: str, data: bytes | str) -> None:
         """Write one file at ``rel_path`` (``/``-separated, relative to the site root)."""
@@ -192,7 +212,10 @@ class SiteWriter:
                 self.write(f"{rel_dir}/{path.relative_to(source).as_posix()}", path.read_bytes())
 
     def commit(self) -> Path:
-        """Swap the finished build in; the previous site (if any) is deleted afterwards."""
+        """Write the manifest, carry the user's files over, swap the finished build in; the
+        previous site (if any) is deleted afterwards."""
+        self.write(MANIFEST, manifest_bytes(files_under(self.tmp)))
+        carry_over(self.out, self.tmp, self.keep)
         if self.out.exists():
             if _exchange(self.tmp, self.out):
                 shutil.rmtree(self.tmp)
@@ -205,6 +228,49 @@ class SiteWriter:
             self.tmp.rename(self.out)
         log.info("wrote %d files (%.1f MB) to %s", self.n_files, self.n_bytes / 1e6, self.out)
         return self.out
+
+
+def _check_writable(out: Path) -> None:
+    """Refuse before building a site that could not be swapped in or whose old copy could not
+    be removed: the output folder (if it exists) and the folder holding it must be writable."""
+    folder = out
+    while not folder.exists():
+        folder = folder.parent
+    for path in (out, out.parent) if out.exists() else (folder,):
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise SaesiteError(
+                f"cannot write the site at {str(out)!r}: {str(path)!r} is read-only; expected "
+                "a folder you can write to, in a folder you can write to"
+            )
+
+
+def carry_over(out: Path, tmp: Path, keep: Iterable[str]) -> None:
+    """Copy the files a user added to the previous site (``keep``) into the new build ``tmp``;
+    refuse, before anything is swapped, a file the new build also writes."""
+    keep = list(keep)
+    for rel in keep:
+        source = out / rel
+        if source.is_dir() and not source.is_symlink():
+            names = [f"{rel}/{name}" for name in files_under(source)]
+        else:
+            names = [rel]
+        clash = [name for name in names if os.path.lexists(tmp / name)]
+        if clash:
+            raise SaesiteError(
+                f"{str(out / clash[0])!r} is not a file saesite wrote, and the new site writes "
+                "a file of that name; expected it moved out of the site folder"
+            )
+        target = tmp / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_symlink():
+            os.symlink(os.readlink(source), target)
+        elif source.is_dir():
+            shutil.copytree(source, target, symlinks=True, dirs_exist_ok=True)
+        else:
+            shutil.copy2(source, target)
+    if keep:
+        shown = ", ".join(keep[:8]) + (f", … ({len(keep)} in all)" if len(keep) > 8 else "")
+        log.info("kept %d file(s) saesite did not write in the new site: %s", len(keep), shown)
 
 
 def write_bytes(path: Path, data: bytes) -> None:

@@ -178,7 +178,10 @@ def sae_entry(
 
 
 def build_toy_site(
-    cfg: ToyConfig, force: bool = False, *, models: list[ToyModelConfig] | None = None
+    cfg: ToyConfig,
+    replace_folder: str | None = None,
+    *,
+    models: list[ToyModelConfig] | None = None,
 ) -> Path:
     """``saesite toy``: the whole pipeline (``models``: default ``default_models``). Returns the
     site folder.
@@ -188,16 +191,16 @@ def build_toy_site(
     """
     from saesite.site.writer import check_output_folder
 
-    check_output_folder(Path(cfg.out).absolute(), force)
+    check_output_folder(cfg.out, replace_folder=replace_folder)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _build(cfg, force, models or default_models(cfg.seeds_per_level))
+        return _build(cfg, replace_folder, models or default_models(cfg.seeds_per_level))
     finally:
         torch.set_num_threads(threads)
 
 
-def _build(cfg: ToyConfig, force: bool, models: list[ToyModelConfig]) -> Path:
+def _build(cfg: ToyConfig, replace_folder: str | None, models: list[ToyModelConfig]) -> Path:
     from saesite.site.intake import feature_paths, folder_width
     from saesite.site.render import write_site
 
@@ -219,7 +222,7 @@ def _build(cfg: ToyConfig, force: bool, models: list[ToyModelConfig]) -> Path:
             features.extend(records)
         instances.append(entry)
 
-    render = RenderConfig(out=cfg.out, force=force, title=TITLE)
+    render = RenderConfig(out=cfg.out, replace_folder=replace_folder, title=TITLE)
     width = folder_width(len(features), render.features_per_folder)
     paths = [feature_paths(f["index"], render.features_per_folder, width) for f in features]
     density = np.array([f["density"] for f in features])

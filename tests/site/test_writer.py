@@ -70,11 +70,11 @@ def test_a_folder_saesite_did_not_write_is_refused_and_left_alone(tmp_path):
     assert _debris(tmp_path) == []
 
 
-def test_force_replaces_a_foreign_folder(tmp_path):
+def test_replace_folder_naming_the_output_replaces_a_foreign_folder(tmp_path):
     out = tmp_path / "photos"
     out.mkdir()
     (out / "holiday.jpg").write_bytes(b"jpeg")
-    _write(out, force=True)
+    _write(out, replace_folder=str(out))
     assert is_saesite_build(out) and not (out / "holiday.jpg").exists()
 
 
