@@ -9,7 +9,7 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	# torch first, pinned to the CPU build, or a dependency pulls a CUDA build of several GB
 	$(VENV)/bin/pip install -q torch==2.13.0
-	$(VENV)/bin/pip install -q -c constraints.txt -e '.[test]'
+	$(VENV)/bin/pip install -q -c constraints.txt -e '.[test,saelens]'
 	touch $(STAMP)
 
 install: $(STAMP)

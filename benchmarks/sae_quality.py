@@ -31,7 +31,8 @@ import torch
 from saesite.config import TrainSaeConfig
 from saesite.lm.activations import sample_activations
 from saesite.lm.model import DEMO_MODEL, DEMO_TOKENS, load_model
-from saesite.sae.model import SAE, load_sae
+from saesite.sae.load import load_sae
+from saesite.sae.model import SAE
 from saesite.train.sae import reconstruction_metrics, train_sae
 
 HOOK = "blocks.0.mlp.hook_post"

@@ -49,8 +49,16 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--dataset", help=".npy [n_seq, seq_len] token ids, or .txt / folder / .jsonl")
     p.add_argument("--n-tokens", type=int, help="use at most this many tokens")
-    p.add_argument("--seq-len", type=int, default=128, help="sequence length for text datasets")
-    p.add_argument("--no-bos", action="store_true", help="text datasets: do not prepend BOS")
+    p.add_argument(
+        "--seq-len",
+        type=int,
+        help="sequence length for text datasets (default: the SAE's context_size, else 128)",
+    )
+    p.add_argument(
+        "--no-bos",
+        action="store_true",
+        help="text datasets: do not prepend BOS (default: the SAE's prepend_bos)",
+    )
     p.add_argument("--batch-size", type=int, default=32, help="sequences per forward pass")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
@@ -88,7 +96,7 @@ def _data_config(args: argparse.Namespace) -> DataConfig:
         dataset=args.dataset,
         n_tokens=args.n_tokens,
         seq_len=args.seq_len,
-        prepend_bos=not args.no_bos,
+        prepend_bos=False if args.no_bos else None,
     )
 
 
@@ -102,7 +110,8 @@ def _parser() -> argparse.ArgumentParser:
     _add_data_args(b)
     b.add_argument(
         "--sae",
-        help="SAELens-format SAE folder or an ARENA state dict (default: the bundled demo SAE)",
+        help="SAELens folder, SAELens RELEASE/SAE_ID, hub ORG/REPO/PATH or an ARENA state "
+        "dict (default: the bundled demo SAE)",
     )
     b.add_argument(
         "--instance", type=int, help="instance of an ARENA n_instances state dict (0-based)"

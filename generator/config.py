@@ -27,10 +27,12 @@ class DataConfig:
     or a `.jsonl` file with a `text` field. None: the bundled demo tokens."""
     n_tokens: int | None = None
     """Use at most this many tokens (whole sequences, rounded down). None: all of them."""
-    seq_len: int = 128
-    """Sequence length for text datasets (ignored for `.npy`, whose rows are sequences)."""
-    prepend_bos: bool = True
-    """Text datasets: start every packed sequence with the tokenizer's BOS token."""
+    seq_len: int | None = None
+    """Sequence length for text datasets (ignored for `.npy`, whose rows are sequences).
+    None: the SAE's metadata.context_size (capped by the model's n_ctx), else 128."""
+    prepend_bos: bool | None = None
+    """Text datasets: start every packed sequence with the tokenizer's BOS token.
+    None: the SAE's metadata.prepend_bos, else true."""
 
     def __post_init__(self) -> None:
         _positive("n_tokens", self.n_tokens)
@@ -146,9 +148,11 @@ class BuildConfig:
     """Everything `saesite build` needs; written into the site as `site.json` `config`."""
 
     model: str | None = None
-    """TransformerLens model name or local model folder. None: the bundled demo model."""
+    """TransformerLens model name, Hugging Face model folder or local model folder. None: the
+    SAE's metadata.model_name, or the bundled demo model with the demo SAE."""
     sae: str | None = None
-    """SAELens-format SAE folder, or an ARENA state dict (sae/arena.py). None: the demo SAE."""
+    """SAELens folder, SAELens RELEASE/SAE_ID, hub ORG/REPO/PATH, or an ARENA state dict
+    (sae/arena.py). None: the bundled demo SAE."""
     instance: int | None = None
     """Which instance of an ARENA n_instances state dict to build (0-based)."""
     hook: str | None = None

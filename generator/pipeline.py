@@ -18,6 +18,7 @@ from saesite.config import BuildConfig, DataConfig, StatsConfig, TrainSaeConfig
 from saesite.errors import SaesiteError
 from saesite.lm.data import load_tokens
 from saesite.lm.model import DEMO_SAE, LoadedModel, check_hook, load_model
+from saesite.sae.defaults import resolve_data, resolve_hook, resolve_model
 from saesite.sae.model import SAE, sae_summary
 from saesite.sae.source import load_one_sae
 
@@ -64,15 +65,6 @@ def check_sae_fits(model, sae: SAE, hook: str) -> None:
         )
 
 
-def resolve_hook(sae: SAE, hook: str | None) -> str:
-    hook = hook or sae.cfg.hook_name
-    if not hook:
-        raise SaesiteError(
-            "no --hook given and the SAE's cfg.json has no metadata.hook_name; expected one of them"
-        )
-    return hook
-
-
 def build_inputs(config: BuildConfig) -> list[str]:
     """The local paths a build reads: the output folder must hold none of them."""
     paths = [config.model, config.sae, config.data.dataset, config.render.labels]
@@ -105,14 +97,15 @@ def build_site(config: BuildConfig) -> Path:
     started = time.perf_counter()
     preflight_out(config)
     device = config.stats.device
-    loaded = load_model(config.model, device)
+    # The SAE first: it is cheaper than the model and names the model, hook and context.
     sae_dir = Path(config.sae) if config.sae else DEMO_SAE
-    sae = load_one_sae(sae_dir, device, config.instance)
-    hook = resolve_hook(sae, config.hook)
+    sae = load_one_sae(config.sae or DEMO_SAE, device, config.instance)
+    hook = resolve_hook(config.hook, sae)
+    loaded = load_model(resolve_model(config.model, sae, config.sae is not None), device)
     check_sae_fits(loaded.model, sae, hook)
-    tokens = load_tokens(
-        config.data, loaded.tokenizer, loaded.model.cfg.d_vocab, loaded.model.cfg.n_ctx
-    )
+    data = resolve_data(config.data, sae, loaded.model.cfg.n_ctx)
+    config = replace(config, data=data)
+    tokens = load_tokens(data, loaded.tokenizer, loaded.model.cfg.d_vocab, loaded.model.cfg.n_ctx)
     log.info(
         "model %s, hook %s, SAE %d -> %d (%s), %d x %d tokens",
         loaded.name,

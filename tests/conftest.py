@@ -132,3 +132,20 @@ def tiny_site(tmp_path_factory, tiny_model_dir, tiny_sae_dir, tiny_tokens_npy) -
         render=RenderConfig(out=str(out)),
     )
     return build_site(config)
+
+
+@pytest.fixture(scope="session")
+def hf_home(tmp_path_factory) -> Path:
+    """A Hugging Face cache with tiny SAEs under real SAELens release repos (tests/fixtures)."""
+    from tests.fixtures.hf_cache import make_hf_cache
+
+    return make_hf_cache(tmp_path_factory.mktemp("hf-home"))
+
+
+@pytest.fixture
+def offline_hf(hf_home) -> Path:
+    """HF_HOME = the fixture cache and HF_HUB_OFFLINE=1 for one test."""
+    from tests.fixtures.hf_cache import offline_hub
+
+    with offline_hub(hf_home):
+        yield hf_home

@@ -152,7 +152,7 @@ def test_render_relabels_a_built_site_without_importing_torch(tmp_path, tiny_sit
 def test_train_sae_command_writes_an_saelens_folder_that_builds_with_a_training_page(
     capsys, tmp_path, tiny_model_dir, tiny_tokens_npy
 ):
-    from saesite.sae.model import load_sae
+    from saesite.sae.load import load_sae
 
     out = tmp_path / "sae"
     code, _ = run_cli(

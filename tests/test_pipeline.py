@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 from saesite.lm.model import load_model
-from saesite.sae.model import load_sae
+from saesite.sae.load import load_sae
 
 from tests.conftest import TINY_HOOK
 

@@ -101,9 +101,14 @@ def _read_documents(path: Path) -> list[str]:
     )
 
 
+DEFAULT_SEQ_LEN = 128
+
+
 def _pack(docs: list[str], tokenizer: Tokenizer, cfg: DataConfig) -> Tensor:
     bos = tokenizer.bos_id
-    if cfg.prepend_bos and bos is None:
+    prepend_bos = cfg.prepend_bos is not False
+    seq_len = cfg.seq_len or DEFAULT_SEQ_LEN
+    if prepend_bos and bos is None:
         raise SaesiteError("the tokenizer has no BOS token; pass --no-bos")
     stream: list[int] = []
     for doc in docs:
@@ -111,15 +116,15 @@ def _pack(docs: list[str], tokenizer: Tokenizer, cfg: DataConfig) -> Tensor:
             stream.extend(tokenizer.encode(doc))
             if bos is not None:
                 stream.append(bos)
-    body = cfg.seq_len - 1 if cfg.prepend_bos else cfg.seq_len
+    body = seq_len - 1 if prepend_bos else seq_len
     n_seq = len(stream) // body if body > 0 else 0
     if n_seq == 0:
         raise SaesiteError(
             f"--dataset {cfg.dataset}: {len(stream)} tokens, shorter than one "
-            f"sequence of {cfg.seq_len}; expected more text"
+            f"sequence of {seq_len}; expected more text"
         )
     seqs = torch.tensor(stream[: n_seq * body], dtype=torch.int64).reshape(n_seq, body)
-    if cfg.prepend_bos:
+    if prepend_bos:
         seqs = torch.cat([torch.full((n_seq, 1), bos, dtype=torch.int64), seqs], dim=1)
     return seqs
 

@@ -1,36 +1,50 @@
 """The sparse autoencoder: encode/decode exactly as SAELens does, and its folder format.
 
-    sae_in  = x - b_dec            (only if apply_b_dec_to_input)
+    x'      = normalize(x)         layer_norm: (x - mean) / (std + 1e-5);
+                                   constant_norm_rescale: x * sqrt(d_in) / |x|; none: x
+    sae_in  = x' - b_dec           (only if apply_b_dec_to_input)
     pre     = sae_in @ W_enc + b_enc
     acts    = ReLU(pre)                                    standard
             = ReLU(pre) * (pre > threshold)                jumprelu
             = scatter(topk(pre, k).indices, ReLU(values))  topk
-    x_hat   = acts @ W_dec + b_dec
+    x_hat   = denormalize(acts @ W_dec + b_dec)     (layer_norm: · std + mean; rescale: / coeff)
 
 A folder holds ``cfg.json`` (SAELens 6 layout: ``architecture, d_in, d_sae, dtype, device,
 apply_b_dec_to_input, normalize_activations, metadata: {hook_name, model_name, ...}``; the older
-flat layout with ``hook_name`` at top level is read too) and ``sae_weights.safetensors``.
+flat layout and every other format are read through SAELens, ``saesite.sae.sae_lens``) and
+``sae_weights.safetensors``. Without SAELens installed, only SAELens-6 folders are read here.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import torch
 from jaxtyping import Float
 from saesite.errors import SaesiteError
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import Tensor, nn
+
+log = logging.getLogger(__name__)
 
 Architecture = Literal["standard", "topk", "jumprelu"]
 ARCHITECTURES: tuple[str, ...] = ("standard", "topk", "jumprelu")
+Normalization = Literal["none", "layer_norm", "constant_norm_rescale"]
+NORMALIZATIONS: tuple[str, ...] = ("none", "layer_norm", "constant_norm_rescale")
+IDENTITY_AT_INFERENCE = ("expected_average_only_in", "covariance_whitening")
+"""normalize_activations values SAELens' SAE.encode applies nothing for (a release's scaling
+factor is folded into the weights by SAE.from_pretrained; whitening is folded after training)."""
 CFG_FILENAME = "cfg.json"
 WEIGHTS_FILENAME = "sae_weights.safetensors"
+SAE_LENS_FORMAT = "6.0.0"
+"""metadata.sae_lens_version written when SAELens is not installed: the cfg.json layout's version
+(SAELens reads a cfg.json without it as a pre-6 config and loses metadata.hook_name)."""
+INSTALL_HINT = "pip install saesite[saelens]"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,6 +58,8 @@ class SaeConfig:
     """Active latents per token (topk only)."""
     apply_b_dec_to_input: bool = False
     """Subtract b_dec from the input before encoding."""
+    normalize_activations: Normalization = "none"
+    """Per-token input normalisation, undone on the reconstruction (SAELens' names)."""
     dtype: str = "float32"
     hook_name: str = ""
     model_name: str = ""
@@ -60,16 +76,22 @@ class SaeConfig:
             raise ValueError(f"d_in and d_sae must be positive, got {self.d_in}, {self.d_sae}")
         if self.architecture == "topk" and (self.k is None or not 0 < self.k <= self.d_sae):
             raise ValueError(f"topk SAE needs 0 < k <= d_sae ({self.d_sae}), got k={self.k}")
+        if self.normalize_activations not in NORMALIZATIONS:
+            raise ValueError(
+                f"normalize_activations is {self.normalize_activations!r}; expected one of "
+                f"{', '.join(NORMALIZATIONS)}"
+            )
 
     def to_cfg_json(self) -> dict[str, Any]:
         """The SAELens 6 cfg.json layout."""
         metadata = {
+            **self.extra_metadata,
             "hook_name": self.hook_name,
             "model_name": self.model_name,
             "context_size": self.context_size,
             "prepend_bos": self.prepend_bos,
             "hook_head_index": None,
-            **self.extra_metadata,
+            "sae_lens_version": _sae_lens_version(),
         }
         cfg: dict[str, Any] = {
             "architecture": self.architecture,
@@ -78,13 +100,35 @@ class SaeConfig:
             "dtype": self.dtype,
             "device": "cpu",
             "apply_b_dec_to_input": self.apply_b_dec_to_input,
-            "normalize_activations": "none",
-            "reshape_activations": "none",
+            "normalize_activations": self.normalize_activations,
+            "reshape_activations": "hook_z" if self.hook_name.endswith("hook_z") else "none",
             "metadata": metadata,
         }
         if self.architecture == "topk":
             cfg["k"] = self.k
         return cfg
+
+
+def _sae_lens_version() -> str:
+    try:
+        from importlib.metadata import PackageNotFoundError, version
+
+        return version("sae-lens")
+    except PackageNotFoundError:
+        return SAE_LENS_FORMAT
+
+
+class InputNorm(NamedTuple):
+    """Per-token statistics of a normalised input, to undo the normalisation on x_hat."""
+
+    shift: Tensor | None
+    """[..., 1] mean added back (layer_norm), or None."""
+    factor: Tensor
+    """[..., 1] x_hat is multiplied by this (layer_norm: std; rescale: 1 / coeff)."""
+
+    def undo(self, x_hat: Float[Tensor, "... d_in"]) -> Float[Tensor, "... d_in"]:
+        x_hat = x_hat * self.factor
+        return x_hat + self.shift if self.shift is not None else x_hat
 
 
 class SAE(nn.Module):
@@ -101,8 +145,23 @@ class SAE(nn.Module):
         if cfg.architecture == "jumprelu":
             self.threshold = nn.Parameter(torch.zeros(d_sae))
 
+    def normalize(self, x: Float[Tensor, "... d_in"]) -> tuple[Tensor, InputNorm | None]:
+        """The input as the encoder sees it, and what undoes it (None: no normalisation).
+
+        The same operations in the same order as SAELens' run_time_activation_norm_fn_in."""
+        mode = self.cfg.normalize_activations
+        if mode == "layer_norm":
+            mean = x.mean(dim=-1, keepdim=True)
+            x = x - mean
+            std = x.std(dim=-1, keepdim=True)
+            return x / (std + 1e-5), InputNorm(shift=mean, factor=std)
+        if mode == "constant_norm_rescale":
+            coeff = (self.cfg.d_in**0.5) / x.norm(dim=-1, keepdim=True)
+            return x * coeff, InputNorm(shift=None, factor=1 / coeff)
+        return x, None
+
     def pre_acts(self, x: Float[Tensor, "... d_in"]) -> Float[Tensor, "... d_sae"]:
-        """pre = (x - b_dec·apply_b_dec_to_input) @ W_enc + b_enc."""
+        """pre = (x' - b_dec·apply_b_dec_to_input) @ W_enc + b_enc for an already normalised x'."""
         if self.cfg.apply_b_dec_to_input:
             x = x - self.b_dec
         return torch.addmm(self.b_enc, x.reshape(-1, x.shape[-1]), self.W_enc).reshape(
@@ -120,7 +179,11 @@ class SAE(nn.Module):
         return torch.zeros_like(pre).scatter_(-1, top.indices, torch.relu(top.values))
 
     def encode(self, x: Float[Tensor, "... d_in"]) -> Float[Tensor, "... d_sae"]:
-        """acts = activation((x - b_dec) @ W_enc + b_enc).
+        """acts = activation((normalize(x) - b_dec) @ W_enc + b_enc), as SAELens' SAE.encode."""
+        return self.encode_normalized(self.normalize(x)[0])
+
+    def encode_normalized(self, x: Float[Tensor, "... d_in"]) -> Float[Tensor, "... d_sae"]:
+        """acts for an input already normalised by ``normalize``.
 
         Without autograd the ReLU overwrites the pre-activations (a fresh tensor here): one
         [tok, d_sae] allocation fewer per batch, which is most of the cost of a ReLU.
@@ -134,12 +197,17 @@ class SAE(nn.Module):
             return torch.relu_(pre).mul_(keep)
         return torch.relu_(pre)
 
-    def decode(self, acts: Float[Tensor, "... d_sae"]) -> Float[Tensor, "... d_in"]:
-        """x_hat = acts @ W_dec + b_dec."""
-        return acts @ self.W_dec + self.b_dec
+    def decode(
+        self, acts: Float[Tensor, "... d_sae"], norm: InputNorm | None = None
+    ) -> Float[Tensor, "... d_in"]:
+        """x_hat = acts @ W_dec + b_dec, de-normalised with ``norm`` (from ``normalize``)."""
+        x_hat = acts @ self.W_dec + self.b_dec
+        return norm.undo(x_hat) if norm is not None else x_hat
 
     def forward(self, x: Float[Tensor, "... d_in"]) -> Float[Tensor, "... d_in"]:
-        return self.decode(self.encode(x))
+        """The reconstruction of x in x's own space (SAELens' SAE.forward)."""
+        x_in, norm = self.normalize(x)
+        return self.decode(self.encode_normalized(x_in), norm)
 
     @torch.no_grad()
     def normalize_decoder_(self) -> None:
@@ -147,102 +215,54 @@ class SAE(nn.Module):
         self.W_dec.div_(self.W_dec.norm(dim=1, keepdim=True).clamp_min(1e-12))
 
 
-def _read_cfg(path: Path) -> SaeConfig:
-    cfg_path = path / CFG_FILENAME
-    if not cfg_path.is_file():
-        raise SaesiteError(
-            f"{cfg_path}: missing; expected an SAELens folder with {CFG_FILENAME} and "
-            f"{WEIGHTS_FILENAME}"
-        )
-    try:
-        raw = json.loads(cfg_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise SaesiteError(f"{cfg_path}: not valid JSON ({err})") from None
-    if not isinstance(raw, dict):
-        raise SaesiteError(f"{cfg_path}: expected a JSON object, got {type(raw).__name__}")
-    missing = [key for key in ("d_in", "d_sae") if key not in raw]
-    if missing:
-        raise SaesiteError(
-            f"{cfg_path}: missing key(s) {', '.join(missing)}; SAELens cfg.json "
-            "needs architecture, d_in, d_sae"
-        )
-    architecture = raw.get("architecture", "standard")
-    if architecture not in ARCHITECTURES:
-        raise SaesiteError(
-            f"{cfg_path}: architecture {architecture!r} is not supported; expected one of "
-            f"{', '.join(ARCHITECTURES)}"
-        )
-    normalize = raw.get("normalize_activations", "none") or "none"
-    if normalize != "none":
-        raise SaesiteError(
-            f"{cfg_path}: normalize_activations {normalize!r} is not supported; expected 'none'"
-        )
-    if raw.get("rescale_acts_by_decoder_norm"):
-        raise SaesiteError(
-            f"{cfg_path}: rescale_acts_by_decoder_norm is not supported; expected false"
-        )
-    metadata = raw.get("metadata") or {}
-    known = {"hook_name", "model_name", "context_size", "prepend_bos", "hook_head_index"}
-    get = lambda key, default=None: metadata.get(key, raw.get(key, default))  # noqa: E731
-    k = raw.get("k", (raw.get("activation_fn_kwargs") or {}).get("k"))
-    try:
-        return SaeConfig(
-            architecture=architecture,
-            d_in=int(raw["d_in"]),
-            d_sae=int(raw["d_sae"]),
-            k=int(k) if k is not None else None,
-            apply_b_dec_to_input=bool(raw.get("apply_b_dec_to_input", False)),
-            dtype=str(raw.get("dtype", "float32")),
-            hook_name=str(get("hook_name", "") or ""),
-            model_name=str(get("model_name", "") or ""),
-            context_size=get("context_size"),
-            prepend_bos=bool(get("prepend_bos", True)),
-            extra_metadata={k_: v for k_, v in metadata.items() if k_ not in known},
-        )
-    except (TypeError, ValueError) as err:
-        raise SaesiteError(f"{cfg_path}: {err}") from None
+def sae_from_tensors(
+    cfg: SaeConfig,
+    tensors: dict[str, Tensor],
+    source: str,
+    *,
+    rescale_acts_by_decoder_norm: bool = False,
+) -> SAE:
+    """An SAE from its config and state dict, every tensor checked (name, dtype, shape, finite)
+    and cast to float32. ``source`` names where the tensors came from in errors.
 
-
-def load_sae(path: str | Path, device: str = "cpu") -> SAE:
-    """Read an SAELens-format folder; weights are cast to float32 and checked for shape/NaN."""
-    path = Path(path)
-    if not path.is_dir():
-        raise SaesiteError(
-            f"--sae {path}: not a folder; expected an SAELens folder with "
-            f"{CFG_FILENAME} and {WEIGHTS_FILENAME}"
-        )
-    cfg = _read_cfg(path)
-    weights_path = path / WEIGHTS_FILENAME
-    if not weights_path.is_file():
-        raise SaesiteError(f"{weights_path}: missing; expected the SAE weights (safetensors)")
-    try:
-        tensors = load_file(str(weights_path))
-    except (SafetensorError, OSError, ValueError) as err:
-        raise SaesiteError(f"{weights_path}: cannot be read as safetensors ({err})") from None
+    A top-k SAE with ``rescale_acts_by_decoder_norm`` (pre-activations times ‖W_dec[f]‖, decoded
+    through W_dec[f] / ‖W_dec[f]‖) is folded into plain weights: W_enc·n, b_enc·n, W_dec / n give
+    the same activations and reconstruction (SAELens' fold_W_dec_norm)."""
     sae = SAE(cfg)
     expected = {name: tuple(p.shape) for name, p in sae.named_parameters()}
+    unused = sorted(set(tensors) - set(expected))
+    if unused:
+        raise SaesiteError(
+            f"{source}: tensor(s) {', '.join(unused)} not used by a {cfg.architecture} SAE; "
+            f"expected only {', '.join(expected)}"
+        )
     for name, shape in expected.items():
         if name not in tensors:
-            raise SaesiteError(f"{weights_path}: tensor {name!r} missing; expected shape {shape}")
+            raise SaesiteError(f"{source}: tensor {name!r} missing; expected shape {shape}")
         tensor = tensors[name]
         if not tensor.is_floating_point():
             raise SaesiteError(
-                f"{weights_path}: tensor {name!r} has dtype {tensor.dtype}; expected a float dtype"
+                f"{source}: tensor {name!r} has dtype {tensor.dtype}; expected a float dtype"
             )
         if tuple(tensor.shape) != shape:
             raise SaesiteError(
-                f"{weights_path}: tensor {name!r} has shape {tuple(tensor.shape)}; expected "
-                f"{shape} (d_in={cfg.d_in}, d_sae={cfg.d_sae} from cfg.json)"
+                f"{source}: tensor {name!r} has shape {tuple(tensor.shape)}; expected "
+                f"{shape} (d_in={cfg.d_in}, d_sae={cfg.d_sae} from the config)"
             )
         bad = (~torch.isfinite(tensor)).sum().item()
         if bad:
             raise SaesiteError(
-                f"{weights_path}: tensor {name!r} has {bad} NaN/Inf value(s); expected finite"
+                f"{source}: tensor {name!r} has {bad} NaN/Inf value(s); expected finite"
             )
     with torch.no_grad():
         for name, param in sae.named_parameters():
-            param.copy_(tensors[name].to(torch.float32))
-    return sae.to(device)
+            param.copy_(tensors[name].detach().to("cpu", torch.float32))
+        if rescale_acts_by_decoder_norm:
+            norms = sae.W_dec.norm(dim=-1)
+            sae.W_enc.mul_(norms)
+            sae.b_enc.mul_(norms)
+            sae.W_dec.div_(norms[:, None])
+    return sae
 
 
 def save_sae(sae: SAE, path: str | Path, dtype: torch.dtype = torch.float32) -> None:

@@ -1,4 +1,4 @@
-"""Which loader reads a ``--sae`` path: ARENA's files by their layout, else an SAELens folder."""
+"""Which loader reads ``--sae``: ARENA's files by their layout, else SAELens (sae/load.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from pathlib import Path
 
 from saesite.errors import SaesiteError
 from saesite.sae.arena import detect_arena_format, load_arena
-from saesite.sae.model import SAE, load_sae
+from saesite.sae.load import load_sae
+from saesite.sae.model import SAE
 
 
 def load_saes(path: str | Path, device: str = "cpu", instance: int | None = None) -> list[SAE]:

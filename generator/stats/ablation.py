@@ -79,9 +79,13 @@ def ablation_effects(
 
         def ablate(act: Tensor, hook, features: Tensor = features) -> Tensor:
             flat = act.reshape(act.shape[0], act.shape[1], -1)
-            acts = sae.encode(flat)
+            flat_in, norm = sae.normalize(flat)
+            acts = sae.encode_normalized(flat_in)
             own = acts.gather(2, features[:, None, None].expand(-1, flat.shape[1], 1))
-            flat = flat - own * W_dec[features][:, None, :]
+            contribution = own * W_dec[features][:, None, :]
+            if norm is not None:  # the decoder works in the normalised space
+                contribution = contribution * norm.factor
+            flat = flat - contribution
             return flat.reshape(act.shape)
 
         logits = model.run_with_hooks(batch, fwd_hooks=[(hook, ablate)])

@@ -77,10 +77,13 @@ def decode_sparse(sae: SAE, active: SparseActs) -> Float[Tensor, "tok d_in"]:
 
 
 def reconstruct(sae: SAE, x: Float[Tensor, "tok d_in"]) -> tuple[Tensor, SparseActs, Tensor]:
-    """(acts, their non-zeros, x_hat) for flattened hook activations."""
-    acts = sae.encode(x)
+    """(acts, their non-zeros, x_hat) for flattened hook activations; x_hat in x's own space
+    (an SAE that normalises its inputs has its reconstruction de-normalised, as SAELens does)."""
+    x_in, norm = sae.normalize(x)
+    acts = sae.encode_normalized(x_in)
     active = SparseActs.from_dense(acts)
-    return acts, active, decode_sparse(sae, active)
+    x_hat = decode_sparse(sae, active)
+    return acts, active, norm.undo(x_hat) if norm is not None else x_hat
 
 
 def next_token_loss_sums(

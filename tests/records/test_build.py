@@ -6,7 +6,7 @@ import torch
 from saesite.config import StatsConfig, WeightStatsConfig
 from saesite.lm.model import load_model
 from saesite.records.build import build_records, density_histogram, round_significant
-from saesite.sae.model import load_sae
+from saesite.sae.load import load_sae
 
 HOOK = "blocks.0.mlp.hook_post"
 STATS = StatsConfig(

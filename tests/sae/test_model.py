@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 import warnings
 
 import pytest
 import torch
 from saesite.errors import SaesiteError
-from saesite.sae.model import SAE, SaeConfig, init_sae_, load_sae, save_sae
+from saesite.sae.load import load_sae
+from saesite.sae.model import SAE, SaeConfig, init_sae_, save_sae
 
 
 def random_sae(architecture: str, apply_b_dec_to_input: bool = True, seed: int = 0) -> SAE:
@@ -94,6 +96,7 @@ def test_old_flat_saelens_cfg_layout_is_read(tmp_path):
     save_sae(sae, tmp_path)
     cfg = json.loads((tmp_path / "cfg.json").read_text())
     flat = {**{k: v for k, v in cfg.items() if k != "metadata"}, **cfg["metadata"]}
+    flat.pop("sae_lens_version")  # a pre-6 config
     (tmp_path / "cfg.json").write_text(json.dumps(flat))
     assert load_sae(tmp_path).cfg.hook_name == "blocks.0.mlp.hook_post"
 
@@ -116,12 +119,19 @@ def _break(tmp_path, edit) -> None:
     [
         (lambda p: (p / "cfg.json").unlink(), "cfg.json: missing"),
         (lambda p: (p / "cfg.json").write_text("{not json"), "not valid JSON"),
-        (lambda p: (p / "cfg.json").write_text('{"d_in": 16}'), "missing key(s) d_sae"),
+        (
+            lambda p: (p / "cfg.json").write_text('{"d_in": 16, "metadata": {}}'),
+            "missing key(s) d_sae",
+        ),
         (
             lambda p: (p / "cfg.json").write_text(
-                '{"d_in": 16, "d_sae": 40, "architecture": "gated"}'
+                '{"d_in": 16, "d_sae": 40, "architecture": "gated", "metadata": {}}'
             ),
             "'gated' is not supported",
+        ),
+        (
+            lambda p: (p / "cfg.json").write_text('{"d_in": 16, "d_sae": 40, "hook_point": "x"}'),
+            "read through SAELens: pip install saesite[saelens]",
         ),
         (
             lambda p: (p / "sae_weights.safetensors").write_bytes(
@@ -129,13 +139,35 @@ def _break(tmp_path, edit) -> None:
             ),
             "cannot be read as safetensors",
         ),
+        (
+            lambda p: (p / "cfg.json").write_text('{"d_in": 16, "d_sae": 41, "metadata": {}}'),
+            "has shape",
+        ),
+    ],
+)
+def test_broken_sae_folders_give_one_clear_error_without_saelens(tmp_path, edit, message):
+    _break(tmp_path, edit)
+    with pytest.raises(SaesiteError, match=re.escape(message)):
+        load_sae(tmp_path, use_sae_lens=False)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda p: (p / "cfg.json").write_text('{"d_in": 16}'), "SAELens cannot load it"),
+        (
+            lambda p: (p / "sae_weights.safetensors").write_bytes(b"12345678"),
+            "cannot be read as safetensors",
+        ),
         (lambda p: (p / "cfg.json").write_text('{"d_in": 16, "d_sae": 41}'), "has shape"),
     ],
 )
-def test_broken_sae_folders_give_one_clear_error(tmp_path, edit, message):
+def test_broken_sae_folders_give_one_clear_error_through_saelens(tmp_path, edit, message):
+    pytest.importorskip("sae_lens")
     _break(tmp_path, edit)
-    with pytest.raises(SaesiteError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        load_sae(tmp_path)
+    with pytest.raises(SaesiteError, match=message) as err:
+        load_sae(tmp_path, use_sae_lens=True)
+    assert "\n" not in str(err.value)
 
 
 def test_nan_in_sae_weights_is_reported_with_a_count(tmp_path):
@@ -154,5 +186,5 @@ def test_integer_weights_are_refused_with_the_dtype_named(tmp_path):
     tensors = load_file(str(tmp_path / "sae_weights.safetensors"))
     tensors["b_enc"] = tensors["b_enc"].to(torch.int32)
     save_file(tensors, str(tmp_path / "sae_weights.safetensors"))
-    with pytest.raises(SaesiteError, match="dtype torch.int32"):
+    with pytest.raises(SaesiteError, match="dtype I32"):
         load_sae(tmp_path)

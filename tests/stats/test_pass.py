@@ -110,7 +110,7 @@ def test_nan_in_hook_activations_is_counted_and_refused_with_its_first_position(
     from saesite.config import StatsConfig
     from saesite.errors import SaesiteError
     from saesite.lm.model import load_model
-    from saesite.sae.model import load_sae
+    from saesite.sae.load import load_sae
     from saesite.stats.pass_ import run_pass
 
     loaded = load_model(str(tiny_model_dir))

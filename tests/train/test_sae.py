@@ -10,7 +10,8 @@ import pytest
 import torch
 from saesite.config import TrainSaeConfig
 from saesite.lm.model import build_model
-from saesite.sae.model import SAE, SaeConfig, init_sae_, load_sae
+from saesite.sae.load import load_sae
+from saesite.sae.model import SAE, SaeConfig, init_sae_
 from saesite.train.sae import (
     CHECKPOINT,
     TRAINING_LOG,
