@@ -61,10 +61,13 @@ class StatsConfig:
     """A feature firing on more than this fraction of tokens is flagged dense."""
     n_cofiring: int = 5
     """Co-firing neighbours listed per feature."""
+    cofiring_exact_max_features: int = 16384
+    """Largest d_sae whose co-firing is counted exactly (2·d_sae² bytes, stats/cofiring); above
+    it, estimated from samples (stats/cofiring_sample)."""
     cofiring_candidates: int = 32
     """Co-active features stored per sampled token of the co-firing estimate (the largest)."""
     cofiring_samples: int = 16
-    """Firing tokens sampled uniformly per feature for the co-firing estimate (stats/cofiring)."""
+    """Firing tokens sampled per feature for the co-firing estimate (stats/cofiring_sample)."""
     ce_loss: bool = True
     """Compute clean / spliced / zero-ablated language-model loss (three extra forwards)."""
     ablation: bool = False
@@ -83,6 +86,7 @@ class StatsConfig:
             "n_cofiring",
             "cofiring_candidates",
             "cofiring_samples",
+            "cofiring_exact_max_features",
         ):
             _positive(name, getattr(self, name))
         _positive("interval_samples", self.interval_samples, allow_zero=True)

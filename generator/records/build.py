@@ -273,9 +273,11 @@ def _quantile_records(result: PassResult, writer: ExampleWriter, rows: slice) ->
 
 def _cofiring_records(result: PassResult, rows: slice) -> list[list[dict]]:
     cofiring = result.cofiring
+    # exact counts need no mark; sampled ones say they are estimates
+    mark = {} if cofiring.exact else {"estimated": True}
     return [
         [
-            {"index": g, "count": c, "jaccard": j}
+            {"index": g, "count": c, "jaccard": j, **mark}
             for g, c, j in zip(ids, counts, jaccard, strict=True)
             if g >= 0
         ]

@@ -158,7 +158,10 @@ def feature_context(
     for c in feature.get("cofiring") or []:
         link = _link(summaries, int(c["index"]), summary.html)
         if link:
-            cofiring.append({**link, "value": fmt_num(c["jaccard"]), "count": fmt_int(c["count"])})
+            approx = "≈" if c.get("estimated") else ""
+            cofiring.append(
+                {**link, "value": fmt_num(c["jaccard"]), "count": approx + fmt_int(c["count"])}
+            )
     act_hist = _histogram(feature.get("histogram"), "activation", "tokens")
     logit_hist = _histogram(feature.get("logit_histogram"), "effect on logit", "tokens")
     return {

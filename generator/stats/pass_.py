@@ -11,7 +11,8 @@ one pass, or has the same distribution for the samplers):
     histogram.py   exact per-feature histograms, power-of-two widths with range doubling
     topk.py        top-k tokens with their context windows
     quantiles.py   stratified reservoirs -> quantile intervals with uniform samples
-    cofiring.py    uniform samples of firing tokens with their co-active features
+    cofiring.py    exact pair counts from each token's active features (cofiring_sample.py:
+                   sampled estimate above cofiring_exact_max_features)
     metrics.py     reconstruction MSE / explained variance, clean / spliced / zero-ablated loss
 
 Speed: everything after the encoder works on the sparse non-zeros (x̂ too: a CSR matmul), and
@@ -33,6 +34,7 @@ from saesite.errors import SaesiteError
 from saesite.sae.model import SAE
 from saesite.stats.batch import TokenBatch
 from saesite.stats.cofiring import Cofiring, CofiringAccumulator
+from saesite.stats.cofiring_sample import SampledCofiringAccumulator
 from saesite.stats.firing import FiringAccumulator, FiringStats
 from saesite.stats.forward import HookRunner
 from saesite.stats.heap import reuse_freed_memory
@@ -91,14 +93,17 @@ class FeatureAccumulators:
             seed=cfg.seed,
             device=device,
         )
-        self.cofiring = CofiringAccumulator(
-            d_sae,
-            cfg.n_cofiring,
-            cfg.cofiring_samples,
-            cfg.cofiring_candidates,
-            seed=cfg.seed + 1,
-            device=device,
-        )
+        if d_sae <= cfg.cofiring_exact_max_features:
+            self.cofiring = CofiringAccumulator(d_sae, cfg.n_cofiring, device=device)
+        else:
+            self.cofiring = SampledCofiringAccumulator(
+                d_sae,
+                cfg.n_cofiring,
+                cfg.cofiring_samples,
+                cfg.cofiring_candidates,
+                seed=cfg.seed + 1,
+                device=device,
+            )
 
     def all(self) -> list:
         return [self.firing, self.histograms, self.topk, self.intervals, self.cofiring]

@@ -172,7 +172,7 @@ def test_records_quantile_examples_lie_inside_their_intervals_and_fractions_sum_
                 assert interval["lo"] <= example["act"] < interval["hi"]
 
 
-def test_records_cofiring_lists_features_that_fire_together(built):
+def test_records_cofiring_lists_features_that_fire_together_with_exact_counts(built):
     _, _, _, records, acts = built
     fires = (acts > 0).double()
     both = fires.T @ fires
@@ -180,7 +180,8 @@ def test_records_cofiring_lists_features_that_fire_together(built):
         for entry in feature["cofiring"]:
             g = entry["index"]
             assert g != f and both[f, g] > 0 and 0 < entry["jaccard"] <= 1
-            assert entry["count"] <= min(both[f, f], both[g, g])
+            assert entry["count"] == both[f, g]  # exact, not estimated
+            assert "estimated" not in entry
 
 
 def test_records_carry_ablation_per_top_example_only_when_asked(built):

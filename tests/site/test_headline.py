@@ -8,7 +8,14 @@ from saesite.site.token_markup import TokenDisplay
 
 
 def _example(token: str, act: float) -> dict:
-    return {"act": act, "seq": 0, "pos": 1, "window_start": 0, "tokens": ["x", token], "acts": [0, act]}
+    return {
+        "act": act,
+        "seq": 0,
+        "pos": 1,
+        "window_start": 0,
+        "tokens": ["x", token],
+        "acts": [0, act],
+    }
 
 
 def _feature(intervals: list[tuple[float, list[tuple[str, float]]]], promotes=("·a", "b")) -> dict:

@@ -325,3 +325,12 @@ def test_the_build_log_counts_every_file_written_by_any_process(tmp_path, caplog
 def test_a_negative_worker_count_is_refused():
     with pytest.raises(ValueError, match="--workers is -1; expected a positive number"):
         RenderConfig(workers=-1)
+
+
+def test_estimated_cofiring_counts_are_shown_as_estimates(tmp_path):
+    site, features = sample_site(3, seed=1)
+    features[1]["cofiring"] = [{"index": 0, "count": 7, "jaccard": 0.5, "estimated": True}]
+    features[2]["cofiring"] = [{"index": 0, "count": 7, "jaccard": 0.5}]
+    out = write_site(site, features, RenderConfig(out=str(tmp_path / "s")))
+    assert "≈7" in (out / "features/000/1.html").read_text()
+    assert "≈7" not in (out / "features/000/2.html").read_text()

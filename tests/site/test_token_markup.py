@@ -89,7 +89,7 @@ def test_example_line_splits_at_the_own_token_so_pages_can_align_it():
 def test_a_separator_goes_escaped_between_every_token_plain_or_shaded():
     line = TokenDisplay().example(_example(["f0", "f1", "f2"], [0.0, 1.0, 0.0], 1), 1.0, "&")
     assert line == (
-        '<p><var>1</var><span><span>f0&amp;</span></span>'
+        "<p><var>1</var><span><span>f0&amp;</span></span>"
         '<span><u class=a8 title="f1 1">f1</u>&amp;f2</span></p>'
     )
 

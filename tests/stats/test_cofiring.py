@@ -1,75 +1,68 @@
+"""Exact co-firing counts against a brute-force count over the whole activation matrix."""
+
 import pytest
 import torch
-from saesite.stats.batch import SparseActs
-from saesite.stats.cofiring import CofiringAccumulator, coactive_sets
+from saesite.stats.batch import SparseActs, TokenBatch
+from saesite.stats.cofiring import CofiringAccumulator, active_pairs, pair_offset
 
-from tests.stats.shards import D_SAE, SHARD_SPLITS, batches, random_acts
-
-
-def run_shards(tokens, acts, split, samples, candidates=D_SAE, n_cofiring=4, seed=0):
-    shards, first = [], 0
-    for shard, n_seq in enumerate(split):
-        acc = CofiringAccumulator(D_SAE, n_cofiring, samples, candidates, seed=seed * 100 + shard)
-        for batch_acts, batch in batches(tokens, acts, first, n_seq, batch_size=3):
-            acc.update(batch_acts, batch)
-        shards.append(acc)
-        first += n_seq
-    head = shards[0]
-    for other in shards[1:]:
-        head.merge(other)
-    return head.finalize()
+from tests.stats.shards import D_SAE, SHARD_SPLITS, feed_shards, random_acts
 
 
-def exact_cooccurrence(acts):
+def brute_force(acts: torch.Tensor) -> torch.Tensor:
+    """C[f, g]: tokens on which both fire, by a dense matmul of the firing indicator."""
     fires = (acts > 0).double()
-    return (fires.T @ fires).long()
+    both = (fires.T @ fires).long()
+    both.fill_diagonal_(0)
+    return both
+
+
+def expected_top(both: torch.Tensor, n: int) -> list[list[int]]:
+    out = []
+    for row in both:
+        order = torch.sort(row, descending=True, stable=True).indices[:n]  # ties: smaller index
+        out.append([g for g in order.tolist() if row[g] > 0])
+    return out
 
 
 @pytest.mark.parametrize("split", SHARD_SPLITS)
-def test_cofiring_is_exact_when_every_firing_fits_in_the_sample(split):
+def test_cofiring_counts_equal_brute_force_for_any_sharding(split):
     tokens, acts = random_acts()
-    result = run_shards(tokens, acts, split, samples=acts.shape[0])
-    both = exact_cooccurrence(acts)
-    n = both.diagonal()
-    for f in range(D_SAE):
-        row = both[f].clone()
-        row[f] = 0
-        order = torch.sort(row, descending=True, stable=True).indices[:4]
-        order = order[row[order] > 0]
-        assert result.index[f, : order.numel()].tolist() == order.tolist()
-        assert (result.index[f, order.numel() :] == -1).all()
-        assert result.count[f, : order.numel()].tolist() == row[order].tolist()
-        jaccard = row[order].double() / (n[f] + n[order] - row[order])
-        assert torch.allclose(result.jaccard[f, : order.numel()], jaccard)
+    acc = feed_shards(lambda: CofiringAccumulator(D_SAE, n_cofiring=5), tokens, acts, split)
+    both = brute_force(acts)
+    assert torch.equal(acc.rows(0, D_SAE), both)
+    result = acc.finalize()
+    assert result.exact
+    n = (acts > 0).sum(0)
+    for f, partners in enumerate(expected_top(both, 5)):
+        k = len(partners)
+        assert result.index[f, :k].tolist() == partners
+        assert (result.index[f, k:] == -1).all()
+        assert result.count[f, :k].tolist() == both[f, partners].tolist()
+        jaccard = both[f, partners].double() / (n[f] + n[partners] - both[f, partners])
+        assert torch.allclose(result.jaccard[f, :k], jaccard)
 
 
-def test_coactive_sets_keep_the_largest_activations_of_crowded_tokens():
-    acts = torch.tensor([[0.0, 3.0, 1.0, 2.0, 0.5], [0.0, 0.0, 4.0, 0.0, 0.0]])
+def test_finalize_is_pure_and_tokens_with_one_or_no_active_feature_add_no_pairs():
+    acts = torch.tensor([[0.0, 1.0, 0.0], [0.0, 0.0, 0.0], [2.0, 0.0, 3.0]])
+    acc = CofiringAccumulator(3, n_cofiring=2)
+    acc.update(acts, TokenBatch.from_acts(torch.zeros(1, 3, dtype=torch.long), 0, acts))
+    first, second = acc.finalize(), acc.finalize()
+    assert torch.equal(first.index, second.index)
+    assert first.index.tolist() == [[2, -1], [-1, -1], [0, -1]]
+    assert first.count.tolist() == [[1, 0], [0, 0], [1, 0]]
+
+
+def test_packed_pair_index_covers_the_upper_triangle_once():
+    d = 7
+    f, g = torch.triu_indices(d, d, offset=1)
+    assert (pair_offset(f, d) + g).tolist() == list(range(d * (d - 1) // 2))
+
+
+def test_pairs_are_generated_in_chunks_of_tokens_as_in_one_go():
+    _, acts = random_acts()
     active = SparseActs.from_dense(acts)
-    sets = coactive_sets(active, torch.tensor([0, 1]), width=2)
-    assert sets[0].tolist() == [1, 3] and sets[1].tolist() == [2, -1]
-
-
-def test_cofiring_estimate_from_small_samples_is_unbiased_across_seeds():
-    tokens, acts = random_acts()
-    f = 1  # fires on every token
-    exact = exact_cooccurrence(acts)[f]
-    estimates = torch.zeros(D_SAE, dtype=torch.float64)
-    runs = 60
-    for seed in range(runs):
-        result = run_shards(tokens, acts, [6, 6], samples=20, n_cofiring=D_SAE - 1, seed=seed)
-        valid = result.index[f] >= 0
-        estimates[result.index[f][valid]] += result.count[f][valid].double()
-    estimates /= runs
-    others = [g for g in range(D_SAE) if g != f]
-    # n_f = 120, m = 20: per-run sd <= 120 / (2·sqrt(20)) ≈ 13.4, so the mean's sd <= ~1.8.
-    assert torch.allclose(estimates[others], exact[others].double(), atol=8)
-
-
-def test_most_frequent_counts_values_per_row_and_breaks_ties_by_smaller_value():
-    from saesite.stats.cofiring import most_frequent
-
-    ids = torch.tensor([[5, 3, 5, 9, 3, 1, 9, 9], [9, 9, 9, 9, 2, 9, 9, 9]])
-    value, count = most_frequent(ids, 3, none=9)
-    assert value.tolist() == [[3, 5, 1], [2, -1, -1]]
-    assert count.tolist() == [[2, 2, 1], [1, 0, 0]]
+    whole = active_pairs(active, 0, acts.shape[0])
+    parts = torch.cat(
+        [active_pairs(active, s, min(s + 7, acts.shape[0])) for s in range(0, acts.shape[0], 7)]
+    )
+    assert torch.equal(whole, parts)

@@ -135,3 +135,27 @@ def test_nan_in_hook_activations_is_counted_and_refused_with_its_first_position(
             StatsConfig(batch_size=8, ce_loss=False),
         )
     assert int(str(err.value).split(" token(s)")[0].split()[-1]) >= n_bad
+
+
+def test_cofiring_of_a_tiny_model_equals_a_brute_force_count_over_all_tokens():
+    model, sae, tokens = tiny_model(), tiny_sae(64), tiny_tokens()
+    hook = "blocks.0.mlp.hook_post"
+    cfg = StatsConfig(batch_size=4, ce_loss=False, n_cofiring=6)
+    cofiring = run_pass(model, sae, tokens, hook, cfg).cofiring
+    with torch.no_grad():
+        _, cache = model.run_with_cache(tokens, names_filter=hook)
+        fires = (sae.encode(cache[hook].reshape(-1, 64)) > 0).double()
+    both = (fires.T @ fires).long()
+    both.fill_diagonal_(0)
+    assert cofiring.exact
+    for f in range(both.shape[0]):
+        order = torch.sort(both[f], descending=True, stable=True).indices[:6]
+        order = order[both[f, order] > 0]
+        assert cofiring.index[f, : order.numel()].tolist() == order.tolist()
+        assert cofiring.count[f, : order.numel()].tolist() == both[f, order].tolist()
+
+
+def test_above_the_exact_limit_cofiring_is_estimated_and_says_so():
+    model, sae, tokens = tiny_model(), tiny_sae(64), tiny_tokens()
+    cfg = StatsConfig(batch_size=4, ce_loss=False, cofiring_exact_max_features=8)
+    assert not run_pass(model, sae, tokens, "blocks.0.mlp.hook_post", cfg).cofiring.exact
