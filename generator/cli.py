@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from saesite.config import (
     BuildConfig,
     DataConfig,
+    DoubleDescentConfig,
     RenderConfig,
     StatsConfig,
     ToyConfig,
@@ -32,6 +33,16 @@ from saesite.errors import SaesiteError
 
 log = logging.getLogger("saesite")
 EXIT_USAGE = 2
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    """``3,5,8`` -> (3, 5, 8); an empty string -> ()."""
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected comma-separated whole numbers, e.g. 3,10,100"
+        ) from None
 
 
 def _defaults(config_class: type) -> dict:
@@ -206,6 +217,17 @@ def _parser() -> argparse.ArgumentParser:
         help="train this many seeds per sparsity level and keep the lowest loss",
     )
     t.add_argument("--sae-l1", type=float, default=0.8, help="L1 coefficient of the toy SAEs")
+    dd = _defaults(DoubleDescentConfig)
+    t.add_argument(
+        "--dd-sizes",
+        type=_sizes,
+        default=dd["sizes"],
+        help="double descent: dataset sizes T, comma-separated ('' for no sweep)",
+    )
+    t.add_argument("--dd-steps", type=int, default=dd["steps"], help="double descent: steps")
+    t.add_argument(
+        "--dd-replicas", type=int, default=dd["replicas"], help="double descent: models per T"
+    )
     _add_out_safety_args(t)
     t.set_defaults(func=cmd_toy)
     return parser
@@ -321,6 +343,9 @@ def cmd_toy(args: argparse.Namespace) -> None:
             sae_steps=args.sae_steps,
             seeds_per_level=args.seeds_per_level,
             sae_l1=args.sae_l1,
+            double_descent=DoubleDescentConfig(
+                sizes=args.dd_sizes, steps=args.dd_steps, replicas=args.dd_replicas
+            ),
         ),
         replace_folder=args.replace_folder,
     )

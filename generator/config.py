@@ -281,6 +281,44 @@ class TrainSaeConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class DoubleDescentConfig:
+    """`saesite toy`'s double-descent sweep: one 2-D toy model per dataset size T."""
+
+    sizes: tuple[int, ...] = (3, 5, 8, 12, 20, 30, 50, 100, 300, 1000)
+    """Dataset sizes T swept (training points per model). Empty: no sweep."""
+    steps: int = 3000
+    """Full-batch AdamW steps per model (5% linear warm-up, then cosine decay to 0)."""
+    n_features: int = 50
+    """Features of the toy model (2 hidden dimensions)."""
+    feature_probability: float = 0.1
+    """Probability that a feature is on in a data point."""
+    replicas: int = 3
+    """Models trained per T from different starts and data; the lowest training loss is kept."""
+    n_test: int = 4096
+    """Fresh points the test loss is measured on."""
+    lr: float = 1e-2
+    """Peak learning rate (the paper: 1e-3 over 50,000 steps; ten times that over 3,000 shows
+    the same curve in a minute on a CPU)."""
+    weight_decay: float = 1e-2
+    """AdamW decoupled weight decay."""
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "n_features", "replicas", "n_test"):
+            _positive(name, getattr(self, name))
+        _positive("lr", self.lr)
+        _positive("weight_decay", self.weight_decay, allow_zero=True)
+        if any(size <= 0 for size in self.sizes) or list(self.sizes) != sorted(set(self.sizes)):
+            raise ValueError(
+                f"--dd-sizes is {','.join(map(str, self.sizes))}; expected increasing positive "
+                "dataset sizes"
+            )
+        if not 0.0 < self.feature_probability <= 1.0:
+            raise ValueError(
+                f"feature probability is {self.feature_probability}; expected a number in (0, 1]"
+            )
+
+
+@dataclass(frozen=True, kw_only=True)
 class ToyConfig:
     """`saesite toy`: toy models of superposition, SAEs on them, and their site."""
 
@@ -304,6 +342,8 @@ class ToyConfig:
     """Toy-model instances trained per sparsity level; the lowest-loss one is kept."""
     n_samples: int = 8192
     """Inputs per instance from which the SAE latents' feature pages are computed."""
+    double_descent: DoubleDescentConfig = field(default_factory=DoubleDescentConfig)
+    """The memorisation-to-generalisation sweep over dataset sizes."""
 
     def __post_init__(self) -> None:
         for name in ("steps", "sae_steps", "batch_size", "seeds_per_level", "n_samples"):

@@ -138,7 +138,9 @@ def plan_output(
     home = real_path(Path.home())
     cwd = real_path(Path.cwd())
     if target == Path(target.anchor):
-        raise SaesiteError(f"--out {given!r} is the filesystem root; expected a folder for the site")
+        raise SaesiteError(
+            f"--out {given!r} is the filesystem root; expected a folder for the site"
+        )
     if target == home:
         raise SaesiteError(f"--out {given!r} is your home folder; expected a folder for the site")
     if target in cwd.parents:

@@ -5,6 +5,7 @@
     toy/index.html          the models, dimensionality against sparsity, the recovery summary
     toy/<model>.html        per instance: the geometry (or the neuron plots)
     toy/<model>-sae.html    per bottleneck instance: recovery tables and decoder frames
+    toy/double-descent.html the loss against dataset size and the hidden vectors (if swept)
 
 Every number is formatted and every plot drawn here, so the templates only loop and print.
 """
@@ -15,6 +16,7 @@ from collections.abc import Mapping, Sequence
 
 from markupsafe import Markup
 
+from saesite.site.double_descent_page import double_descent_context
 from saesite.site.toy_plots import (
     decoder_frame_svg,
     dimensionality_svg,
@@ -109,6 +111,7 @@ def index_context(site: Mapping) -> dict:
         "recovery_rows": rows,
         "threshold": fmt(threshold),
         "represented_norm": fmt(toy["thresholds"]["represented_norm"]),
+        "has_double_descent": "double_descent" in toy,
     }
 
 
@@ -274,6 +277,9 @@ def sae_context(site: Mapping, model: Mapping) -> dict:
 def pages(site: Mapping) -> list[tuple[str, str, dict]]:
     """Every toy page: (path relative to the site root, template name, context)."""
     out = [("toy/index.html", "toy_index.html", index_context(site))]
+    if "double_descent" in site["toy"]:
+        context = double_descent_context(site)
+        out.append(("toy/double-descent.html", "toy_double_descent.html", context))
     for model in site["toy"]["models"]:
         out.append((f"toy/{model['name']}.html", "toy_model.html", model_context(site, model)))
         if model["kind"] == "bottleneck":

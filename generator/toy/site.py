@@ -3,8 +3,9 @@
     1. every toy model of ``default_models`` (all instances batched), best replica per level
     2. per bottleneck instance, two SAEs from the same start on the same inputs: one with
        Anthropic resampling (its latents get feature pages) and one without (for comparison)
-    3. records: site.json's ``toy`` entry and one feature record per latent
-    4. ``render.write_site`` (the toy pages come from ``saesite.site.toy_page``)
+    3. the double-descent sweep: one 2-D model per dataset size T (``toy.double_descent``)
+    4. records: site.json's ``toy`` entry and one feature record per latent
+    5. ``render.write_site`` (the toy pages come from ``saesite.site.toy_page``)
 
 Nothing is written until every record exists. Deterministic for a seed: every instance, SAE and
 sample draws from its own generator keyed by (seed, model, level, replica, purpose).
@@ -23,6 +24,7 @@ from saesite import __version__
 from saesite.config import RenderConfig, ToyConfig
 from saesite.records.build import density_histogram, round_significant
 from saesite.toy.data import instance_generator, sample_features, stable_seed
+from saesite.toy.double_descent import double_descent_entry
 from saesite.toy.model import (
     ToyModelConfig,
     ToyTrainConfig,
@@ -222,6 +224,10 @@ def _build(cfg: ToyConfig, replace_folder: str | None, models: list[ToyModelConf
             features.extend(records)
         instances.append(entry)
 
+    double_descent = None
+    if cfg.double_descent.sizes:
+        double_descent = double_descent_entry(cfg.double_descent, cfg.seed, cfg.device)
+
     render = RenderConfig(out=cfg.out, replace_folder=replace_folder, title=TITLE)
     width = folder_width(len(features), render.features_per_folder)
     paths = [feature_paths(f["index"], render.features_per_folder, width) for f in features]
@@ -268,6 +274,8 @@ def _build(cfg: ToyConfig, replace_folder: str | None, models: list[ToyModelConf
             },
         },
     }
+    if double_descent is not None:
+        site["toy"]["double_descent"] = double_descent
     out = write_site(site, features, render)
     log.info(
         "wrote %s (%d toy instances, %d SAE latents) in %.1f s",

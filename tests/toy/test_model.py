@@ -19,15 +19,6 @@ from saesite.toy.model import (
 TRAIN = ToyTrainConfig(steps=40, batch_size=64, lr=1e-2, seed=3)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: intra-op threads only add synchronisation (see toy_site)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _cfg(kind: str, probs: tuple[float, ...], seeds_per_level: int = 1) -> ToyModelConfig:
     return ToyModelConfig(
         name=f"test-{kind}",

@@ -40,14 +40,6 @@ SCHEMA_KEYS = {
 EXAMPLE_KEYS = {"act", "seq", "pos", "window_start", "tokens", "token_ids", "acts"}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _pentagon(scale: float = 1.2) -> torch.Tensor:
     angles = torch.arange(5) * 2 * math.pi / 5 + 0.3
     return torch.stack([angles.cos(), angles.sin()]) * scale  # (2 hidden, 5 features)

@@ -6,7 +6,7 @@ import json
 import re
 
 import pytest
-from saesite.config import ToyConfig
+from saesite.config import DoubleDescentConfig, ToyConfig
 from saesite.toy.model import ToyModelConfig
 from saesite.toy.site import build_toy_site
 
@@ -31,7 +31,17 @@ MODELS = [
 
 
 def _build(out, seed: int = 0):
-    cfg = ToyConfig(out=str(out), seed=seed, steps=30, sae_steps=30, batch_size=64, n_samples=256)
+    cfg = ToyConfig(
+        out=str(out),
+        seed=seed,
+        steps=30,
+        sae_steps=30,
+        batch_size=64,
+        n_samples=256,
+        double_descent=DoubleDescentConfig(
+            sizes=(3, 10, 400), steps=30, replicas=2, n_features=12, n_test=256
+        ),
+    )
     return build_toy_site(cfg, models=MODELS)
 
 
@@ -81,6 +91,7 @@ def test_toy_pages_and_their_script_are_written(toy_site):
         "toy/tiny-3-2.html",
         "toy/tiny-3-2-sae.html",
         "toy/tiny-neurons.html",
+        "toy/double-descent.html",
         "static/toy-frames.js",
         "index.html",
     ):
@@ -97,3 +108,29 @@ def test_two_builds_with_the_same_seed_write_the_same_data_and_pages(toy_site, t
     assert first == second
     for page in ("toy/tiny-3-2-sae.html", "toy/index.html", "features/000/4.json"):
         assert (again / page).read_bytes() == (toy_site / page).read_bytes(), page
+
+
+def test_double_descent_entry_holds_the_sweep_and_three_snapshots(toy_site):
+    dd = json.loads((toy_site / "site.json").read_text())["toy"]["double_descent"]
+    assert [row["size"] for row in dd["sweep"]] == [3, 10, 400]
+    for row in dd["sweep"]:
+        assert len(row["replica_test_losses"]) == 2
+        assert row["train_loss"] == min(row["replica_train_losses"])
+        assert row["test_loss"] in row["replica_test_losses"]
+    roles = [snap["role"] for snap in dd["snapshots"]]
+    assert roles[0] == "small" and roles[-1] == "large"
+    assert dd["peak_size"] in (3, 10, 400)
+    small, large = dd["snapshots"][0], dd["snapshots"][-1]
+    assert small["n_points"] == 3 and len(small["hidden"]) == 3
+    assert large["n_points"] == 400 and len(large["hidden"]) == 300  # capped for the page
+    assert len(small["W"]) == 2 and len(small["W"][0]) == 12
+
+
+def test_double_descent_page_shows_the_curve_and_the_hidden_vectors(toy_site):
+    page = (toy_site / "toy/double-descent.html").read_text()
+    assert "Test loss against T" in page and "What to look for" in page
+    snapshots = [role for role in ("small", "peak", "large") if f'id="{role}"' in page]
+    assert snapshots[0] == "small" and snapshots[-1] == "large"
+    assert page.count("<svg") == 1 + 2 * len(snapshots)  # the curve, then points and features
+    assert "Hidden vectors of the training points" in page
+    assert 'href="double-descent.html"' in (toy_site / "toy/index.html").read_text()
