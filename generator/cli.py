@@ -146,6 +146,12 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--workers", type=int, help=WORKERS_HELP)
     b.add_argument("--out", default="site", help="output folder (default: site)")
     _add_out_safety_args(b)
+    b.add_argument(
+        "--record-paths",
+        action="store_true",
+        help="publish the inputs' full local paths in site.json (default: paths relative to "
+        "the working folder, or base names)",
+    )
     b.set_defaults(func=cmd_build)
 
     r = sub.add_parser("render", help="re-render a built site from its JSON (no model)")
@@ -262,6 +268,7 @@ def cmd_build(args: argparse.Namespace) -> None:
             title=args.title,
             workers=args.workers,
         ),
+        record_paths=args.record_paths,
     )
     from saesite.pipeline import build_site
 
@@ -277,9 +284,11 @@ def cmd_render(args: argparse.Namespace) -> None:
 
 def cmd_train_model(args: argparse.Namespace) -> None:
     from saesite.output_files import MODEL_FILES, check_files_free
+    from saesite.preflight import check_device
     from saesite.train.model import train_model
 
     check_files_free(args.out, MODEL_FILES, force=args.force)
+    check_device(args.device)
     config = TrainModelConfig(
         out=args.out,
         corpus=args.corpus,
@@ -322,8 +331,10 @@ def cmd_train_sae(args: argparse.Namespace) -> None:
     )
     from saesite.output_files import SAE_FILES, check_files_free
     from saesite.pipeline import train_sae_command
+    from saesite.preflight import check_device
 
     check_files_free(args.out, SAE_FILES, force=args.force)
+    check_device(args.device)
     summary = train_sae_command(
         model=args.model, data=_data_config(args), config=config, model_batch_size=args.batch_size
     )
@@ -331,9 +342,11 @@ def cmd_train_sae(args: argparse.Namespace) -> None:
 
 
 def cmd_toy(args: argparse.Namespace) -> None:
+    from saesite.preflight import check_device
     from saesite.toy.site import build_toy_site
 
     _warn_force(args)
+    check_device(args.device)
     build_toy_site(
         ToyConfig(
             out=args.out,
@@ -369,7 +382,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("saesite: interrupted", file=sys.stderr)
         return 130
+    except (MemoryError, RuntimeError) as err:
+        if args.debug or not _is_out_of_memory(err):
+            raise
+        print(f"saesite: error: {_out_of_memory_message(err, args)}", file=sys.stderr)
+        return EXIT_USAGE
     return 0
+
+
+def _is_out_of_memory(err: BaseException) -> bool:
+    """A failed allocation: Python's MemoryError, torch's OutOfMemoryError (CUDA) or its CPU
+    allocator's RuntimeError."""
+    text = str(err)
+    return (
+        isinstance(err, MemoryError)
+        or type(err).__name__ == "OutOfMemoryError"
+        or "can't allocate memory" in text
+        or "out of memory" in text.lower()
+    )
+
+
+def _out_of_memory_message(err: BaseException, args: argparse.Namespace) -> str:
+    first = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
+    batch = getattr(args, "batch_size", None)
+    lower = f"lower --batch-size (now {batch})" if batch is not None else "lower the sizes"
+    return (
+        f"out of memory ({first}); expected a job that fits: {lower}, or use fewer tokens "
+        "(--n-tokens) or a smaller --top-k"
+    )
 
 
 if __name__ == "__main__":

@@ -165,6 +165,9 @@ class BuildConfig:
     stats: StatsConfig = field(default_factory=StatsConfig)
     weights: WeightStatsConfig = field(default_factory=WeightStatsConfig)
     render: RenderConfig = field(default_factory=RenderConfig)
+    record_paths: bool = False
+    """Publish the inputs' full local paths in site.json. False: paths relative to the working
+    folder, or base names for paths outside it."""
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -18,6 +18,7 @@ from saesite.config import BuildConfig, DataConfig, StatsConfig, TrainSaeConfig
 from saesite.errors import SaesiteError
 from saesite.lm.data import load_tokens
 from saesite.lm.model import DEMO_SAE, LoadedModel, check_hook, load_model
+from saesite.preflight import check_device, check_labels, check_stats_sizes, published_path
 from saesite.sae.defaults import resolve_data, resolve_hook, resolve_model
 from saesite.sae.model import SAE, sae_summary
 from saesite.sae.source import load_one_sae
@@ -87,25 +88,33 @@ def read_training_log(sae_dir: Path) -> dict | None:
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
+        training = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise SaesiteError(f"{path}: not valid JSON ({err})") from None
+    from saesite.site.site_json import check_training_log
+
+    check_training_log(training, str(path))
+    return training
 
 
 def build_site(config: BuildConfig) -> Path:
     """``saesite build``: the whole pipeline. Returns the site folder."""
     started = time.perf_counter()
-    preflight_out(config)
     device = config.stats.device
+    check_device(device)
+    preflight_out(config)
     # The SAE first: it is cheaper than the model and names the model, hook and context.
     sae_dir = Path(config.sae) if config.sae else DEMO_SAE
     sae = load_one_sae(config.sae or DEMO_SAE, device, config.instance)
+    check_labels(config.render.labels, sae.cfg.d_sae)
+    training = read_training_log(sae_dir) if sae_dir.is_dir() else None
     hook = resolve_hook(config.hook, sae)
     loaded = load_model(resolve_model(config.model, sae, config.sae is not None), device)
     check_sae_fits(loaded.model, sae, hook)
     data = resolve_data(config.data, sae, loaded.model.cfg.n_ctx)
     config = replace(config, data=data)
     tokens = load_tokens(data, loaded.tokenizer, loaded.model.cfg.d_vocab, loaded.model.cfg.n_ctx)
+    check_stats_sizes(config.stats, *tokens.shape, sae.cfg.d_sae)
     log.info(
         "model %s, hook %s, SAE %d -> %d (%s), %d x %d tokens",
         loaded.name,
@@ -123,7 +132,6 @@ def build_site(config: BuildConfig) -> Path:
     records = build_records(loaded, sae, tokens, hook, stats_cfg, config.weights)
     log.info("statistics (pass and weights) in %.1f s", time.perf_counter() - computed)
     site = site_record(config, loaded, sae, hook, records)
-    training = read_training_log(sae_dir)
     if training is not None:
         site["training"] = training
     out = write_site(site, records.features, config.render, inputs=build_inputs(config))
@@ -148,9 +156,15 @@ def site_record(config: BuildConfig, loaded: LoadedModel, sae: SAE, hook: str, r
     # leaving it out keeps a site's bytes independent of both.
     for key in ("out", "replace_folder", "workers"):
         config_dict["render"].pop(key)
+    # Local paths are published relative to the working folder (or as base names), so a site
+    # does not carry its maker's home folder; full paths only with --record-paths.
+    publish = lambda path: published_path(path, config.record_paths)  # noqa: E731
+    config_dict["model"], config_dict["sae"] = publish(config.model), publish(config.sae)
+    config_dict["data"]["dataset"] = publish(config.data.dataset)
+    config_dict["render"]["labels"] = publish(config.render.labels)
     return {
         "saesite_version": __version__,
-        "model": loaded.name,
+        "model": publish(loaded.name) if loaded.name != "demo" else loaded.name,
         "hook": hook,
         "d_in": sae.cfg.d_in,
         "d_sae": sae.cfg.d_sae,

@@ -10,6 +10,9 @@ import json
 import logging
 import os
 import shutil
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -257,3 +260,58 @@ def test_train_model_refuses_to_overwrite_a_model_folder(capsys, tmp_path, tiny_
     assert main(["-q", "train-model", "--out", str(out), "--steps", "1"]) == 2
     assert "already holds config.json, model.safetensors" in capsys.readouterr().err
     assert snapshot(out) == before
+
+
+def _run_unprivileged(*argv: str) -> subprocess.CompletedProcess:
+    """The command line as a user without root's power to write anywhere (as nobody when the
+    tests run as root), so read-only folders are read-only."""
+    command = [sys.executable, "-m", "saesite", "-q", *argv]
+    if os.geteuid() == 0:
+        command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def open_tmp():
+    """A temporary folder any user can enter (pytest's tmp_path is private to its owner)."""
+    folder = Path(tempfile.mkdtemp(prefix="saesite-ro-", dir="/tmp"))
+    folder.chmod(0o755)
+    yield folder
+    for path in [folder, *folder.rglob("*")]:
+        if path.is_dir() and not path.is_symlink():
+            path.chmod(0o755)
+    shutil.rmtree(folder)
+
+
+@pytest.mark.skipif(
+    os.geteuid() == 0 and shutil.which("setpriv") is None, reason="needs setpriv as root"
+)
+def test_read_only_output_folders_are_one_line_for_render_and_build(
+    open_tmp, tiny_site, tiny_model_dir, tiny_sae_dir
+):
+    site = copy_site(tiny_site, open_tmp / "site")
+    for path in [site, *site.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    site.chmod(0o555)
+    before = snapshot(site)
+    done = _run_unprivileged("render", str(site))
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("saesite: error:") == 1 and "is read-only" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert snapshot(site) == before and debris(open_tmp) == []
+
+    locked = open_tmp / "locked"
+    locked.mkdir(mode=0o555)
+    locked.chmod(0o555)
+    done = _run_unprivileged(
+        "build",
+        "--model",
+        str(tiny_model_dir),
+        "--sae",
+        str(tiny_sae_dir),
+        "--out",
+        str(locked / "site"),
+    )
+    assert done.returncode == 2, done.stderr
+    assert "is read-only" in done.stderr and "Traceback" not in done.stderr
+    assert list(locked.iterdir()) == []

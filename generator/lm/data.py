@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +33,7 @@ def load_tokens(
 ) -> Int[Tensor, "n_seq seq_len"]:
     """The dataset as an int64 tensor, validated against the model's vocabulary and context."""
     if cfg.dataset is None:
-        tokens = _load_npy(DEMO_TOKENS)
+        tokens = _load_npy(DEMO_TOKENS, cfg.n_tokens)
         source = "the bundled demo tokens"
     else:
         path = Path(cfg.dataset)
@@ -40,7 +41,7 @@ def load_tokens(
         if not path.exists():
             raise SaesiteError(f"{source}: no such file or folder")
         if path.suffix == ".npy":
-            tokens = _load_npy(path)
+            tokens = _load_npy(path, cfg.n_tokens)
         else:
             tokens = _pack(_read_documents(path), tokenizer, cfg)
     if cfg.n_tokens is not None:
@@ -55,20 +56,54 @@ def load_tokens(
     return tokens
 
 
-def _load_npy(path: Path) -> Tensor:
+def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype, int]:
+    """``(shape, dtype, header bytes)`` of a ``.npy`` file, checked against the file's size so
+    a header claiming more data than the file holds is refused before anything is allocated."""
     try:
-        array = np.load(path, allow_pickle=False)
+        with path.open("rb") as handle:
+            if handle.read(4) == b"PK\x03\x04":
+                raise SaesiteError(
+                    f"{path}: a zip archive (an .npz?); expected a .npy array saved by np.save"
+                )
+            handle.seek(0)
+            version = np.lib.format.read_magic(handle)
+            read_header = (
+                np.lib.format.read_array_header_1_0
+                if version == (1, 0)
+                else np.lib.format.read_array_header_2_0
+            )
+            shape, _, dtype = read_header(handle)
+            offset = handle.tell()
     except (ValueError, OSError, EOFError) as err:
         raise SaesiteError(f"{path}: cannot be read as .npy ({err})") from None
-    if array.dtype.kind not in "iu":
-        raise SaesiteError(f"{path}: dtype {array.dtype}; expected an integer array of token ids")
-    if array.ndim != 2:
+    if dtype.hasobject:
+        raise SaesiteError(f"{path}: holds Python objects; expected an integer array of token ids")
+    claimed = math.prod(shape) * dtype.itemsize
+    size = path.stat().st_size - offset
+    if claimed != size:
         raise SaesiteError(
-            f"{path}: shape {array.shape} (rank {array.ndim}); expected [n_seq, seq_len]"
+            f"{path}: header claims shape {shape} of {dtype} ({claimed:,} bytes) but the file "
+            f"holds {size:,} bytes; expected a complete .npy file"
         )
-    if array.size == 0:
-        raise SaesiteError(f"{path}: empty array {array.shape}; expected at least one sequence")
-    return torch.from_numpy(array.astype(np.int64, copy=False))
+    return shape, dtype, offset
+
+
+def _load_npy(path: Path, n_tokens: int | None = None) -> Tensor:
+    """The array, memory-mapped and cut to ``n_tokens`` (whole rows) before it is copied."""
+    shape, dtype, _ = _npy_header(path)
+    if dtype.kind not in "iu":
+        raise SaesiteError(f"{path}: dtype {dtype}; expected an integer array of token ids")
+    if len(shape) != 2:
+        raise SaesiteError(f"{path}: shape {shape} (rank {len(shape)}); expected [n_seq, seq_len]")
+    if math.prod(shape) == 0:
+        raise SaesiteError(f"{path}: empty array {shape}; expected at least one sequence")
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
+        raise SaesiteError(f"{path}: cannot be read as .npy ({err})") from None
+    if n_tokens is not None:
+        array = array[: max(1, n_tokens // shape[1])]
+    return torch.from_numpy(np.array(array, dtype=np.int64))
 
 
 def _read_documents(path: Path) -> list[str]:
@@ -82,7 +117,7 @@ def _read_documents(path: Path) -> list[str]:
         return [p.read_text(encoding="utf-8", errors="replace") for p in files]
     if path.suffix == ".jsonl":
         docs = []
-        for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        for line_no, line in enumerate(_read_utf8(path).splitlines(), 1):
             if not line.strip():
                 continue
             try:
@@ -104,6 +139,18 @@ def _read_documents(path: Path) -> list[str]:
 DEFAULT_SEQ_LEN = 128
 
 
+def _read_utf8(path: Path) -> str:
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise SaesiteError(
+            f"{path}:{line}: invalid UTF-8 (byte {data[err.start]:#04x} at offset {err.start}); "
+            "expected UTF-8 text"
+        ) from None
+
+
 def _pack(docs: list[str], tokenizer: Tokenizer, cfg: DataConfig) -> Tensor:
     bos = tokenizer.bos_id
     prepend_bos = cfg.prepend_bos is not False
@@ -117,6 +164,11 @@ def _pack(docs: list[str], tokenizer: Tokenizer, cfg: DataConfig) -> Tensor:
             if bos is not None:
                 stream.append(bos)
     body = seq_len - 1 if prepend_bos else seq_len
+    if body < 1:
+        raise SaesiteError(
+            f"--seq-len {seq_len} leaves no room for text after BOS in --dataset "
+            f"{cfg.dataset}; expected --seq-len 2 or more (or --no-bos)"
+        )
     n_seq = len(stream) // body if body > 0 else 0
     if n_seq == 0:
         raise SaesiteError(

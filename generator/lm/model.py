@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -121,15 +123,27 @@ class LoadedModel:
     name: str
 
 
-def build_model(config: dict[str, Any], device: str = "cpu") -> HookedTransformer:
-    """A HookedTransformer from config fields, randomly initialised."""
+def build_model(
+    config: dict[str, Any], device: str = "cpu", source: str = "model config.json"
+) -> HookedTransformer:
+    """A HookedTransformer from config fields (read from ``source``), randomly initialised."""
     from transformer_lens import HookedTransformer, HookedTransformerConfig
 
     try:
         cfg = HookedTransformerConfig(**config, device=device)
-    except TypeError as err:
-        raise SaesiteError(f"model config.json: {err}") from None
-    return HookedTransformer(cfg).eval()
+        return HookedTransformer(cfg).eval()
+    except (TypeError, ValueError, AssertionError) as err:
+        raise SaesiteError(f"{source}: {_config_problem(err, config)}") from None
+
+
+def _config_problem(err: Exception, config: Mapping[str, Any]) -> str:
+    """One line for a config TransformerLens refuses (its act_fn assertion lists functions)."""
+    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    if "act_fn" in text and " must be one of " in text:
+        names = sorted(set(re.findall(r"'(\w+)':", text)))
+        act_fn = config.get("act_fn")
+        return f"act_fn {act_fn!r} is not supported; expected one of {', '.join(names)}"
+    return text[:200]
 
 
 def load_model(name_or_dir: str | None, device: str = "cpu") -> LoadedModel:
@@ -167,7 +181,9 @@ def _load_folder(path: Path, device: str, name: str) -> LoadedModel:
         config = json.loads((path / "config.json").read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise SaesiteError(f"{path / 'config.json'}: not valid JSON ({err})") from None
-    model = build_model(config, device)
+    if not isinstance(config, dict):
+        raise SaesiteError(f"{path / 'config.json'}: expected a JSON object of config fields")
+    model = build_model(config, device, source=str(path / "config.json"))
     try:
         state = load_file(str(path / "model.safetensors"))
     except (SafetensorError, OSError, ValueError) as err:

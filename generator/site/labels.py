@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import orjson
-
 from saesite.errors import SaesiteError
 
 
@@ -65,11 +64,7 @@ def load_labels(path: str | Path) -> dict[int, str]:
         for key, label in data.items():
             add(key, label, f"key {key!r}")
         return labels
-    try:
-        rows = list(csv.reader(io.StringIO(text)))
-    except csv.Error as err:
-        raise SaesiteError(f"labels file {str(path)!r} is not valid CSV: {err}") from None
-    for line, row in enumerate(rows, start=1):
+    for line, row in _csv_rows(text, path):
         if not row or not any(cell.strip() for cell in row):
             continue
         if line == 1 and not row[0].strip().isdigit():
@@ -81,6 +76,24 @@ def load_labels(path: str | Path) -> dict[int, str]:
             )
         add(row[0], row[1], f"line {line}")
     return labels
+
+
+def _csv_rows(text: str, path: Path) -> list[tuple[int, list[str]]]:
+    """``(first line, cells)`` per CSV row; a quote left open is an error naming its line
+    (without ``strict`` the csv module silently swallows the rest of the file into one cell)."""
+    reader = csv.reader(io.StringIO(text), strict=True)
+    rows = []
+    start = 1
+    try:
+        for row in reader:
+            rows.append((start, row))
+            start = reader.line_num + 1
+    except csv.Error as err:
+        raise SaesiteError(
+            f"labels file {str(path)!r} line {start}: not valid CSV ({err}); expected "
+            'id,label rows, a label with commas or quotes in "double quotes" closed on its line'
+        ) from None
+    return rows
 
 
 class Labels:

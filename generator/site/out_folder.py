@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import orjson
-
 from saesite.errors import SaesiteError
 
 log = logging.getLogger(__name__)
@@ -148,7 +147,7 @@ def plan_output(
             f"--out {given!r} is a folder above the working folder; expected a folder for the site"
         )
     for item in inputs:
-        if item is not None and Path(item).exists() and _inside(real_path(item), target):
+        if item is not None and os.path.exists(item) and _inside(real_path(item), target):
             raise SaesiteError(
                 f"--out {given!r} holds the input {str(item)!r}; expected an output folder that "
                 "holds none of the inputs"
@@ -170,7 +169,9 @@ def plan_output(
     try:
         entries = sorted(p.name for p in target.iterdir() if not _is_debris(p.name))
     except PermissionError:
-        raise SaesiteError(f"output folder {given!r} cannot be read; expected a folder you own")
+        raise SaesiteError(
+            f"output folder {given!r} cannot be read; expected a folder you own"
+        ) from None
     if not entries:
         return OutputPlan(out=target)
     manifest = read_manifest(target)

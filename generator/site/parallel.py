@@ -50,6 +50,9 @@ def ranges(n: int, n_chunks: int) -> list[tuple[int, int]]:
 
 
 def _die_with_parent(parent: int) -> None:
+    # Ctrl-C reaches the whole process group: the parent alone handles it (and terminates the
+    # pool), so workers print no "Process ForkPoolWorker-N:" traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     except (OSError, AttributeError):  # not Linux: workers end when their queue closes

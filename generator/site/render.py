@@ -27,12 +27,11 @@ from pathlib import Path
 
 import jinja2
 import orjson
-from markupsafe import Markup
-from tqdm import tqdm
-
 import saesite
+from markupsafe import Markup
 from saesite.config import RenderConfig
 from saesite.errors import SaesiteError
+from saesite.site import toy_page, training_page
 from saesite.site.intake import (
     Intake,
     folder_width,
@@ -40,14 +39,15 @@ from saesite.site.intake import (
     take_records,
     take_records_in_workers,
 )
-from saesite.site import toy_page, training_page
 from saesite.site.labels import Labels
+from saesite.site.out_folder import MANIFEST
 from saesite.site.page_context import FeatureSummary, feature_context, site_facts, table_row
 from saesite.site.parallel import map_ranges, worker_count
 from saesite.site.search_index import shard_scripts
-from saesite.site.out_folder import MANIFEST
-from saesite.site.writer import SiteWriter, dumps_json, is_saesite_build
+from saesite.site.site_json import check_feature, check_site
 from saesite.site.token_markup import TokenDisplay
+from saesite.site.writer import SiteWriter, dumps_json, is_saesite_build
+from tqdm import tqdm
 
 log = logging.getLogger(__name__)
 
@@ -305,8 +305,13 @@ def rerender_site(
             f"{str(site_dir)!r} is not a saesite site (no {MANIFEST}); expected a folder "
             "`saesite build` wrote"
         )
-    site = orjson.loads((site_dir / "site.json").read_bytes())
-    entries = sorted(site.get("features") or [], key=lambda e: int(e["index"]))
+    site_path = site_dir / "site.json"
+    try:
+        site = orjson.loads(site_path.read_bytes())
+    except (OSError, orjson.JSONDecodeError) as err:
+        raise SaesiteError(f"{site_path}: missing or not valid JSON ({err})") from None
+    check_site(site, str(site_path))
+    entries = sorted(site.get("features") or [], key=lambda e: e["index"])
     features = _FeatureFiles(site_dir, [e["json"] for e in entries])
     render_cfg = (site.get("config") or {}).get("render") or {}
     fpf = render_cfg.get("features_per_folder") or RenderConfig().features_per_folder
@@ -319,7 +324,14 @@ def rerender_site(
         features_per_folder=int(fpf),
         workers=workers,
     )
-    return write_site(site, features, cfg)
+    try:
+        return write_site(site, features, cfg)
+    except (TypeError, KeyError, ValueError, AttributeError, IndexError) as err:
+        # a value check_site / check_feature do not cover (docs/schema.md has them all)
+        raise SaesiteError(
+            f"{str(site_dir)!r}: site.json or a feature file holds a value of the wrong type or "
+            f"misses a field ({type(err).__name__}: {err}); expected the layout of docs/schema.md"
+        ) from None
 
 
 class _FeatureFiles:
@@ -339,9 +351,11 @@ class _FeatureFiles:
         for rel_path in self.rel_paths[start:stop]:
             path = self.site_dir / rel_path
             try:
-                yield orjson.loads(path.read_bytes())
+                record = orjson.loads(path.read_bytes())
             except (OSError, orjson.JSONDecodeError) as err:
                 raise SaesiteError(
                     f"feature file {str(path)!r} is missing or corrupt ({err}); "
                     "rebuild the site with `saesite build`"
                 ) from None
+            check_feature(record, str(path))
+            yield record

@@ -23,7 +23,6 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import orjson
-
 from saesite.errors import SaesiteError
 from saesite.site.out_folder import (
     MANIFEST,
@@ -101,7 +100,7 @@ def check_output_folder(
     out: str | Path, *, replace_folder: str | None = None, inputs: Iterable[str | Path] = ()
 ) -> None:
     """Refuse early, before any work, an output path the site may not be written to."""
-    plan_output(out, replace_folder=replace_folder, inputs=inputs)
+    _check_writable(plan_output(out, replace_folder=replace_folder, inputs=inputs).out)
 
 
 def _unwritable(err: OSError, out: Path) -> SaesiteError:

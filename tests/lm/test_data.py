@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from saesite.config import DataConfig
 from saesite.errors import SaesiteError
 from saesite.lm.data import load_tokens
@@ -101,3 +102,21 @@ def test_jsonl_line_without_text_field_is_named_by_line_number(tmp_path, tokeniz
 def test_negative_sizes_are_refused_by_the_config(field):
     with pytest.raises(ValueError, match=f"--{field.replace('_', '-')} is -5"):
         DataConfig(**{field: -5})
+
+
+def test_a_large_npy_is_memory_mapped_and_cut_to_n_tokens_before_it_is_copied(tmp_path, tokenizer):
+    import tracemalloc
+
+    path = tmp_path / "big.npy"
+    rows = np.lib.format.open_memmap(path, mode="w+", dtype=np.int32, shape=(160_000, 64))
+    rows[:] = 7  # 41 MB of token ids
+    rows.flush()
+    del rows
+    tracemalloc.start()
+    try:
+        tokens = load_tokens(DataConfig(dataset=str(path), n_tokens=4096), tokenizer, 300)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert tuple(tokens.shape) == (64, 64) and tokens.dtype == torch.int64
+    assert peak < 1 << 20, f"peak {peak:,} bytes: the whole file was read"

@@ -1,7 +1,6 @@
 import os
 
 import pytest
-
 from saesite.site.parallel import map_ranges, ranges, worker_count
 
 
@@ -48,3 +47,44 @@ def test_workers_inherit_a_frozen_heap_and_the_parent_is_unfrozen_after():
     frozen = [count for _, count in map_ranges(lambda start, stop: gc.get_freeze_count(), 8, 2)]
     assert all(count > 0 for count in frozen)  # the collector skips what workers inherit
     assert gc.get_freeze_count() == 0
+
+
+INTERRUPTED_SCRIPT = """
+import sys, time
+from saesite.site.parallel import map_ranges
+try:
+    for _ in map_ranges(lambda start, stop: time.sleep(60), 8, 2):
+        pass
+except KeyboardInterrupt:
+    print("saesite: interrupted", file=sys.stderr)
+    sys.exit(130)
+"""
+
+
+def _children(pid: int) -> list[int]:
+    path = f"/proc/{pid}/task/{pid}/children"
+    with open(path) as handle:
+        return [int(p) for p in handle.read().split()]
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="needs Linux /proc")
+def test_ctrl_c_with_workers_running_prints_only_the_parents_line():
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    process = subprocess.Popen(
+        [sys.executable, "-c", INTERRUPTED_SCRIPT],
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a shell gives a foreground job
+    )
+    deadline = time.monotonic() + 60
+    while len(_children(process.pid)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)  # the workers are inside the job
+    os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert err.strip() == "saesite: interrupted", err
