@@ -62,6 +62,12 @@ def read_cfg_json(path: Path) -> dict[str, Any]:
         raise SaesiteError(f"{cfg_path}: not valid JSON ({err})") from None
     if not isinstance(raw, dict):
         raise SaesiteError(f"{cfg_path}: expected a JSON object, got {type(raw).__name__}")
+    metadata = raw.get("metadata")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise SaesiteError(
+            f"{cfg_path}: metadata is a {type(metadata).__name__}; expected an object "
+            '{"hook_name": ..., "model_name": ...}'
+        )
     return raw
 
 
@@ -164,8 +170,8 @@ def check_weights_file(path: Path, raw: dict[str, Any]) -> None:
             raise SaesiteError(
                 f"{weights_path}: tensor {name!r} has dtype {dtype}; expected a float dtype"
             )
-    d_in, d_sae = raw.get("d_in"), raw.get("d_sae")
-    if not isinstance(d_in, int) or not isinstance(d_sae, int):
+    d_in, d_sae = _whole(raw.get("d_in")), _whole(raw.get("d_sae"))
+    if d_in is None or d_sae is None:
         return
     expected = {"W_enc": (d_in, d_sae), "W_dec": (d_sae, d_in), "b_enc": (d_sae,), "b_dec": (d_in,)}
     for name, shape in expected.items():
@@ -174,6 +180,13 @@ def check_weights_file(path: Path, raw: dict[str, Any]) -> None:
                 f"{weights_path}: tensor {name!r} has shape {shapes[name]}; expected {shape} "
                 f"(d_in={d_in}, d_sae={d_sae} from cfg.json)"
             )
+
+
+def _whole(value: object) -> int | None:
+    """An integer given as such or as a whole float (``1e12`` in JSON), else None."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def load_folder(path: Path) -> SAE:
