@@ -221,7 +221,7 @@ def main() -> None:
         floors.append(floor_seconds(model, sae, tokens, args.batch_size))
         for ce in (False, True):
             start = time.perf_counter(), time.process_time()
-            result = run_pass(model, sae, tokens, HOOK, StatsConfig(**cfg, ce_loss=ce))
+            result = run_pass(model, sae, tokens, HOOK, StatsConfig(**cfg, ce_loss=ce)).finalize()
             passes[ce].append(elapsed(start))
     a, a_cpu = min(w for w, _ in floors), min(c for _, c in floors)
     report = Report(n, a, a_cpu)

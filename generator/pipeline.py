@@ -1,7 +1,13 @@
-"""The stages in order: load model, SAE and tokens; check them; one pass; records; write the site.
+"""The stages, each a function with typed input and output::
 
-Every check that can fail on user input runs before the pass, so a bad flag costs seconds, not
-a whole pass, and nothing is written until every record exists.
+    load(model, sae, hook=, data=)                     -> Loaded        model, SAE, hook, tokens
+    compute(loaded, StatsConfig, WeightStatsConfig)    -> FeatureStats  one pass + weights
+    write_records(stats, loaded, BuildConfig)          -> Records       site + feature records
+    render(records or a built site, RenderConfig)      -> Path          HTML from records alone
+
+``saesite build`` is the four calls (``build_site``); ``saesite render`` is the last one.
+Every check that can fail on user input runs in ``load``, before the pass, so a bad flag costs
+seconds, not a whole pass, and nothing is written until every record exists.
 """
 
 from __future__ import annotations
@@ -9,19 +15,34 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import replace
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
-from saesite import __version__
-from saesite.config import BuildConfig, DataConfig, StatsConfig, TrainSaeConfig
+from jaxtyping import Int
+from saesite.config import (
+    BuildConfig,
+    DataConfig,
+    RenderConfig,
+    StatsConfig,
+    TrainSaeConfig,
+    WeightStatsConfig,
+)
 from saesite.errors import SaesiteError
 from saesite.lm.data import load_tokens
-from saesite.lm.model import DEMO_SAE, LoadedModel, check_hook, load_model
+from saesite.lm.model import DEMO_SAE, LoadedModel, Tokenizer, check_hook, load_model
 from saesite.preflight import check_device, check_labels, check_stats_sizes, published_path
+from saesite.records.build import Records, build_records
 from saesite.sae.defaults import resolve_data, resolve_hook, resolve_model
-from saesite.sae.model import SAE, sae_summary
+from saesite.sae.model import SAE
 from saesite.sae.source import load_one_sae
+from saesite.stats.feature_stats import FeatureStats
+from torch import Tensor
+
+if TYPE_CHECKING:
+    from transformer_lens import HookedTransformer
 
 log = logging.getLogger(__name__)
 
@@ -97,45 +118,158 @@ def read_training_log(sae_dir: Path) -> dict | None:
     return training
 
 
-def build_site(config: BuildConfig) -> Path:
-    """``saesite build``: the whole pipeline. Returns the site folder."""
-    started = time.perf_counter()
-    device = config.stats.device
-    check_device(device)
-    preflight_out(config)
+@dataclass(frozen=True, kw_only=True)
+class Loaded:
+    """What ``load`` gives ``compute``: model, SAE, tokens and the hook joining them."""
+
+    model: HookedTransformer
+    tokenizer: Tokenizer
+    model_name: str
+    """As site.json ``model`` shows it: a hub name, a folder, or "demo"."""
+    sae: SAE
+    hook: str
+    """The hook whose activations the SAE reads (checked to exist and to have width d_in)."""
+    tokens: Int[Tensor, "n_seq seq_len"]
+    """The dataset, int64 on the CPU, validated against the model's vocabulary and context."""
+    data: DataConfig
+    """The data config the tokens came from, with defaults from the SAE's metadata filled in."""
+    training: dict | None = None
+    """The SAE's training log (``training_log.json`` beside its weights), if it has one."""
+
+
+def load(
+    model: str | None = None,
+    sae: str | Path | None = None,
+    *,
+    instance: int | None = None,
+    hook: str | None = None,
+    data: DataConfig | None = None,
+    labels: str | None = None,
+    device: str = "cpu",
+) -> Loaded:
+    """Stage 1: the model, the SAE (``instance``: of an ARENA n_instances state dict), the
+    tokens; every check that can fail on user input (``labels``: the file is checked against
+    the SAE's width)."""
     # The SAE first: it is cheaper than the model and names the model, hook and context.
-    sae_dir = Path(config.sae) if config.sae else DEMO_SAE
-    sae = load_one_sae(config.sae or DEMO_SAE, device, config.instance)
-    check_labels(config.render.labels, sae.cfg.d_sae)
+    sae_dir = Path(sae) if sae else DEMO_SAE
+    sae_module = load_one_sae(sae or DEMO_SAE, device, instance)
+    check_labels(labels, sae_module.cfg.d_sae)
     training = read_training_log(sae_dir) if sae_dir.is_dir() else None
-    hook = resolve_hook(config.hook, sae)
-    loaded = load_model(resolve_model(config.model, sae, config.sae is not None), device)
-    check_sae_fits(loaded.model, sae, hook)
-    data = resolve_data(config.data, sae, loaded.model.cfg.n_ctx)
-    config = replace(config, data=data)
-    tokens = load_tokens(data, loaded.tokenizer, loaded.model.cfg.d_vocab, loaded.model.cfg.n_ctx)
-    check_stats_sizes(config.stats, *tokens.shape, sae.cfg.d_sae)
+    hook = resolve_hook(hook, sae_module)
+    loaded = load_model(resolve_model(model, sae_module, sae is not None), device)
+    check_sae_fits(loaded.model, sae_module, hook)
+    cfg = loaded.model.cfg
+    data = resolve_data(data or DataConfig(), sae_module, cfg.n_ctx)
+    tokens = load_tokens(data, loaded.tokenizer, cfg.d_vocab, cfg.n_ctx)
     log.info(
         "model %s, hook %s, SAE %d -> %d (%s), %d x %d tokens",
         loaded.name,
         hook,
-        sae.cfg.d_in,
-        sae.cfg.d_sae,
-        sae.cfg.architecture,
+        sae_module.cfg.d_in,
+        sae_module.cfg.d_sae,
+        sae_module.cfg.architecture,
         *tokens.shape,
     )
-    from saesite.records.build import build_records
-    from saesite.site.render import write_site
+    return Loaded(
+        model=loaded.model,
+        tokenizer=loaded.tokenizer,
+        model_name=loaded.name,
+        sae=sae_module,
+        hook=hook,
+        tokens=tokens,
+        data=data,
+        training=training,
+    )
 
-    stats_cfg = bounded_batch(config.stats, tokens.shape[1], sae.cfg.d_sae)
-    computed = time.perf_counter()
-    records = build_records(loaded, sae, tokens, hook, stats_cfg, config.weights)
-    log.info("statistics (pass and weights) in %.1f s", time.perf_counter() - computed)
-    site = site_record(config, loaded, sae, hook, records)
-    if training is not None:
-        site["training"] = training
-    out = write_site(site, records.features, config.render, inputs=build_inputs(config))
-    log.info("wrote %s (%d features) in %.1f s", out, sae.cfg.d_sae, time.perf_counter() - started)
+
+def compute(loaded: Loaded, stats: StatsConfig, weights: WeightStatsConfig) -> FeatureStats:
+    """Stage 2: one streaming pass over the tokens, then the weight statistics (and, with
+    ``stats.ablation``, the ablation effects of the top examples)."""
+    from saesite.stats.pass_ import run_pass
+    from saesite.stats.weights import weight_stats
+
+    started = time.perf_counter()
+    tokens = torch.as_tensor(loaded.tokens, dtype=torch.int64)
+    check_stats_sizes(stats, *tokens.shape, loaded.sae.cfg.d_sae)
+    stats = bounded_batch(stats, tokens.shape[1], loaded.sae.cfg.d_sae)
+    result = run_pass(loaded.model, loaded.sae, tokens, loaded.hook, stats)
+    result.weights = weight_stats(loaded.model, loaded.sae, loaded.hook, weights)
+    if stats.ablation:
+        from saesite.stats.ablation import ablation_effects
+
+        result.ablation = ablation_effects(
+            loaded.model,
+            loaded.sae,
+            tokens,
+            loaded.hook,
+            result.topk.finalize(),
+            result.window,
+            stats.batch_size,
+            device=stats.device,
+        )
+    log.info("statistics (pass and weights) in %.1f s", time.perf_counter() - started)
+    return result
+
+
+def write_records(stats: FeatureStats, loaded: Loaded, config: BuildConfig) -> Records:
+    """Stage 3: the site record and the feature records (docs/schema.md), built from the
+    statistics in this process; ``config`` goes into site.json as how the site was made."""
+    config = replace(config, data=loaded.data)
+    config_dict = config.to_dict()
+    # Where the site was written, and by how many processes, is not part of how it was made:
+    # leaving it out keeps a site's bytes independent of both.
+    for key in ("out", "replace_folder", "workers"):
+        config_dict["render"].pop(key)
+    # Local paths are published relative to the working folder (or as base names), so a site
+    # does not carry its maker's home folder; full paths only with --record-paths.
+    publish = lambda path: published_path(path, config.record_paths)  # noqa: E731
+    config_dict["model"], config_dict["sae"] = publish(config.model), publish(config.sae)
+    config_dict["data"]["dataset"] = publish(config.data.dataset)
+    config_dict["render"]["labels"] = publish(config.render.labels)
+    name = loaded.model_name
+    return build_records(
+        stats.finalize(),
+        loaded.tokenizer,
+        model_name=publish(name) if name != "demo" else name,
+        hook=loaded.hook,
+        sae=loaded.sae,
+        config=config_dict,
+        training=loaded.training,
+    )
+
+
+def render(
+    records: Records | str | Path, cfg: RenderConfig, *, inputs: Sequence[str | Path] = ()
+) -> Path:
+    """Stage 4: HTML from the records alone, into ``cfg.out``. ``records`` is what
+    ``write_records`` returned, or a folder ``saesite build`` wrote (re-rendered in place).
+    ``inputs``: the files the build read, which the output folder may not hold."""
+    from saesite.site.render import rerender_site, write_site
+
+    if isinstance(records, Records):
+        return write_site(records.site, records.features, cfg, inputs=inputs)
+    return rerender_site(records, labels=cfg.labels, title=cfg.title, workers=cfg.workers)
+
+
+def build_site(config: BuildConfig) -> Path:
+    """``saesite build``: the four stages. Returns the site folder."""
+    started = time.perf_counter()
+    check_device(config.stats.device)
+    preflight_out(config)
+    loaded = load(
+        config.model,
+        config.sae,
+        instance=config.instance,
+        hook=config.hook,
+        data=config.data,
+        labels=config.render.labels,
+        device=config.stats.device,
+    )
+    stats = compute(loaded, config.stats, config.weights)
+    records = write_records(stats, loaded, config)
+    out = render(records, config.render, inputs=build_inputs(config))
+    n = len(records.features)
+    log.info("wrote %s (%d features) in %.1f s", out, n, time.perf_counter() - started)
     return out
 
 
@@ -148,36 +282,6 @@ def bounded_batch(stats: StatsConfig, seq_len: int, d_sae: int) -> StatsConfig:
         "batch size %d -> %d sequences to bound memory (%d features)", stats.batch_size, fits, d_sae
     )
     return replace(stats, batch_size=fits)
-
-
-def site_record(config: BuildConfig, loaded: LoadedModel, sae: SAE, hook: str, records) -> dict:
-    config_dict = config.to_dict()
-    # Where the site was written, and by how many processes, is not part of how it was made:
-    # leaving it out keeps a site's bytes independent of both.
-    for key in ("out", "replace_folder", "workers"):
-        config_dict["render"].pop(key)
-    # Local paths are published relative to the working folder (or as base names), so a site
-    # does not carry its maker's home folder; full paths only with --record-paths.
-    publish = lambda path: published_path(path, config.record_paths)  # noqa: E731
-    config_dict["model"], config_dict["sae"] = publish(config.model), publish(config.sae)
-    config_dict["data"]["dataset"] = publish(config.data.dataset)
-    config_dict["render"]["labels"] = publish(config.render.labels)
-    return {
-        "saesite_version": __version__,
-        "model": publish(loaded.name) if loaded.name != "demo" else loaded.name,
-        "hook": hook,
-        "d_in": sae.cfg.d_in,
-        "d_sae": sae.cfg.d_sae,
-        "sae": sae_summary(sae),
-        "n_tokens": records.n_tokens,
-        "n_seq": records.n_seq,
-        "seq_len": records.seq_len,
-        "config": config_dict,
-        "metrics": records.metrics,
-        "density_histogram": records.density_histogram,
-        "token_bytes": records.token_bytes,
-        "labels": {},
-    }
 
 
 def training_tokens(loaded: LoadedModel, data: DataConfig) -> torch.Tensor:

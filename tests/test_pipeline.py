@@ -175,7 +175,7 @@ def test_two_builds_with_the_same_inputs_are_byte_identical(
 def test_records_and_pages_built_by_three_workers_are_the_bytes_of_one_process(
     tmp_path, tiny_model_dir, tiny_sae_dir, tiny_tokens_npy
 ):
-    # records.FeatureRecords built a range per forked worker, torch running inside them
+    # records built in this process, pages rendered from their JSON by forked workers
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     for name, workers in (("one", "1"), ("three", "3")):
         command = build_command(tiny_model_dir, tiny_sae_dir, tiny_tokens_npy, tmp_path / name)

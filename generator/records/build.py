@@ -1,10 +1,10 @@
 """Plain, JSON-ready records: the only contract between compute and render.
 
-``build_records`` runs the streaming pass and the weight statistics and turns their tensors into
-dicts and lists of ``int | float | str | bool | None`` shaped exactly as ``docs/schema.md``
-describes. No tensor crosses this module's output. The per-feature dicts are built a chunk of
-features at a time while the renderer consumes them (``FeatureRecords``), so memory holds the
-pass's tensors and one chunk of dicts, never all of them.
+``build_records`` turns finalised statistics (``stats.feature_stats.FinalStats``) into dicts and
+lists of ``int | float | str | bool | None`` shaped exactly as ``docs/schema.md`` describes, in
+the main process. No tensor crosses this module's output. The per-feature dicts are built a
+chunk of features at a time (vectorised) while the renderer consumes them (``FeatureRecords``),
+so memory holds the statistics' tensors and one chunk of dicts, never all of them.
 
 Rounding, to keep pages small: the per-token ``acts`` of every example are rounded to 4
 significant digits (0 stays 0; the result is the double nearest the 4-digit decimal, so JSON
@@ -17,21 +17,21 @@ from __future__ import annotations
 
 import gc
 import math
-import os
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from saesite.config import StatsConfig, WeightStatsConfig
+from saesite import __version__
 from saesite.lm.model import invalid_token_bytes
+from saesite.sae.model import SAE, sae_summary
+from saesite.stats.windows import Window
 
 if TYPE_CHECKING:
-    from saesite.lm.model import LoadedModel, Tokenizer
-    from saesite.sae.model import SAE
-    from saesite.stats.pass_ import PassResult
+    from saesite.lm.model import Tokenizer
+    from saesite.stats.feature_stats import FinalStats
     from saesite.stats.weights import WeightStats
     from torch import Tensor
 
@@ -40,19 +40,16 @@ FEATURE_CHUNK = 1024
 """Features whose dicts are built together (vectorised conversion, bounded memory)."""
 
 
-@dataclass
-class StatsRecords:
-    features: FeatureRecords
-    """One dict per feature, the feature JSON of docs/schema.md, ordered by index (built lazily)."""
-    metrics: dict
-    """site.json ``metrics``."""
-    density_histogram: dict
-    """``{edges, counts, dead}`` of log10 density over the live features."""
-    token_bytes: dict[str, str]
-    """Raw bytes (hex) of the ids in the dataset or the logit effects that are not valid UTF-8."""
-    n_tokens: int
-    n_seq: int
-    seq_len: int
+@dataclass(frozen=True)
+class Records:
+    """What ``write_records`` gives ``render``: the site record and every feature record."""
+
+    site: dict
+    """site.json fields (docs/schema.md) but the per-feature ``features`` list and ``labels``,
+    which the renderer adds."""
+    features: Collection[dict]
+    """One dict per feature, the feature JSON of docs/schema.md, in index order (a
+    ``FeatureRecords`` builds them lazily, a chunk at a time)."""
 
 
 def round_significant(values: np.ndarray, digits: int = 4) -> np.ndarray:
@@ -92,12 +89,10 @@ def gc_paused() -> Iterator[None]:
 class ExampleWriter:
     """Turns (act, global token index, window activations) into example dicts."""
 
-    def __init__(
-        self, tokens: np.ndarray, tokenizer: Tokenizer, context_before: int, context_after: int
-    ):
-        self.tokens = tokens
+    def __init__(self, tokens: np.ndarray, seq_start: int, tokenizer: Tokenizer, window: Window):
+        self.tokens, self.seq_start = tokens, seq_start
         self.seq_len = tokens.shape[1]
-        self.before, self.after = context_before, context_after
+        self.window = window
         self.tokenizer = tokenizer
         self.byte_ids: set[int] = set()
         """Ids whose raw bytes are not valid UTF-8 on their own (shown as marked bytes)."""
@@ -126,14 +121,15 @@ class ExampleWriter:
 
         ``ablation`` [rows, n, width], when given, adds each example's ``ablation`` list.
         """
-        index_np = index.numpy()
-        valid = index_np >= 0
-        idx = np.where(valid, index_np, 0)
-        seq, pos = np.divmod(idx, self.seq_len)
-        start = np.maximum(pos - self.before, 0)
-        length = np.minimum(pos + self.after, self.seq_len - 1) - start + 1
-        columns = np.minimum(start[..., None] + np.arange(windows.shape[-1]), self.seq_len - 1)
-        ids = self.tokens[seq[..., None], columns]  # [rows, n, width], padded past the end
+        valid_t = index >= 0
+        idx = torch.where(valid_t, index, self.seq_start * self.seq_len)
+        seq_t, pos_t = idx // self.seq_len, idx % self.seq_len
+        start_t, length_t = self.window.bounds(pos_t, self.seq_len)
+        columns = self.window.columns(pos_t, self.seq_len).numpy()
+        valid, seq, pos = valid_t.numpy(), seq_t.numpy(), pos_t.numpy()
+        start, length = start_t.numpy(), length_t.numpy()
+        row = seq - self.seq_start
+        ids = self.tokens[row[..., None], columns]  # [rows, n, width], padded past the end
         texts_l = self.texts(ids[valid]).tolist()
         ids_l = ids[valid].tolist()
         # Zeros as the integer 0 ("0", not "0.0"): most of a window does not fire, and this is
@@ -193,7 +189,7 @@ def density_histogram(density: np.ndarray, dead: np.ndarray) -> dict:
     return {"edges": edges.tolist(), "counts": counts.tolist(), "dead": int(dead.sum())}
 
 
-def _histograms(result: PassResult, rows: slice) -> list[dict]:
+def _histograms(result: FinalStats, rows: slice) -> list[dict]:
     hist = result.histograms
     n_bins = hist.counts.shape[1]
     counts_l = hist.counts[rows].tolist()
@@ -246,7 +242,7 @@ def _neuron_records(weights: WeightStats, rows: slice) -> tuple[list, list]:
     return exposures, shares
 
 
-def _quantile_records(result: PassResult, writer: ExampleWriter, rows: slice) -> list[list[dict]]:
+def _quantile_records(result: FinalStats, writer: ExampleWriter, rows: slice) -> list[list[dict]]:
     intervals = result.intervals
     examples = writer.examples(
         intervals.values[rows].flatten(0, 1),
@@ -271,7 +267,7 @@ def _quantile_records(result: PassResult, writer: ExampleWriter, rows: slice) ->
     ]
 
 
-def _cofiring_records(result: PassResult, rows: slice) -> list[list[dict]]:
+def _cofiring_records(result: FinalStats, rows: slice) -> list[list[dict]]:
     cofiring = result.cofiring
     # exact counts need no mark; sampled ones say they are estimates
     mark = {} if cofiring.exact else {"estimated": True}
@@ -299,35 +295,19 @@ class FeatureRecords:
     dicts every time); ``list(records)`` materialises them all.
     """
 
-    def __init__(
-        self,
-        result: PassResult,
-        weights: WeightStats,
-        tokens: np.ndarray,
-        tokenizer: Tokenizer,
-        chunk: int = FEATURE_CHUNK,
-    ):
-        self.result, self.weights, self.chunk = result, weights, chunk
-        self._pid = os.getpid()
-        self.writer = ExampleWriter(tokens, tokenizer, result.context_before, result.context_after)
+    def __init__(self, result: FinalStats, tokenizer: Tokenizer, chunk: int = FEATURE_CHUNK):
+        self.result, self.weights, self.chunk = result, result.weights, chunk
+        self.writer = ExampleWriter(
+            result.token_ids.numpy(), result.seq_start, tokenizer, result.window
+        )
 
     def __len__(self) -> int:
         return int(self.result.firing.count.shape[0])
 
     def __iter__(self) -> Iterator[dict]:
-        return self.between(0, len(self))
-
-    def between(self, start: int, stop: int) -> Iterator[dict]:
-        """The dicts of features ``start … stop - 1``, built a chunk at a time.
-
-        Safe in a forked worker (the renderer builds ranges in parallel): there torch runs on
-        one thread, as in a DataLoader worker, since its thread pool does not survive a fork.
-        """
-        if os.getpid() != self._pid:
-            torch.set_num_threads(1)
-        for first in range(start, stop, self.chunk):
+        for first in range(0, len(self), self.chunk):
             with gc_paused():
-                block = self.build(slice(first, min(first + self.chunk, stop)))
+                block = self.build(slice(first, min(first + self.chunk, len(self))))
             yield from block
 
     def build(self, rows: slice) -> list[dict]:
@@ -394,29 +374,40 @@ def shown_token_ids(tokens: np.ndarray, weights: WeightStats) -> set[int]:
 
 
 def build_records(
-    loaded: LoadedModel,
-    sae: SAE,
-    tokens: Any,
+    result: FinalStats,
+    tokenizer: Tokenizer,
+    *,
+    model_name: str,
     hook: str,
-    stats_cfg: StatsConfig,
-    weights_cfg: WeightStatsConfig,
-) -> StatsRecords:
-    """Run the streaming pass and the weight statistics; return JSON-ready records."""
-    from saesite.stats.pass_ import run_pass
-    from saesite.stats.weights import weight_stats
+    sae: SAE,
+    config: dict,
+    training: dict | None = None,
+) -> Records:
+    """The site record and the (lazily built) feature records of finalised statistics.
 
-    tokens = torch.as_tensor(tokens, dtype=torch.int64)
-    result = run_pass(loaded.model, sae, tokens, hook, stats_cfg)
-    weights = weight_stats(loaded.model, sae, hook, weights_cfg)
-    features = FeatureRecords(result, weights, tokens.numpy(), loaded.tokenizer)
-    used_ids = shown_token_ids(tokens.numpy(), weights)
+    ``config`` is the build's configuration as a dict (site.json ``config``); ``training`` the
+    SAE's training log, shown on the training page when present.
+    """
+    if result.weights is None:
+        raise ValueError("statistics without weight statistics; expected them from compute")
+    used_ids = shown_token_ids(result.token_ids.numpy(), result.weights)
     firing = result.firing
-    return StatsRecords(
-        features=features,
-        metrics=dict(result.metrics),
-        density_histogram=density_histogram(firing.density.numpy(), firing.dead.numpy()),
-        token_bytes=invalid_token_bytes(loaded.tokenizer, used_ids),
-        n_tokens=result.n_tokens,
-        n_seq=result.n_seq,
-        seq_len=result.seq_len,
-    )
+    site = {
+        "saesite_version": __version__,
+        "model": model_name,
+        "hook": hook,
+        "d_in": sae.cfg.d_in,
+        "d_sae": sae.cfg.d_sae,
+        "sae": sae_summary(sae),
+        "n_tokens": result.n_tokens,
+        "n_seq": result.n_seq,
+        "seq_len": result.seq_len,
+        "config": config,
+        "metrics": dict(result.metrics),
+        "density_histogram": density_histogram(firing.density.numpy(), firing.dead.numpy()),
+        "token_bytes": invalid_token_bytes(tokenizer, used_ids),
+        "labels": {},
+    }
+    if training is not None:
+        site["training"] = training
+    return Records(site=site, features=FeatureRecords(result, tokenizer))

@@ -1,15 +1,12 @@
 """Records in: each feature's JSON, and what the other pages need of it (``FeatureSummary``).
 
-Two ways, the same bytes: ``take_records`` consumes any iterable once, in this process, holding
-JSON in memory up to ``HELD_JSON_BYTES`` for the page workers; ``take_records_in_workers`` has
-forked workers build a range of records each (from a source that can give any range: a list,
-``records.FeatureRecords``, a built site's JSON files), write their JSON and send back only the
-summaries and site.json entries. No torch here.
+``take_records`` consumes the records once, in this process, holding JSON in memory up to
+``HELD_JSON_BYTES`` for the page workers. No torch here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 
 from tqdm import tqdm
 
@@ -17,7 +14,6 @@ from saesite.errors import SaesiteError
 from saesite.site.headline import headline
 from saesite.site.labels import Labels
 from saesite.site.page_context import FeatureSummary
-from saesite.site.parallel import map_ranges
 from saesite.site.search_index import index_row
 from saesite.site.writer import SiteWriter, dumps_json
 from saesite.site.token_markup import TokenDisplay, visible_label
@@ -100,40 +96,3 @@ def take_records(
         else:
             writer.write(summary.json, data)
     return summaries, entries, held
-
-
-def range_source(features: Collection[Mapping]) -> Callable[[int, int], Iterable[Mapping]] | None:
-    """``records(start, stop)`` for sources that can give any range of their records (a list,
-    ``records.FeatureRecords``, a built site's JSON files), else None (iterable once)."""
-    if isinstance(features, Sequence):
-        return lambda start, stop: features[start:stop]
-    return getattr(features, "between", None)
-
-
-def take_records_in_workers(
-    records: Callable[[int, int], Iterable[Mapping]],
-    n: int,
-    intake: Intake,
-    writer: SiteWriter,
-    workers: int,
-) -> tuple[list[FeatureSummary], list[dict]]:
-    """The records of ``[0, n)`` in forked workers, a range each: every worker builds its
-    records, writes their JSON and sends back only the summaries and site.json entries."""
-
-    def take(start: int, stop: int) -> tuple[int, list, tuple[int, int, int]]:
-        mark = writer.mark()
-        out = []
-        for expected, feature in enumerate(records(start, stop), start):
-            summary, entry, data = intake(feature, expected)
-            writer.write(summary.json, data)
-            out.append((summary, entry))
-        return start, out, writer.written_since(mark)
-
-    chunks = []
-    with tqdm(total=n, desc="records", unit="feature", disable=None, leave=False) as bar:
-        for done, (start, out, written) in map_ranges(take, n, workers):
-            writer.count(written)
-            chunks.append((start, out))
-            bar.update(done)
-    pairs = [pair for _, out in sorted(chunks, key=lambda chunk: chunk[0]) for pair in out]
-    return [summary for summary, _ in pairs], [entry for _, entry in pairs]

@@ -5,11 +5,10 @@
     index.html  site.json  .nojekyll  static/  search/index-K.js  table/page-K.html
     features/NNN/<index>.html + .json      (NNN = index // features_per_folder, zero-padded)
 
-Records come in once (``generator/site/intake.py``): each becomes its JSON and a summary (path,
-label, search row), in forked workers a range each when the records can be built by range, else
-in this process; the site-wide pages follow, then every feature page, rendered from its JSON in
-worker processes, so memory holds summaries and JSON bytes, not records. Everything goes into a
-temporary folder swapped in at the end (``site_writer.SiteWriter``). ``rerender_site`` redoes
+Records come in once, in this process (``site/intake.py``): each becomes its JSON and a summary
+(path, label, search row); the site-wide pages follow, then every feature page, rendered from its
+JSON in worker processes, so memory holds summaries and JSON bytes, not records. Everything goes
+into a temporary folder swapped in at the end (``site_writer.SiteWriter``). ``rerender_site`` redoes
 this from a built site's JSON alone.
 
 Security: Jinja autoescapes everything; the Content-Security-Policy forbids any request but
@@ -32,13 +31,7 @@ from markupsafe import Markup
 from saesite.config import RenderConfig
 from saesite.errors import SaesiteError
 from saesite.site import toy_page, training_page
-from saesite.site.intake import (
-    Intake,
-    folder_width,
-    range_source,
-    take_records,
-    take_records_in_workers,
-)
+from saesite.site.intake import Intake, folder_width, take_records
 from saesite.site.labels import Labels
 from saesite.site.out_folder import MANIFEST
 from saesite.site.page_context import FeatureSummary, feature_context, site_facts, table_row
@@ -163,9 +156,8 @@ def write_site(
     ``cfg.out``, atomically. Returns the output folder. ``inputs``: paths the build read, which
     the output folder must not hold (the labels file is added here).
 
-    ``features`` is read once: a list (sorted here), a source with ``between(start, stop)``
-    such as ``records.FeatureRecords`` (built a chunk at a time; with several workers, a range
-    per worker), or any sized iterable in index order. Each record becomes JSON as it arrives,
+    ``features`` is read once, in this process: a list (sorted here) or any sized iterable in
+    index order, such as ``records.build.FeatureRecords``. Each record becomes JSON as it arrives,
     and its page is rendered from that JSON once every summary (which links and search need)
     exists, so memory holds summaries and JSON bytes (see ``intake.HELD_JSON_BYTES``), not
     records.
@@ -192,20 +184,10 @@ def write_site(
     inputs = [*inputs, cfg.labels] if cfg.labels else list(inputs)
     with SiteWriter(cfg.out, replace_folder=cfg.replace_folder, inputs=inputs) as writer:
         # 1. records: each feature's JSON, and what other pages need of it
-        source = range_source(features) if workers > 1 else None
-        if source is not None:
-            summaries, entries = take_records_in_workers(source, n, intake, writer, workers)
-            held: dict[int, bytes] = {}  # the workers wrote every feature's JSON
-        else:
-            summaries, entries, held = take_records(features, intake, writer)
+        summaries, entries, held = take_records(features, intake, writer)
         if len(summaries) != n:
             raise SaesiteError(f"{len(summaries)} feature records for {n} features; expected {n}")
-        log.debug(
-            "feature records and JSON for %d features in %.1f s (%d processes)",
-            n,
-            time.perf_counter() - t0,
-            1 if source is None else workers,
-        )
+        log.debug("feature records and JSON for %d features in %.1f s", n, time.perf_counter() - t0)
         t1 = time.perf_counter()
 
         # 2. site-wide files
@@ -344,11 +326,7 @@ class _FeatureFiles:
         return len(self.rel_paths)
 
     def __iter__(self) -> Iterator[dict]:
-        return self.between(0, len(self.rel_paths))
-
-    def between(self, start: int, stop: int) -> Iterator[dict]:
-        """The records of features ``start … stop - 1``."""
-        for rel_path in self.rel_paths[start:stop]:
+        for rel_path in self.rel_paths:
             path = self.site_dir / rel_path
             try:
                 record = orjson.loads(path.read_bytes())

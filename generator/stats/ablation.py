@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from jaxtyping import Float, Int
 from saesite.sae.model import SAE
 from saesite.stats.topk import TopK
+from saesite.stats.windows import Window
 from torch import Tensor
 from tqdm.auto import tqdm
 
@@ -47,20 +48,17 @@ def ablation_effects(
     tokens: Int[Tensor, "n_seq seq_len"],
     hook: str,
     topk: TopK,
-    context_before: int,
-    context_after: int,
+    window: Window,
     batch_size: int,
     device: str = "cpu",
 ) -> Float[Tensor, "d_sae k width"]:
     """Change in next-token loss on each top example's window when its feature is ablated."""
     seq_len = tokens.shape[1]
-    width = context_before + context_after + 1
-    out = torch.zeros(*topk.index.shape, width)
+    out = torch.zeros(*topk.index.shape, window.width)
     feature_idx, slot = torch.nonzero(topk.index >= 0, as_tuple=True)
     seq = topk.index[feature_idx, slot] // seq_len
     pos = topk.index[feature_idx, slot] % seq_len
-    start = (pos - context_before).clamp_min(0)
-    length = (pos + context_after).clamp_max(seq_len - 1) - start + 1
+    columns, inside = window.columns(pos, seq_len), window.inside(pos, seq_len)
 
     clean = torch.zeros(tokens.shape[0], seq_len)
     needed = torch.unique(seq)
@@ -90,8 +88,6 @@ def ablation_effects(
 
         logits = model.run_with_hooks(batch, fwd_hooks=[(hook, ablate)])
         delta = next_token_losses(logits, batch).cpu() - clean[seq[part]]
-        columns = (start[part, None] + torch.arange(width)).clamp_max(seq_len - 1)
-        windows = delta.gather(1, columns)
-        inside = torch.arange(width)[None, :] < length[part, None]
-        out[feature_idx[part], slot[part]] = torch.where(inside, windows, 0.0)
+        windows = delta.gather(1, columns[part])
+        out[feature_idx[part], slot[part]] = torch.where(inside[part], windows, 0.0)
     return out

@@ -6,7 +6,7 @@ each accumulator. Accumulator memory depends on d_sae and the config, never on t
 tokens; so does the loop's (one batch at a time).
 
 The accumulators (each ``update / merge / finalize``; ``merge`` of disjoint token shards equals
-one pass, or has the same distribution for the samplers):
+one pass, or has the same distribution for the samplers), held together by ``FeatureStats``:
     firing.py      counts, float64 sums, maxima -> density, mean, max, dead, dense, l0
     histogram.py   exact per-feature histograms, power-of-two widths with range doubling
     topk.py        top-k tokens with their context windows
@@ -24,7 +24,6 @@ batches the pass costs little more than the forward and the encoder matmul
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
@@ -33,15 +32,9 @@ from saesite.config import StatsConfig
 from saesite.errors import SaesiteError
 from saesite.sae.model import SAE
 from saesite.stats.batch import TokenBatch
-from saesite.stats.cofiring import Cofiring, CofiringAccumulator
-from saesite.stats.cofiring_sample import SampledCofiringAccumulator
-from saesite.stats.firing import FiringAccumulator, FiringStats
+from saesite.stats.feature_stats import FeatureStats
 from saesite.stats.forward import HookRunner
 from saesite.stats.heap import reuse_freed_memory
-from saesite.stats.histogram import HistogramAccumulator, Histograms
-from saesite.stats.metrics import LossAccumulator, ReconstructionAccumulator
-from saesite.stats.quantiles import IntervalAccumulator, Intervals
-from saesite.stats.topk import TopK, TopKAccumulator
 from torch import Tensor
 from tqdm.auto import tqdm
 
@@ -49,72 +42,6 @@ if TYPE_CHECKING:
     from transformer_lens import HookedTransformer
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class PassResult:
-    """Everything the streaming pass measured; tensors on the CPU."""
-
-    n_seq: int
-    seq_len: int
-    context_before: int
-    context_after: int
-    firing: FiringStats
-    histograms: Histograms
-    topk: TopK
-    intervals: Intervals
-    cofiring: Cofiring
-    metrics: dict[str, float | int | None]
-    ablation: Tensor | None = None
-    """[d_sae, k, width] change in next-token loss per top example (``cfg.ablation``)."""
-
-    @property
-    def n_tokens(self) -> int:
-        return self.n_seq * self.seq_len
-
-
-class FeatureAccumulators:
-    """The per-feature accumulators of one shard, driven together."""
-
-    def __init__(self, d_sae: int, cfg: StatsConfig):
-        device = cfg.device
-        self.firing = FiringAccumulator(d_sae, cfg.dense_threshold, device=device)
-        self.histograms = HistogramAccumulator(d_sae, cfg.n_bins, device=device)
-        self.topk = TopKAccumulator(
-            d_sae, cfg.top_k, cfg.context_before, cfg.context_after, device=device
-        )
-        self.intervals = IntervalAccumulator(
-            d_sae,
-            cfg.n_bins,
-            cfg.n_intervals,
-            cfg.interval_samples,
-            cfg.context_before,
-            cfg.context_after,
-            seed=cfg.seed,
-            device=device,
-        )
-        if d_sae <= cfg.cofiring_exact_max_features:
-            self.cofiring = CofiringAccumulator(d_sae, cfg.n_cofiring, device=device)
-        else:
-            self.cofiring = SampledCofiringAccumulator(
-                d_sae,
-                cfg.n_cofiring,
-                cfg.cofiring_samples,
-                cfg.cofiring_candidates,
-                seed=cfg.seed + 1,
-                device=device,
-            )
-
-    def all(self) -> list:
-        return [self.firing, self.histograms, self.topk, self.intervals, self.cofiring]
-
-    def update(self, acts, batch: TokenBatch) -> None:
-        for accumulator in self.all():
-            accumulator.update(acts, batch)
-
-    def merge(self, other: FeatureAccumulators) -> None:
-        for mine, theirs in zip(self.all(), other.all(), strict=True):
-            mine.merge(theirs)
 
 
 def check_finite(x: Float[Tensor, "tok d_in"], first_seq: int, seq_len: int, hook: str) -> None:
@@ -139,58 +66,20 @@ def run_pass(
     tokens: Int[Tensor, "n_seq seq_len"],
     hook: str,
     cfg: StatsConfig,
-) -> PassResult:
-    """Stream ``tokens`` through the model and SAE once and finalize every statistic."""
-    n_seq, seq_len = tokens.shape
-    d_sae = sae.cfg.d_sae
-    features = FeatureAccumulators(d_sae, cfg)
-    recon = ReconstructionAccumulator(sae.cfg.d_in, device=cfg.device)
-    losses = LossAccumulator()
+    seq_start: int = 0,
+) -> FeatureStats:
+    """Stream ``tokens`` (the dataset's sequences from ``seq_start`` on) through the model and
+    SAE once; return the accumulators, not yet finalised (so shards can merge)."""
+    stats = FeatureStats.empty(sae.cfg.d_sae, sae.cfg.d_in, cfg, tokens, seq_start)
     runner = HookRunner(model, sae, hook, ce_loss=cfg.ce_loss)
-    starts = range(0, n_seq, cfg.batch_size)
+    starts = range(0, tokens.shape[0], cfg.batch_size)
     for start in tqdm(starts, desc="statistics", unit="batch", disable=None, leave=False):
         batch_tokens = tokens[start : start + cfg.batch_size].to(cfg.device)
         out = runner.run(batch_tokens)
-        check_finite(out.x, start, batch_tokens.shape[1], hook)
-        batch = TokenBatch(token_ids=batch_tokens, seq_start=start, active=out.active)
-        features.update(out.acts, batch)
-        recon.update(out.x, out.x_hat)
+        check_finite(out.x, seq_start + start, batch_tokens.shape[1], hook)
+        batch = TokenBatch(token_ids=batch_tokens, seq_start=seq_start + start, active=out.active)
+        stats.update(out.acts, batch)
+        stats.reconstruction.update(out.x, out.x_hat)
         if out.loss is not None:
-            losses.update(out.loss)
-    firing = features.firing.finalize()
-    metrics: dict[str, float | int | None] = {
-        **recon.finalize(),
-        "l0": firing.l0,
-        "dead_count": int(firing.dead.sum()),
-        "dense_count": int(firing.dense.sum()),
-        **losses.finalize(),
-    }
-    topk = features.topk.finalize()
-    ablation = None
-    if cfg.ablation:
-        from saesite.stats.ablation import ablation_effects
-
-        ablation = ablation_effects(
-            model,
-            sae,
-            tokens,
-            hook,
-            topk,
-            cfg.context_before,
-            cfg.context_after,
-            cfg.batch_size,
-            device=cfg.device,
-        )
-    return PassResult(
-        n_seq=n_seq,
-        seq_len=seq_len,
-        context_before=cfg.context_before,
-        context_after=cfg.context_after,
-        firing=firing,
-        histograms=features.histograms.finalize(),
-        topk=topk,
-        intervals=features.intervals.finalize(),
-        cofiring=features.cofiring.finalize(),
-        metrics=metrics,
-        ablation=ablation,
-    )
+            stats.losses.update(out.loss)
+    return stats

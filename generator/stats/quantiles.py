@@ -34,7 +34,7 @@ from jaxtyping import Float, Int
 from saesite.stats.batch import TokenBatch
 from saesite.stats.grouping import best_of_union, smallest_per_group
 from saesite.stats.histogram import E_EMPTY, MAX_BINS, fold_bins, required_exponent
-from saesite.stats.windows import gather_windows
+from saesite.stats.windows import Window, gather_windows
 from torch import Tensor
 
 
@@ -60,8 +60,7 @@ class IntervalAccumulator:
         n_bins: int,
         n_intervals: int,
         samples: int,
-        context_before: int,
-        context_after: int,
+        window: Window,
         seed: int = 0,
         device: str = "cpu",
     ):
@@ -69,8 +68,8 @@ class IntervalAccumulator:
             raise ValueError(f"n_bins is {n_bins}; expected 2..{MAX_BINS}")
         self.d_sae, self.n_bins, self.n_intervals, self.s = d_sae, n_bins, n_intervals, samples
         self.n_res = math.ceil(n_bins / 2)
-        self.before, self.after = context_before, context_after
-        width = context_before + context_after + 1
+        self.window = window
+        width = window.width
         slots = d_sae * self.n_res
         self.generator = torch.Generator(device=device).manual_seed(seed)
         self.exponent = torch.full((d_sae,), E_EMPTY, dtype=torch.int64, device=device)
@@ -158,9 +157,7 @@ class IntervalAccumulator:
         tok, feat, values = active.tok[cand], active.feat[cand], active.values[cand]
 
         def fetch(ids: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-            windows = gather_windows(
-                acts, tok[ids], feat[ids], batch.seq_len, self.before, self.after
-            )
+            windows = gather_windows(acts, tok[ids], feat[ids], batch.seq_len, self.window)
             return tok[ids] + batch.token_offset, values[ids], windows
 
         self._insert(slot[cand], key[cand], fetch)

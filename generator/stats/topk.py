@@ -21,7 +21,7 @@ import torch
 from jaxtyping import Float, Int
 from saesite.stats.batch import TokenBatch
 from saesite.stats.grouping import best_of_union, float_order, rank_within_group, sort_by_group
-from saesite.stats.windows import gather_windows
+from saesite.stats.windows import Window, gather_windows
 from torch import Tensor
 
 NO_TOKEN = torch.iinfo(torch.int64).max
@@ -41,12 +41,10 @@ class TopK:
 class TopKAccumulator:
     """The k highest activations of each feature and their context windows."""
 
-    def __init__(
-        self, d_sae: int, k: int, context_before: int, context_after: int, device: str = "cpu"
-    ):
+    def __init__(self, d_sae: int, k: int, window: Window, device: str = "cpu"):
         self.k = k
-        self.before, self.after = context_before, context_after
-        width = context_before + context_after + 1
+        self.window = window
+        width = window.width
         self.values = torch.full((d_sae, k), float("-inf"), device=device)
         self.index = torch.full((d_sae, k), NO_TOKEN, dtype=torch.int64, device=device)
         self.windows = torch.zeros(d_sae, k, width, device=device)
@@ -83,7 +81,7 @@ class TopKAccumulator:
         self.values[f, c] = active.values[won]
         self.index[f, c] = active.tok[won] + batch.token_offset
         self.windows[f, c] = gather_windows(
-            acts, active.tok[won], active.feat[won], batch.seq_len, self.before, self.after
+            acts, active.tok[won], active.feat[won], batch.seq_len, self.window
         )
 
     def merge(self, other: TopKAccumulator) -> None:

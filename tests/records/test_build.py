@@ -3,10 +3,9 @@ import math
 import numpy as np
 import pytest
 import torch
-from saesite.config import StatsConfig, WeightStatsConfig
-from saesite.lm.model import load_model
-from saesite.records.build import build_records, density_histogram, round_significant
-from saesite.sae.load import load_sae
+from saesite.config import BuildConfig, DataConfig, StatsConfig, WeightStatsConfig
+from saesite.pipeline import compute, load, write_records
+from saesite.records.build import density_histogram, round_significant
 
 HOOK = "blocks.0.mlp.hook_post"
 STATS = StatsConfig(
@@ -43,12 +42,18 @@ FEATURE_KEYS = {
 EXAMPLE_KEYS = {"act", "seq", "pos", "window_start", "tokens", "acts"}
 
 
+def build_records(loaded, stats_cfg: StatsConfig):
+    """The records of the loaded model, SAE and tokens: the compute and write_records stages."""
+    stats = compute(loaded, stats_cfg, WEIGHTS)
+    return write_records(stats, loaded, BuildConfig(hook=HOOK, stats=stats_cfg, weights=WEIGHTS))
+
+
 @pytest.fixture(scope="module")
 def built(tiny_model_dir, tiny_sae_dir, tiny_tokens_npy):
-    loaded = load_model(str(tiny_model_dir))
-    sae = load_sae(tiny_sae_dir)
-    tokens = torch.from_numpy(np.load(tiny_tokens_npy)).long()
-    records = build_records(loaded, sae, tokens, HOOK, STATS, WEIGHTS)
+    data = DataConfig(dataset=str(tiny_tokens_npy))
+    loaded = load(str(tiny_model_dir), str(tiny_sae_dir), hook=HOOK, data=data)
+    sae, tokens = loaded.sae, loaded.tokens
+    records = build_records(loaded, STATS)
     with torch.no_grad():
         _, cache = loaded.model.run_with_cache(tokens, names_filter=HOOK)
         acts = sae.encode(cache[HOOK].reshape(-1, sae.cfg.d_in))
@@ -70,7 +75,10 @@ def test_density_histogram_counts_live_features_in_quarter_decades():
 def test_records_match_brute_force_density_max_and_top_examples(built):
     loaded, sae, tokens, records, acts = built
     n_tokens, seq_len = tokens.numel(), tokens.shape[1]
-    assert (records.n_tokens, records.n_seq, records.seq_len) == (n_tokens, *tokens.shape)
+    assert tuple(records.site[k] for k in ("n_tokens", "n_seq", "seq_len")) == (
+        n_tokens,
+        *tokens.shape,
+    )
     assert len(records.features) == sae.cfg.d_sae
     for f, feature in enumerate(records.features):
         assert feature["index"] == f and set(feature) == FEATURE_KEYS
@@ -126,7 +134,7 @@ def test_records_are_plain_json_values_and_metrics_are_complete(built):
             assert not (isinstance(value, float) and math.isnan(value))
 
     check(list(records.features))
-    check(records.metrics)
+    check(records.site["metrics"])
     assert {
         "mse",
         "explained_variance",
@@ -137,20 +145,23 @@ def test_records_are_plain_json_values_and_metrics_are_complete(built):
         "ce_loss_spliced",
         "ce_loss_zero_ablated",
         "ce_loss_recovered",
-    } <= set(records.metrics)
+    } <= set(records.site["metrics"])
     for feature in records.features:
         if feature["dead"]:
             assert feature["histogram"] == {"edges": [], "counts": []}
         else:
             assert sum(feature["histogram"]["counts"]) == round(
-                feature["density"] * records.n_tokens
+                feature["density"] * records.site["n_tokens"]
             )
 
 
 def test_records_are_identical_for_the_same_seed(built, tiny_sae_dir):
     loaded, sae, tokens, records, _ = built
-    again = build_records(loaded, sae, tokens, HOOK, STATS, WEIGHTS)
-    assert list(again.features) == list(records.features) and again.metrics == records.metrics
+    again = build_records(loaded, STATS)
+    assert (
+        list(again.features) == list(records.features)
+        and again.site["metrics"] == records.site["metrics"]
+    )
 
 
 def test_records_quantile_examples_lie_inside_their_intervals_and_fractions_sum_to_one(built):
@@ -190,7 +201,7 @@ def test_records_carry_ablation_per_top_example_only_when_asked(built):
     loaded, sae, tokens, records, _ = built
     assert all("ablation" not in e for f in records.features for e in f["top_examples"])
     with_ablation = build_records(
-        loaded, sae, tokens[:3], HOOK, replace(STATS, ablation=True, ce_loss=False), WEIGHTS
+        replace(loaded, tokens=tokens[:3]), replace(STATS, ablation=True, ce_loss=False)
     )
     examples = [e for f in with_ablation.features for e in f["top_examples"]]
     assert examples and all(len(e["ablation"]) == len(e["acts"]) for e in examples)
@@ -199,7 +210,7 @@ def test_records_carry_ablation_per_top_example_only_when_asked(built):
 
 def test_token_ids_are_kept_exactly_on_examples_whose_window_holds_an_invalid_utf8_token(built):
     loaded, _, tokens, records, _ = built
-    byte_ids = {int(i) for i in records.token_bytes}
+    byte_ids = {int(i) for i in records.site["token_bytes"]}
     with_ids = without_ids = 0
     for feature in records.features:
         for example in feature["top_examples"]:
@@ -213,7 +224,10 @@ def test_token_ids_are_kept_exactly_on_examples_whose_window_holds_an_invalid_ut
                 with_ids += 1
     assert with_ids > 0 and without_ids > 0
     for token_id in byte_ids:
-        assert loaded.tokenizer.invalid_utf8_bytes(token_id) == records.token_bytes[str(token_id)]
+        assert (
+            loaded.tokenizer.invalid_utf8_bytes(token_id)
+            == records.site["token_bytes"][str(token_id)]
+        )
 
 
 def test_records_built_a_chunk_at_a_time_equal_those_built_at_once(built):
@@ -225,21 +239,3 @@ def test_records_built_a_chunk_at_a_time_equal_those_built_at_once(built):
     finally:
         records.features.chunk = chunk
     assert len(records.features) == len(whole) == sae.cfg.d_sae
-
-
-def test_records_of_any_range_equal_that_slice_of_all_records_also_in_forked_workers(built):
-    from saesite.site.parallel import map_ranges
-
-    _, _, _, records, _ = built
-    whole = list(records.features)
-    assert list(records.features.between(3, 11)) == whole[3:11]
-    # forked workers build with torch on one thread, after the parent's pass used its pool
-    parts = dict(
-        (start, rows)
-        for _, (start, rows) in map_ranges(
-            lambda start, stop: (start, list(records.features.between(start, stop))),
-            len(whole),
-            2,
-        )
-    )
-    assert [r for start in sorted(parts) for r in parts[start]] == whole

@@ -301,11 +301,11 @@ def test_records_and_pages_done_by_two_worker_processes_are_the_bytes_of_one(tmp
     one = _write(tmp_path, n=40, name="one", workers=1)
     two = _write(tmp_path, n=40, name="two", workers=2)
     assert _files(one) == _files(two)
-    rerender_site(two, workers=2)  # JSON files read back a range per worker
+    rerender_site(two, workers=2)  # JSON files read back, pages by two workers
     assert _files(two) == _files(one)
 
 
-def test_records_that_can_be_iterated_only_once_are_taken_in_this_process(tmp_path):
+def test_records_are_taken_once_in_this_process_even_with_two_page_workers(tmp_path):
     site, features = sample_site(12, seed=1)
     once = _OneShot(features, tmp_path / "once")
     write_site(site, once, RenderConfig(out=str(tmp_path / "once"), workers=2))

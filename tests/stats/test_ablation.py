@@ -1,7 +1,9 @@
 import torch
 import torch.nn.functional as F
 from saesite.config import StatsConfig
+from saesite.stats.ablation import ablation_effects
 from saesite.stats.pass_ import run_pass
+from saesite.stats.windows import Window
 
 from tests.stats.test_pass import tiny_model, tiny_sae, tiny_tokens
 
@@ -20,12 +22,13 @@ def test_ablation_of_each_top_example_matches_a_direct_run_without_the_feature()
         ce_loss=False,
         ablation=True,
     )
-    result = run_pass(model, sae, tokens, HOOK, cfg)
+    topk = run_pass(model, sae, tokens, HOOK, cfg).topk.finalize()
+    ablation = ablation_effects(model, sae, tokens, HOOK, topk, Window(3, 2), batch_size=3)
     seq_len = tokens.shape[1]
     checked = 0
     for f in range(6):
         for slot in range(2):
-            index = int(result.topk.index[f, slot])
+            index = int(topk.index[f, slot])
             if index < 0:
                 continue
             seq, pos = divmod(index, seq_len)
@@ -45,8 +48,8 @@ def test_ablation_of_each_top_example_matches_a_direct_run_without_the_feature()
             delta = torch.cat([delta, torch.zeros(1)])
             start, end = max(pos - 3, 0), min(pos + 2, seq_len - 1)
             expected = delta[start : end + 1]
-            got = result.ablation[f, slot, : end - start + 1]
+            got = ablation[f, slot, : end - start + 1]
             assert torch.allclose(got, expected, atol=1e-5)
-            assert (result.ablation[f, slot, end - start + 1 :] == 0).all()
+            assert (ablation[f, slot, end - start + 1 :] == 0).all()
             checked += 1
     assert checked >= 6

@@ -63,7 +63,7 @@ def direct_losses(model, sae, tokens, hook):
 def test_ce_loss_recovered_matches_direct_computation_with_hooks(hook, d_in):
     model, sae, tokens = tiny_model(), tiny_sae(d_in), tiny_tokens()
     cfg = StatsConfig(batch_size=4, top_k=3, n_bins=8, n_intervals=2, ce_loss=True)
-    metrics = run_pass(model, sae, tokens, hook, cfg).metrics
+    metrics = run_pass(model, sae, tokens, hook, cfg).finalize().metrics
     clean, spliced, zeroed = direct_losses(model, sae, tokens, hook)
     assert metrics["ce_loss_clean"] == pytest.approx(clean, rel=1e-5)
     assert metrics["ce_loss_spliced"] == pytest.approx(spliced, rel=1e-5)
@@ -77,7 +77,7 @@ def test_pass_with_and_without_ce_loss_gives_the_same_feature_statistics():
     model, sae, tokens = tiny_model(), tiny_sae(64), tiny_tokens()
     hook = "blocks.0.mlp.hook_post"
     results = [
-        run_pass(model, sae, tokens, hook, StatsConfig(batch_size=4, ce_loss=ce))
+        run_pass(model, sae, tokens, hook, StatsConfig(batch_size=4, ce_loss=ce)).finalize()
         for ce in (False, True)
     ]
     assert torch.allclose(results[0].firing.max, results[1].firing.max)
@@ -88,7 +88,8 @@ def test_pass_with_and_without_ce_loss_gives_the_same_feature_statistics():
 def test_reconstruction_metrics_match_brute_force_over_all_tokens():
     model, sae, tokens = tiny_model(), tiny_sae(64), tiny_tokens()
     hook = "blocks.0.mlp.hook_post"
-    metrics = run_pass(model, sae, tokens, hook, StatsConfig(batch_size=4, ce_loss=False)).metrics
+    cfg = StatsConfig(batch_size=4, ce_loss=False)
+    metrics = run_pass(model, sae, tokens, hook, cfg).finalize().metrics
     with torch.no_grad():
         _, cache = model.run_with_cache(tokens, names_filter=hook)
         x = cache[hook].reshape(-1, 64).double()
@@ -141,7 +142,7 @@ def test_cofiring_of_a_tiny_model_equals_a_brute_force_count_over_all_tokens():
     model, sae, tokens = tiny_model(), tiny_sae(64), tiny_tokens()
     hook = "blocks.0.mlp.hook_post"
     cfg = StatsConfig(batch_size=4, ce_loss=False, n_cofiring=6)
-    cofiring = run_pass(model, sae, tokens, hook, cfg).cofiring
+    cofiring = run_pass(model, sae, tokens, hook, cfg).finalize().cofiring
     with torch.no_grad():
         _, cache = model.run_with_cache(tokens, names_filter=hook)
         fires = (sae.encode(cache[hook].reshape(-1, 64)) > 0).double()
@@ -158,4 +159,5 @@ def test_cofiring_of_a_tiny_model_equals_a_brute_force_count_over_all_tokens():
 def test_above_the_exact_limit_cofiring_is_estimated_and_says_so():
     model, sae, tokens = tiny_model(), tiny_sae(64), tiny_tokens()
     cfg = StatsConfig(batch_size=4, ce_loss=False, cofiring_exact_max_features=8)
-    assert not run_pass(model, sae, tokens, "blocks.0.mlp.hook_post", cfg).cofiring.exact
+    stats = run_pass(model, sae, tokens, "blocks.0.mlp.hook_post", cfg)
+    assert not stats.finalize().cofiring.exact

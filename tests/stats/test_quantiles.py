@@ -3,7 +3,7 @@ import pytest
 import torch
 from saesite.stats.histogram import HistogramAccumulator
 from saesite.stats.quantiles import IntervalAccumulator
-from saesite.stats.windows import window_bounds
+from saesite.stats.windows import Window
 
 from tests.stats.shards import D_SAE, SEQ_LEN, SHARD_SPLITS, batches, random_acts
 
@@ -16,7 +16,7 @@ def run_shards(tokens, acts, split, n_bins=N_BINS, seed=0):
     hist = HistogramAccumulator(D_SAE, n_bins)
     for shard, n_seq in enumerate(split):
         acc = IntervalAccumulator(
-            D_SAE, n_bins, N_INTERVALS, SAMPLES, BEFORE, AFTER, seed=seed * 100 + shard
+            D_SAE, n_bins, N_INTERVALS, SAMPLES, Window(BEFORE, AFTER), seed=seed * 100 + shard
         )
         for batch_acts, batch in batches(tokens, acts, first, n_seq, batch_size=2):
             acc.update(batch_acts, batch)
@@ -74,9 +74,8 @@ def test_interval_samples_are_real_firings_inside_their_interval_with_their_wind
             assert ((values >= lo) & (values < hi)).all()
             for slot, token in enumerate(kept.tolist()):
                 seq, pos = divmod(token, SEQ_LEN)
-                start, length = (
-                    int(t) for t in window_bounds(torch.tensor([pos]), SEQ_LEN, BEFORE, AFTER)
-                )
+                start = max(pos - BEFORE, 0)
+                length = min(pos + AFTER, SEQ_LEN - 1) - start + 1
                 window = acts[seq * SEQ_LEN + start : seq * SEQ_LEN + start + length, f]
                 got = intervals.windows[f, i, slot, :length]
                 assert torch.equal(got, window.half().float())

@@ -1,7 +1,7 @@
 import pytest
 import torch
 from saesite.stats.topk import TopKAccumulator
-from saesite.stats.windows import window_bounds
+from saesite.stats.windows import Window
 
 from tests.stats.shards import D_SAE, SEQ_LEN, SHARD_SPLITS, feed_shards, random_acts
 
@@ -20,7 +20,7 @@ def test_topk_merge_of_shards_equals_brute_force_values_positions_and_windows(sp
     tokens, acts = random_acts()
     before, after = 3, 2
     top = feed_shards(
-        lambda: TopKAccumulator(D_SAE, k, before, after),
+        lambda: TopKAccumulator(D_SAE, k, Window(before, after)),
         tokens,
         acts,
         split,
@@ -34,8 +34,8 @@ def test_topk_merge_of_shards_equals_brute_force_values_positions_and_windows(sp
         assert (top.index[f, n:] == -1).all() and torch.isinf(top.values[f, n:]).all()
         for slot, (_, token) in enumerate(expected[f]):
             seq, pos = divmod(token, SEQ_LEN)
-            start, length = window_bounds(torch.tensor([pos]), SEQ_LEN, before, after)
-            start, length = int(start), int(length)
+            start = max(pos - before, 0)
+            length = min(pos + after, SEQ_LEN - 1) - start + 1
             window = acts[seq * SEQ_LEN + start : seq * SEQ_LEN + start + length, f]
             assert torch.equal(top.windows[f, slot, :length], window)
             assert (top.windows[f, slot, length:] == 0).all()
@@ -46,6 +46,6 @@ def test_topk_ties_are_broken_by_the_earlier_token():
     acts[:, 5] = 0
     acts[[3, 17, 60, 61, 99], 5] = 2.0
     top = feed_shards(
-        lambda: TopKAccumulator(D_SAE, 3, 1, 1), tokens, acts, [4, 8], reverse_merge=True
+        lambda: TopKAccumulator(D_SAE, 3, Window(1, 1)), tokens, acts, [4, 8], reverse_merge=True
     ).finalize()
     assert top.index[5].tolist() == [3, 17, 60]
