@@ -1,12 +1,12 @@
 from pathlib import Path
 
 import orjson
-
 from saesite.site.intake import Intake, take_records
 from saesite.site.labels import Labels
-from tests.fixtures.sample_records import sample_site
-from saesite.site.writer import SiteWriter
 from saesite.site.token_markup import TokenDisplay
+from saesite.site.writer import SiteWriter
+
+from tests.fixtures.sample_records import sample_site
 
 
 def _intake(site: dict, n: int) -> Intake:
@@ -34,5 +34,5 @@ def test_records_are_taken_in_index_order_into_their_folders_with_json_held_for_
         writer.commit()
     assert [s.index for s in summaries] == [e["index"] for e in entries] == list(range(23))
     assert [s.json for s in summaries][:6] == [f"features/{i // 5:03d}/{i}.json" for i in range(6)]
-    assert len(_json_files(tmp_path / "here")) == 23
+    assert len([p for p in _json_files(tmp_path / "here") if p.startswith("features/")]) == 23
     assert orjson.loads((tmp_path / "here" / summaries[7].json).read_bytes())["index"] == 7
