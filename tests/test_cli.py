@@ -366,7 +366,7 @@ def test_cuda_on_a_cpu_only_torch_is_one_line(capsys, base_args, tmp_path):
 def test_running_out_of_memory_is_one_line_saying_how_to_lower_the_batch(
     capsys, base_args, tmp_path, monkeypatch
 ):
-    import saesite.records.build
+    import saesite.stats.pass_
 
     def out_of_memory(*args, **kwargs):
         raise RuntimeError(
@@ -374,7 +374,7 @@ def test_running_out_of_memory_is_one_line_saying_how_to_lower_the_batch(
             "memory: you tried to allocate 68719476736 bytes. Error code 12"
         )
 
-    monkeypatch.setattr(saesite.records.build, "build_records", out_of_memory)
+    monkeypatch.setattr(saesite.stats.pass_, "run_pass", out_of_memory)
     code, err = run_cli(capsys, *base_args, "--batch-size", "8")
     assert_one_line_error(code, err, "out of memory", tmp_path / "site")
     assert "lower --batch-size (now 8)" in err
