@@ -53,6 +53,16 @@ def _defaults(config_class: type) -> dict:
 WORKERS_HELP = "processes building feature records and pages (default: one per CPU, at most 8)"
 
 
+def _count_or_all(text: str) -> int | None:
+    """A positive count, or ``all`` (None)."""
+    if text == "all":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a count; expected N or 'all'") from None
+
+
 def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--model",
@@ -136,6 +146,13 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--context-after", type=int, default=3, help="tokens shown after")
     b.add_argument("--dense-threshold", type=float, default=0.1)
     b.add_argument("--no-ce-loss", action="store_true", help="skip the CE-loss metrics")
+    b.add_argument(
+        "--ce-tokens",
+        type=_count_or_all,
+        default=_defaults(StatsConfig)["ce_tokens"],
+        help="tokens (whole sequences from the start) the CE losses use, or 'all' "
+        "(default: %(default)s; site.json gives the standard error)",
+    )
     b.add_argument(
         "--ablation",
         action="store_true",
@@ -256,6 +273,7 @@ def cmd_build(args: argparse.Namespace) -> None:
             context_after=args.context_after,
             dense_threshold=args.dense_threshold,
             ce_loss=not args.no_ce_loss,
+            ce_tokens=args.ce_tokens,
             ablation=args.ablation,
             seed=args.seed,
             device=args.device,
@@ -271,8 +289,10 @@ def cmd_build(args: argparse.Namespace) -> None:
         record_paths=args.record_paths,
     )
     from saesite.pipeline import build_site
+    from saesite.threads import use_available_cpus
 
     _warn_force(args)
+    use_available_cpus()
     build_site(config)
 
 
@@ -332,9 +352,11 @@ def cmd_train_sae(args: argparse.Namespace) -> None:
     from saesite.output_files import SAE_FILES, check_files_free
     from saesite.pipeline import train_sae_command
     from saesite.preflight import check_device
+    from saesite.threads import use_available_cpus
 
     check_files_free(args.out, SAE_FILES, force=args.force)
     check_device(args.device)
+    use_available_cpus()
     summary = train_sae_command(
         model=args.model, data=_data_config(args), config=config, model_batch_size=args.batch_size
     )

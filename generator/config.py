@@ -69,7 +69,11 @@ class StatsConfig:
     cofiring_samples: int = 16
     """Firing tokens sampled per feature for the co-firing estimate (stats/cofiring_sample)."""
     ce_loss: bool = True
-    """Compute clean / spliced / zero-ablated language-model loss (three extra forwards)."""
+    """Compute clean / spliced / zero-ablated language-model loss (the model from the hook on,
+    three times)."""
+    ce_tokens: int | None = 8192
+    """Tokens (whole sequences from the start of the dataset) the CE losses are computed on;
+    site.json reports the standard error of CE loss recovered. None: every token."""
     ablation: bool = False
     """Per top example, the change in next-token loss when the feature is ablated."""
     seed: int = 0
@@ -90,6 +94,7 @@ class StatsConfig:
         ):
             _positive(name, getattr(self, name))
         _positive("interval_samples", self.interval_samples, allow_zero=True)
+        _positive("ce_tokens", self.ce_tokens)
         _positive("context_before", self.context_before, allow_zero=True)
         _positive("context_after", self.context_after, allow_zero=True)
         if not 0.0 < self.dense_threshold <= 1.0:

@@ -466,3 +466,22 @@ def test_render_of_a_hand_edited_site_is_one_line_and_leaves_it_alone(
     assert "Traceback" not in err
     assert {p: p.read_bytes() for p in site.rglob("*") if p.is_file()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["site"]
+
+
+def test_ce_tokens_zero_is_refused(capsys, base_args, tmp_path):
+    code, err = run_cli(capsys, *base_args, "--ce-tokens", "0")
+    assert_one_line_error(
+        code, err, "--ce-tokens is 0; expected a positive number", tmp_path / "site"
+    )
+
+
+def test_ce_tokens_all_computes_the_losses_on_every_sequence(
+    capsys, base_args, tmp_path, tiny_tokens_npy
+):
+    code, err = run_cli(capsys, *base_args, "--ce-tokens", "all", "--workers", "1")
+    assert code == 0, err
+    site = json.loads((tmp_path / "site" / "site.json").read_text())
+    n_seq, seq_len = np.load(tiny_tokens_npy).shape
+    assert site["config"]["stats"]["ce_tokens"] is None
+    assert site["metrics"]["ce_loss_tokens"] == n_seq * (seq_len - 1)
+    assert site["metrics"]["ce_loss_recovered_se"] > 0

@@ -218,6 +218,8 @@ _METRICS = (
     ("explained_variance", "explained variance", fmt_num),
     ("mse", "MSE", fmt_num),
     ("ce_loss_recovered", "CE loss recovered", fmt_num),
+    ("ce_loss_recovered_se", "CE loss recovered, standard error", fmt_num),
+    ("ce_loss_tokens", "CE loss, predictions averaged", fmt_int),
     ("ce_loss_clean", "CE loss, clean", fmt_num),
     ("ce_loss_spliced", "CE loss, SAE spliced in", fmt_num),
     ("ce_loss_zero_ablated", "CE loss, zero-ablated", fmt_num),

@@ -20,6 +20,8 @@ import signal
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
+from saesite.threads import available_cpus
+
 R = TypeVar("R")
 
 CHUNKS_PER_WORKER = 8
@@ -30,17 +32,13 @@ _job: Callable[[int, int], object] | None = None
 
 
 def worker_count(requested: int | None, n_items: int, min_items: int) -> int:
-    """``requested`` if given, else the CPUs this process may use (at most 8) when there are at
-    least ``min_items`` items, else 1."""
+    """``requested`` if given, else the CPUs this process may use (affinity and cgroup quota,
+    ``saesite.threads``; at most 8) when there are at least ``min_items`` items, else 1."""
     if requested is not None:
         return max(1, requested)
     if n_items < min_items:
         return 1
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cpus = os.cpu_count() or 1
-    return max(1, min(cpus, 8))
+    return max(1, min(available_cpus(), 8))
 
 
 def ranges(n: int, n_chunks: int) -> list[tuple[int, int]]:

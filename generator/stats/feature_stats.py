@@ -91,7 +91,7 @@ class FeatureStats:
             ),
             cofiring=cofiring_accumulator(d_sae, cfg),
             reconstruction=ReconstructionAccumulator(d_in, device=device),
-            losses=LossAccumulator(),
+            losses=LossAccumulator(device=device),
         )
 
     @property

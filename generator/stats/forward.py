@@ -4,13 +4,14 @@ Without losses, the forward stops at the hook: ``stop_at_layer`` skips every lat
 exception raised from the hook skips the rest of the hook's own block (TransformerLens removes
 hooks in a ``finally``, so this is safe).
 
-With losses, one forward computes all three: the blocks before the hook's block run once
-(``stop_at_layer``), their output is replicated three times, and the rest of the model runs from
-the hook's block (``start_at_layer``) with a hook that keeps copy 1 (clean), replaces copy 2 by
-the SAE reconstruction (spliced) and copy 3 by zeros (zero-ablated). A ``hook_resid_post`` is
-the next block's input, so there the hook's own block runs once too and the three copies start
-at the next block. Hooks outside the blocks (``hook_embed``, ``ln_final.*``) and shortformer
-models replicate the tokens instead.
+With losses, the three copies (clean, spliced: the hook's activation replaced by the SAE
+reconstruction, zero-ablated: by zeros) share everything before the hook, so it runs once: the
+blocks before the hook's block (``stop_at_layer``), then that block up to the hook, and only the
+rest of the model runs on the three copies (``stats/continuation.py``), the clean loss coming
+from the same forward as the activations. Losses are computed for the first ``n_loss`` sequences
+of a batch (the ``--ce-tokens`` budget); the rest stop at the hook. Hooks whose block suffix is
+not applied by hand replay the hook's block on the three copies with a splicing hook; hooks
+outside the blocks (``hook_embed``, ``ln_final.*``) and shortformer models replay the model.
 """
 
 from __future__ import annotations
@@ -26,7 +27,15 @@ import torch.nn.functional as F
 from jaxtyping import Float, Int
 from saesite.sae.model import SAE
 from saesite.stats.batch import SparseActs
-from saesite.stats.metrics import LossSums
+from saesite.stats.continuation import (
+    SUFFIX_CONTEXT,
+    block_suffix,
+    final_residual,
+    next_token_targets,
+    sequence_losses,
+    split_hook,
+    suffix_supported,
+)
 from torch import Tensor
 
 if TYPE_CHECKING:
@@ -59,7 +68,8 @@ class HookOutput:
     acts: Float[Tensor, "tok d_sae"]
     active: SparseActs
     x_hat: Float[Tensor, "tok d_in"]
-    loss: LossSums | None
+    loss: Float[Tensor, "3 seq"] | None
+    """Summed next-token loss per sequence: clean, spliced, zero-ablated (float64)."""
 
 
 def decode_sparse(sae: SAE, active: SparseActs) -> Float[Tensor, "tok d_in"]:
@@ -86,41 +96,25 @@ def reconstruct(sae: SAE, x: Float[Tensor, "tok d_in"]) -> tuple[Tensor, SparseA
     return acts, active, norm.undo(x_hat) if norm is not None else x_hat
 
 
-def next_token_loss_sums(
-    logits: Float[Tensor, "batch pos d_vocab"], tokens: Int[Tensor, "batch pos"], n_groups: int
-) -> list[float]:
-    """Σ −log p(tokens[:, p+1] | prefix) over p < pos-1 for each of ``n_groups`` equal row
-    groups of ``logits`` (all predicting ``tokens``), in float64.
-
-    One fused cross-entropy over the contiguous logits (the last position is ignored), which
-    avoids copying the largest tensor of the pass.
-    """
-    target = F.pad(tokens[:, 1:], (0, 1), value=-100).repeat(n_groups, 1)
-    losses = F.cross_entropy(
-        logits.reshape(-1, logits.shape[-1]),
-        target.reshape(-1),
-        reduction="none",
-        ignore_index=-100,
-    )
-    return losses.view(n_groups, -1).sum(1, dtype=torch.float64).tolist()
-
-
 class HookRunner:
     """Activations at ``hook`` for a batch of token sequences, and optionally the three losses."""
 
-    def __init__(self, model: HookedTransformer, sae: SAE, hook: str, ce_loss: bool):
+    def __init__(self, model: HookedTransformer, sae: SAE, hook: str):
         self.model, self.sae, self.hook = model, sae, hook
-        self.ce_loss = ce_loss
         block = hook_block(hook)
         shortformer = model.cfg.positional_embedding_type == "shortformer"
         self.start_layer = block if block is not None and not shortformer else None
-        resid_post = self.start_layer is not None and hook == f"blocks.{block}.hook_resid_post"
-        self.after_block = block + 1 if resid_post else None
-        """For a ``hook_resid_post``: the layer where the three copies start."""
+        self.from_hook = self.start_layer is not None and suffix_supported(model, hook)
+        """Whether the three copies start at the hook itself (else at its block's input)."""
 
     @torch.no_grad()
-    def run(self, tokens: Int[Tensor, "batch pos"]) -> HookOutput:
-        return self._with_loss(tokens) if self.ce_loss else self._to_hook(tokens)
+    def run(self, tokens: Int[Tensor, "batch pos"], n_loss: int = 0) -> HookOutput:
+        """Activations for the batch; the three losses of its first ``n_loss`` sequences."""
+        if n_loss == 0:
+            return self._to_hook(tokens)
+        if self.from_hook:
+            return self._with_loss_from_hook(tokens, n_loss)
+        return self._with_loss_replayed(tokens, n_loss)
 
     def _flat(self, act: Tensor) -> Tensor:
         d_in = self.sae.cfg.d_in
@@ -148,9 +142,48 @@ class HookRunner:
         acts, active, x_hat = reconstruct(self.sae, x)
         return HookOutput(x=x, acts=acts, active=active, x_hat=x_hat, loss=None)
 
-    def _with_loss(self, tokens: Int[Tensor, "batch pos"]) -> HookOutput:
-        if self.after_block is not None:
-            return self._with_loss_from_next_block(tokens)
+    def _with_loss_from_hook(self, tokens: Int[Tensor, "batch pos"], n_loss: int) -> HookOutput:
+        """The model to the hook once; from the hook on, three copies of the first ``n_loss``
+        sequences (``stats/continuation.py``)."""
+        block_idx, name = split_hook(self.hook)
+        resid = self.model(tokens, stop_at_layer=block_idx)  # the input of the hook's block
+        context_hook = SUFFIX_CONTEXT[name]
+        captured: dict[str, Tensor] = {"hook_resid_pre": resid}
+        if name == "hook_resid_pre":
+            captured["value"] = resid
+        else:
+            capture = lambda key: lambda act, hook: captured.__setitem__(key, act)  # noqa: E731
+
+            def stop(act: Tensor, hook) -> None:
+                captured["value"] = act
+                raise _Stop
+
+            hooks = [(f"blocks.{block_idx}.{name}", stop)]
+            if context_hook == "hook_resid_mid":
+                hooks.insert(0, (f"blocks.{block_idx}.hook_resid_mid", capture(context_hook)))
+            try:
+                self.model.run_with_hooks(
+                    resid, start_at_layer=block_idx, stop_at_layer=block_idx + 1, fwd_hooks=hooks
+                )
+            except _Stop:
+                pass
+        value = captured["value"]
+        x = self._flat(value)
+        acts, active, x_hat = reconstruct(self.sae, x)
+        clean = value[:n_loss]
+        copies = torch.cat(
+            [clean, x_hat[: clean.numel() // x.shape[1]].view(clean.shape).to(clean.dtype)]
+            + [torch.zeros_like(clean)]
+        )
+        context = captured[context_hook][:n_loss].repeat(3, 1, 1) if context_hook else None
+        resid_post = block_suffix(self.model.blocks[block_idx], name, copies, context)
+        final = final_residual(self.model, resid_post, block_idx + 1)
+        loss = sequence_losses(self.model, final, tokens[:n_loss])
+        return HookOutput(x=x, acts=acts, active=active, x_hat=x_hat, loss=loss.view(3, n_loss))
+
+    def _with_loss_replayed(self, tokens: Int[Tensor, "batch pos"], n_loss: int) -> HookOutput:
+        """The hook's block (or, outside the blocks, the whole model) runs on the batch and on
+        two more copies of its first ``n_loss`` sequences; a hook splices the copies."""
         n = tokens.shape[0]
         captured: dict[str, Tensor] = {}
 
@@ -158,41 +191,32 @@ class HookRunner:
             x = self._flat(act[:n])
             acts, active, x_hat = reconstruct(self.sae, x)
             captured.update(x=x, acts=acts, active=active, x_hat=x_hat)
-            act[n : 2 * n] = x_hat.reshape(act[n : 2 * n].shape).to(act.dtype)
-            act[2 * n :] = 0
+            spliced = act[n : n + n_loss]
+            rows = x_hat[: spliced.numel() // x.shape[1]]
+            act[n : n + n_loss] = rows.view(spliced.shape).to(act.dtype)
+            act[n + n_loss :] = 0
             return act
 
+        def three(batch: Tensor) -> Tensor:
+            return torch.cat([batch, batch[:n_loss], batch[:n_loss]])
+
         if self.start_layer is None:
-            logits = self.model.run_with_hooks(tokens.repeat(3, 1), fwd_hooks=[(self.hook, splice)])
+            logits = self.model.run_with_hooks(three(tokens), fwd_hooks=[(self.hook, splice)])
+            rows = torch.cat([logits[:n_loss], logits[n:]])
+            target = next_token_targets(tokens[:n_loss], 3)
+            losses = F.cross_entropy(
+                rows.flatten(0, 1).float(), target, reduction="none", ignore_index=-100
+            )
+            loss = losses.view(3 * n_loss, -1).sum(1, dtype=torch.float64)
         else:
             resid = self.model(tokens, stop_at_layer=self.start_layer)
-            logits = self.model.run_with_hooks(
-                resid.repeat(3, 1, 1),
+            final = self.model.run_with_hooks(
+                three(resid),
                 start_at_layer=self.start_layer,
+                stop_at_layer=self.model.cfg.n_layers,
                 fwd_hooks=[(self.hook, splice)],
             )
-        return HookOutput(loss=_loss_sums(logits, tokens), **captured)
-
-    def _with_loss_from_next_block(self, tokens: Int[Tensor, "batch pos"]) -> HookOutput:
-        resid = self.model(tokens, stop_at_layer=self.after_block)  # the hook's activation
-        x = self._flat(resid)
-        acts, active, x_hat = reconstruct(self.sae, x)
-        copies = torch.cat(
-            [resid, x_hat.reshape(resid.shape).to(resid.dtype), resid.new_zeros(resid.shape)]
-        )
-        logits = self.model(copies, start_at_layer=self.after_block)
-        loss = _loss_sums(logits, tokens)
-        return HookOutput(x=x, acts=acts, active=active, x_hat=x_hat, loss=loss)
-
-
-def _loss_sums(
-    logits: Float[Tensor, "copies pos d_vocab"], tokens: Int[Tensor, "batch pos"]
-) -> LossSums:
-    """The three losses of logits stacked as (clean, spliced, zero-ablated) copies of ``tokens``."""
-    clean, spliced, zero_ablated = next_token_loss_sums(logits, tokens, 3)
-    return LossSums(
-        clean=clean,
-        spliced=spliced,
-        zero_ablated=zero_ablated,
-        n_predictions=tokens.shape[0] * (tokens.shape[1] - 1),
-    )
+            loss = sequence_losses(
+                self.model, torch.cat([final[:n_loss], final[n:]]), tokens[:n_loss]
+            )
+        return HookOutput(loss=loss.view(3, n_loss), **captured)

@@ -6,12 +6,13 @@ Reconstruction, over all tokens t (float64 sums, so shards merge exactly):
 (the spread Σ_t ‖x_t − x̄‖² is merged batch by batch, see ``ReconstructionAccumulator``).
 Language-model loss, mean next-token cross-entropy (nats) over the same predictions:
     ce_loss_recovered  = (zero − spliced) / (zero − clean)
-where *spliced* replaces the hook's activation by the SAE reconstruction and *zero* by zeros.
+where *spliced* replaces the hook's activation by the SAE reconstruction and *zero* by zeros,
+computed on the first ``--ce-tokens`` tokens (whole sequences) with its standard error.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
 
 import torch
 from jaxtyping import Float
@@ -67,37 +68,58 @@ class ReconstructionAccumulator:
         }
 
 
-@dataclass(frozen=True)
-class LossSums:
-    """Summed next-token cross-entropy of one batch under the three interventions."""
-
-    clean: float
-    spliced: float
-    zero_ablated: float
-    n_predictions: int
-
-
 class LossAccumulator:
-    """Mean clean / spliced / zero-ablated next-token loss and CE loss recovered."""
+    """Mean clean / spliced / zero-ablated next-token loss, CE loss recovered and its standard
+    error, from per-sequence loss sums.
 
-    def __init__(self) -> None:
-        self.sums = [0.0, 0.0, 0.0]
+    With a_i = zero_i − spliced_i and b_i = zero_i − clean_i summed over sequence i's
+    predictions, ``ce_loss_recovered = Σa / Σb`` (a ratio estimator over sequences; the
+    sequences are the independent units) and its standard error by the delta method,
+        se = sqrt(Σ_i (a_i − R b_i)² / (n (n − 1))) / b̄,   b̄ = Σb / n,
+    from the float64 sums Σc, Σs, Σz, Σa², Σb², Σab, kept on the pass's device (no host
+    synchronisation per batch).
+    """
+
+    def __init__(self, device: str | torch.device = "cpu") -> None:
+        self.sums = torch.zeros(6, dtype=torch.float64, device=device)
+        self.n_seq = 0
         self.n_predictions = 0
 
-    def update(self, sums: LossSums) -> None:
-        self.sums[0] += sums.clean
-        self.sums[1] += sums.spliced
-        self.sums[2] += sums.zero_ablated
-        self.n_predictions += sums.n_predictions
+    def update(self, losses: Float[Tensor, "3 seq"], seq_len: int) -> None:
+        clean, spliced, zero = losses
+        a, b = zero - spliced, zero - clean
+        self.sums += torch.stack(
+            [clean.sum(), spliced.sum(), zero.sum(), (a * a).sum(), (b * b).sum(), (a * b).sum()]
+        )
+        self.n_seq += losses.shape[1]
+        self.n_predictions += losses.shape[1] * (seq_len - 1)
 
     def merge(self, other: LossAccumulator) -> None:
-        self.sums = [a + b for a, b in zip(self.sums, other.sums, strict=True)]
+        self.sums += other.sums.to(self.sums.device)
+        self.n_seq += other.n_seq
         self.n_predictions += other.n_predictions
 
-    def finalize(self) -> dict[str, float | None]:
+    def finalize(self) -> dict[str, float | int | None]:
         keys = ("ce_loss_clean", "ce_loss_spliced", "ce_loss_zero_ablated", "ce_loss_recovered")
+        out: dict[str, float | int | None] = dict.fromkeys(keys)
+        out["ce_loss_recovered_se"] = None
+        out["ce_loss_tokens"] = self.n_predictions
         if self.n_predictions == 0:
-            return dict.fromkeys(keys)
-        clean, spliced, zero = (s / self.n_predictions for s in self.sums)
-        recovered = (zero - spliced) / (zero - clean) if zero != clean else None
-        return dict(zip(keys, (clean, spliced, zero, recovered), strict=True))
+            return out
+        c, s, z, aa, bb, ab = self.sums.tolist()
+        n = self.n_seq
+        out.update(
+            zip(
+                keys[:3],
+                (c / self.n_predictions, s / self.n_predictions, z / self.n_predictions),
+                strict=True,
+            )
+        )
+        if z == c:
+            return out
+        ratio = (z - s) / (z - c)
+        out["ce_loss_recovered"] = ratio
+        if n > 1:
+            spread = max(aa - 2 * ratio * ab + ratio * ratio * bb, 0.0)
+            out["ce_loss_recovered_se"] = math.sqrt(spread / (n * (n - 1))) / abs((z - c) / n)
+        return out

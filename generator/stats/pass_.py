@@ -58,6 +58,16 @@ def check_finite(x: Float[Tensor, "tok d_in"], first_seq: int, seq_len: int, hoo
     )
 
 
+def loss_sequences(cfg: StatsConfig, seq_len: int) -> int:
+    """How many of the dataset's leading sequences the CE losses are computed on: ``ce_tokens``
+    rounded up to whole sequences, all of them for None, none without ``ce_loss``."""
+    if not cfg.ce_loss:
+        return 0
+    if cfg.ce_tokens is None:
+        return 1 << 62
+    return -(-cfg.ce_tokens // seq_len)
+
+
 @torch.no_grad()
 @reuse_freed_memory()  # each batch allocates the same large tensors again
 def run_pass(
@@ -71,15 +81,17 @@ def run_pass(
     """Stream ``tokens`` (the dataset's sequences from ``seq_start`` on) through the model and
     SAE once; return the accumulators, not yet finalised (so shards can merge)."""
     stats = FeatureStats.empty(sae.cfg.d_sae, sae.cfg.d_in, cfg, tokens, seq_start)
-    runner = HookRunner(model, sae, hook, ce_loss=cfg.ce_loss)
+    runner = HookRunner(model, sae, hook)
+    loss_seqs = loss_sequences(cfg, tokens.shape[1])
     starts = range(0, tokens.shape[0], cfg.batch_size)
     for start in tqdm(starts, desc="statistics", unit="batch", disable=None, leave=False):
         batch_tokens = tokens[start : start + cfg.batch_size].to(cfg.device)
-        out = runner.run(batch_tokens)
+        n_loss = min(max(loss_seqs - (seq_start + start), 0), batch_tokens.shape[0])
+        out = runner.run(batch_tokens, n_loss)
         check_finite(out.x, seq_start + start, batch_tokens.shape[1], hook)
         batch = TokenBatch(token_ids=batch_tokens, seq_start=seq_start + start, active=out.active)
         stats.update(out.acts, batch)
         stats.reconstruction.update(out.x, out.x_hat)
         if out.loss is not None:
-            stats.losses.update(out.loss)
+            stats.losses.update(out.loss, batch_tokens.shape[1])
     return stats

@@ -13,8 +13,8 @@ def test_stop_layer_runs_just_the_block_that_holds_the_hook():
 def test_hook_runner_activations_and_reconstruction_match_a_cached_forward():
     model, sae, tokens = tiny_model(), tiny_sae(32), tiny_tokens(n_seq=3)
     hook = "blocks.1.hook_resid_mid"
-    for ce_loss in (False, True):
-        out = HookRunner(model, sae, hook, ce_loss=ce_loss).run(tokens)
+    for n_loss in (0, 2):
+        out = HookRunner(model, sae, hook).run(tokens, n_loss)
         with torch.no_grad():
             _, cache = model.run_with_cache(tokens, names_filter=hook)
             x = cache[hook].reshape(-1, 32)
@@ -24,4 +24,4 @@ def test_hook_runner_activations_and_reconstruction_match_a_cached_forward():
         assert torch.allclose(out.x_hat, sae.decode(acts).detach(), atol=1e-5)
         assert torch.equal(out.active.values, out.acts[out.active.tok, out.active.feat])
         assert out.active.values.numel() == int((out.acts > 0).sum())
-        assert (out.loss is not None) == ce_loss
+        assert out.loss is None if n_loss == 0 else out.loss.shape == (3, 2)

@@ -1,6 +1,6 @@
 import pytest
 import torch
-from saesite.stats.metrics import LossAccumulator, LossSums, ReconstructionAccumulator
+from saesite.stats.metrics import LossAccumulator, ReconstructionAccumulator
 
 
 def test_reconstruction_accumulator_merges_shards_like_one_pass_with_a_large_offset():
@@ -20,12 +20,23 @@ def test_reconstruction_accumulator_merges_shards_like_one_pass_with_a_large_off
     assert metrics["explained_variance"] == pytest.approx(1 - sse / spread, rel=1e-4)
 
 
-def test_loss_accumulator_gives_ce_loss_recovered_from_mean_losses():
+def test_loss_accumulator_gives_ce_loss_recovered_and_its_delta_method_standard_error():
+    gen = torch.Generator().manual_seed(0)
+    clean = 30 + torch.rand(9, generator=gen, dtype=torch.float64)
+    spliced = clean + 2 + torch.rand(9, generator=gen, dtype=torch.float64)
+    zero = clean + 10 + 3 * torch.rand(9, generator=gen, dtype=torch.float64)
+    losses = torch.stack([clean, spliced, zero])
     first, second = LossAccumulator(), LossAccumulator()
-    first.update(LossSums(clean=20.0, spliced=25.0, zero_ablated=40.0, n_predictions=10))
-    second.update(LossSums(clean=10.0, spliced=15.0, zero_ablated=20.0, n_predictions=5))
+    first.update(losses[:, :4], seq_len=11)
+    second.update(losses[:, 4:], seq_len=11)
     first.merge(second)
     metrics = first.finalize()
-    assert metrics["ce_loss_clean"] == pytest.approx(2.0)
-    assert metrics["ce_loss_spliced"] == pytest.approx(40 / 15)
-    assert metrics["ce_loss_recovered"] == pytest.approx((4.0 - 40 / 15) / (4.0 - 2.0))
+    assert metrics["ce_loss_tokens"] == 90
+    assert metrics["ce_loss_clean"] == pytest.approx(clean.sum().item() / 90)
+    assert metrics["ce_loss_spliced"] == pytest.approx(spliced.sum().item() / 90)
+    a, b = zero - spliced, zero - clean
+    ratio = (a.sum() / b.sum()).item()
+    assert metrics["ce_loss_recovered"] == pytest.approx(ratio)
+    residual = a - ratio * b  # delta method for a ratio of means over 9 sequences
+    se = (residual.square().sum() / (9 * 8)).sqrt() / b.mean().abs()
+    assert metrics["ce_loss_recovered_se"] == pytest.approx(se.item(), rel=1e-9)

@@ -35,8 +35,10 @@ def tiny_tokens(n_seq: int = 6, seq_len: int = 16) -> torch.Tensor:
 
 
 def direct_losses(model, sae, tokens, hook):
+    """The three mean losses from full forwards of the whole model (no continuation)."""
+
     def splice(act, hook):
-        return sae(act.reshape(-1, act.shape[-1])).reshape(act.shape)
+        return sae(act.reshape(act.shape[0] * act.shape[1], -1)).reshape(act.shape)
 
     def zero(act, hook):
         return torch.zeros_like(act)
@@ -54,7 +56,15 @@ def direct_losses(model, sae, tokens, hook):
     "hook,d_in",
     [
         ("blocks.0.mlp.hook_post", 64),
+        ("blocks.1.mlp.hook_post", 64),
+        ("blocks.0.hook_resid_pre", 32),
         ("blocks.1.hook_resid_pre", 32),
+        ("blocks.1.hook_resid_mid", 32),
+        ("blocks.0.attn.hook_z", 32),  # 2 heads x d_head 16
+        ("blocks.1.hook_attn_out", 32),
+        ("blocks.0.hook_mlp_out", 32),
+        ("blocks.1.mlp.hook_pre", 64),  # no hand-written suffix: the block is replayed
+        ("ln_final.hook_normalized", 32),  # outside the blocks: the model is replayed
         ("blocks.0.hook_resid_post", 32),  # the copies start at the next block
         ("blocks.1.hook_resid_post", 32),  # ... which is the unembedding here
         ("hook_embed", 32),
@@ -71,6 +81,21 @@ def test_ce_loss_recovered_matches_direct_computation_with_hooks(hook, d_in):
     assert metrics["ce_loss_recovered"] == pytest.approx(
         (zeroed - spliced) / (zeroed - clean), rel=1e-3
     )
+
+
+@pytest.mark.parametrize(
+    "hook,d_in", [("blocks.1.mlp.hook_post", 64), ("blocks.1.attn.hook_q", 32)]
+)
+def test_ce_tokens_budget_computes_the_losses_on_the_leading_sequences_only(hook, d_in):
+    model, sae, tokens = tiny_model(), tiny_sae(d_in), tiny_tokens(n_seq=7)
+    cfg = StatsConfig(batch_size=2, top_k=3, n_bins=8, n_intervals=2, ce_tokens=40)
+    metrics = run_pass(model, sae, tokens, hook, cfg).metrics
+    clean, spliced, zeroed = direct_losses(model, sae, tokens[:3], hook)  # 40 tokens -> 3 seqs
+    assert metrics["ce_loss_tokens"] == 3 * 15
+    assert metrics["ce_loss_clean"] == pytest.approx(clean, rel=1e-5)
+    assert metrics["ce_loss_spliced"] == pytest.approx(spliced, rel=1e-5)
+    assert metrics["ce_loss_zero_ablated"] == pytest.approx(zeroed, rel=1e-5)
+    assert metrics["ce_loss_recovered_se"] > 0
 
 
 def test_pass_with_and_without_ce_loss_gives_the_same_feature_statistics():

@@ -1,0 +1,80 @@
+"""How many torch threads saesite runs: the CPUs it may actually use, shared by its processes.
+
+torch's default is one OpenMP thread per CPU it can see, but a container limited by a cgroup
+quota (``cpu.max``) sees every CPU of the host, and two processes with a thread per CPU each
+oversubscribe them: OpenMP threads spin-wait on each other, measured 10x slower on 2 cores.
+
+    available_cpus()      min(CPUs in the affinity mask, ceil(cgroup quota / period))
+    torch_threads(n)      threads for each of n processes sharing them: available // n, >= 1
+    use_available_cpus()  set torch's thread count to torch_threads(1), unless the user chose
+                          one with OMP_NUM_THREADS / MKL_NUM_THREADS
+
+Forked worker processes (records and pages) run torch on one thread each; the streaming pass
+runs alone in the main process with every available CPU.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+USER_THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def affinity_cpus() -> int:
+    """CPUs this process may be scheduled on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def cgroup_cpu_limit(root: Path = CGROUP_ROOT) -> float | None:
+    """CPUs' worth of time the cgroup quota allows (cgroup v2 ``cpu.max``, v1
+    ``cpu.cfs_quota_us`` / ``cpu.cfs_period_us``), None when there is no quota."""
+    try:
+        quota, period = (root / "cpu.max").read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        quota_us = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
+        period_us = int((root / "cpu" / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):
+        return None
+    return quota_us / period_us if quota_us > 0 and period_us > 0 else None
+
+
+def available_cpus(root: Path = CGROUP_ROOT) -> int:
+    """CPUs saesite may keep busy: the affinity mask, capped by a cgroup quota (rounded up)."""
+    cpus = affinity_cpus()
+    limit = cgroup_cpu_limit(root)
+    if limit is not None:
+        cpus = min(cpus, max(1, math.ceil(limit)))
+    return max(1, cpus)
+
+
+def torch_threads(processes: int = 1, root: Path = CGROUP_ROOT) -> int:
+    """Threads for each of ``processes`` torch processes sharing the available CPUs."""
+    return max(1, available_cpus(root) // max(1, processes))
+
+
+def use_available_cpus(processes: int = 1) -> int:
+    """Set torch's intra-op thread count for ``processes`` concurrent processes; returns it.
+
+    An explicit ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS`` wins: the user knows the machine.
+    """
+    import torch
+
+    if any(os.environ.get(name) for name in USER_THREAD_VARIABLES):
+        return torch.get_num_threads()
+    threads = torch_threads(processes)
+    if threads != torch.get_num_threads():
+        log.debug("torch threads %d -> %d", torch.get_num_threads(), threads)
+        torch.set_num_threads(threads)
+    return threads

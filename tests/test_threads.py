@@ -1,0 +1,29 @@
+import pytest
+from saesite.threads import available_cpus, cgroup_cpu_limit, torch_threads
+
+
+def test_cgroup_v2_quota_caps_the_cpus_and_max_means_no_quota(tmp_path, monkeypatch):
+    monkeypatch.setattr("saesite.threads.affinity_cpus", lambda: 64)
+    (tmp_path / "cpu.max").write_text("150000 100000\n")
+    assert cgroup_cpu_limit(tmp_path) == pytest.approx(1.5)
+    assert available_cpus(tmp_path) == 2  # 1.5 CPUs' worth of time: two threads, rounded up
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert cgroup_cpu_limit(tmp_path) is None
+    assert available_cpus(tmp_path) == 64
+
+
+def test_cgroup_v1_quota_is_read_when_there_is_no_cpu_max(tmp_path, monkeypatch):
+    monkeypatch.setattr("saesite.threads.affinity_cpus", lambda: 16)
+    (tmp_path / "cpu").mkdir()
+    (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("400000\n")
+    (tmp_path / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
+    assert available_cpus(tmp_path) == 4
+    (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("-1\n")  # v1's "no quota"
+    assert available_cpus(tmp_path) == 16
+
+
+def test_threads_are_shared_between_processes_and_never_zero(tmp_path, monkeypatch):
+    monkeypatch.setattr("saesite.threads.affinity_cpus", lambda: 2)
+    assert torch_threads(1, tmp_path) == 2
+    assert torch_threads(2, tmp_path) == 1
+    assert torch_threads(8, tmp_path) == 1  # more processes than CPUs: one thread each
