@@ -71,7 +71,7 @@ class StatsConfig:
     ce_loss: bool = True
     """Compute clean / spliced / zero-ablated language-model loss (the model from the hook on,
     three times)."""
-    ce_tokens: int | None = 8192
+    ce_tokens: int | None = 4096
     """Tokens (whole sequences from the start of the dataset) the CE losses are computed on;
     site.json reports the standard error of CE loss recovered. None: every token."""
     ablation: bool = False

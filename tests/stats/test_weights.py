@@ -16,7 +16,7 @@ def direct_effects(model, direction):
 
 
 @pytest.mark.parametrize("hook", ["blocks.0.mlp.hook_post", "blocks.1.hook_resid_pre"])
-def test_logit_effects_match_direct_matrix_products(hook):
+def test_logit_effects_and_their_histograms_match_direct_matrix_products(hook):
     model = tiny_model()
     mlp = hook.endswith("hook_post")
     sae = tiny_sae(64 if mlp else 32)
@@ -30,6 +30,10 @@ def test_logit_effects_match_direct_matrix_products(hook):
         assert stats.logit_bottom_ids[f].tolist() == order.flip(0)[:5].tolist()
         assert torch.allclose(stats.logit_top_values[f], effects[f][order[:5]], atol=1e-5)
         assert stats.logit_hist_counts[f].sum() == model.cfg.d_vocab
+        edges = stats.logit_hist_edges[f]
+        assert edges[0] == effects[f].min() and edges[-1] == effects[f].max()
+        expected, _ = np.histogram(effects[f].numpy(), bins=edges.numpy())
+        assert stats.logit_hist_counts[f].tolist() == expected.tolist()
 
 
 def test_logit_histogram_counts_match_numpy_on_its_edges():

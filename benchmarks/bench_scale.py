@@ -1,0 +1,283 @@
+"""GPT-2-scale (and Gemma-2-2b-like) builds against the floor, in one run.
+
+    .venv/bin/python benchmarks/bench_scale.py                        # GPT-2 small, 24,576 feats
+    .venv/bin/python benchmarks/bench_scale.py --n-layers 9 --n-tokens 4096 --d-sae 4096
+    .venv/bin/python benchmarks/bench_scale.py --shape gemma --device cuda --dtype bfloat16
+
+The model is built from a HookedTransformerConfig with random weights (no hub), the SAE is
+random with encoder biases set so that each feature fires on ~``--l0 / d_sae`` of tokens, the
+tokens are random. Stages, each timed alone on the same batches:
+  floor        the model forward to the hook + the SAE encoder matmul (with ReLU)
+  pass         ``run_pass`` without and with the CE losses (``--ce-tokens``)
+  weights      ``weight_stats``, and its floor: the one W_dec (@ W_out) @ W_U product, chunked
+  build        ``build_site`` from files on disk, with and without CE losses (``--skip-build``:
+               not run), with the site's size per feature
+On CUDA each time ends with a synchronisation. Peak memory: RSS (CPU) or allocated (CUDA).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+SHAPES = {
+    "gpt2": dict(
+        n_layers=12,
+        d_model=768,
+        n_heads=12,
+        d_head=64,
+        d_mlp=3072,
+        n_ctx=1024,
+        d_vocab=50257,
+        act_fn="gelu_new",
+        normalization_type="LN",
+    ),
+    "gemma": dict(  # Gemma-2-2b's widths; standard attention and LN keep the model simple
+        n_layers=26,
+        d_model=2304,
+        n_heads=8,
+        d_head=256,
+        d_mlp=9216,
+        n_ctx=1024,
+        d_vocab=256000,
+        act_fn="gelu_new",
+        normalization_type="RMS",
+    ),
+}
+DEFAULTS = {"gpt2": dict(layer=7, d_sae=24576), "gemma": dict(layer=12, d_sae=65536)}
+
+
+def sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+CPU_TIMES: dict[float, float] = {}
+"""Wall seconds of a timed call -> CPU seconds of this process and its children then."""
+
+
+def timed(device: str, fn, *args, **kwargs):
+    """(wall seconds, result); the CPU seconds go to CPU_TIMES (steadier on a busy machine)."""
+    sync(device)
+    start, before = time.perf_counter(), os.times()
+    out = fn(*args, **kwargs)
+    sync(device)
+    wall, after = time.perf_counter() - start, os.times()
+    fields = ("user", "system", "children_user", "children_system")
+    CPU_TIMES[wall] = sum(getattr(after, f) - getattr(before, f) for f in fields)
+    return wall, out
+
+
+def peak_memory_gib(device: str) -> float:
+    if device.startswith("cuda"):
+        return torch.cuda.max_memory_allocated() / 2**30
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def make_inputs(args):
+    from saesite.sae.model import SAE, SaeConfig, init_sae_
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+    torch.manual_seed(0)
+    shape = dict(SHAPES[args.shape], n_layers=args.n_layers or SHAPES[args.shape]["n_layers"])
+    dtype = getattr(torch, args.dtype)
+    with torch.device(args.device):  # initialise on the device: no host copy of a large model
+        cfg = HookedTransformerConfig(**shape, device=args.device, dtype=dtype)
+        model = HookedTransformer(cfg).eval()
+    hook = f"blocks.{args.layer}.hook_resid_pre"
+    d_in = shape["d_model"]
+    sae = SAE(SaeConfig(d_in=d_in, d_sae=args.d_sae, hook_name=hook, model_name=args.shape))
+    init_sae_(sae, torch.Generator().manual_seed(0))
+    sae.to(args.device)
+    seq_len = args.seq_len
+    tokens = torch.randint(0, args.token_vocab, (args.n_tokens // seq_len, seq_len))
+    with torch.no_grad():  # calibrate biases: feature f fires on ~l0/d_sae of tokens
+        x = model(tokens[:8].to(args.device), stop_at_layer=args.layer).reshape(-1, d_in)
+        pre = x.float() @ sae.W_enc
+        sae.b_enc.copy_(-torch.quantile(pre, 1 - args.l0 / args.d_sae, dim=0))
+    return model, sae, tokens, hook
+
+
+def floor(model, sae, tokens, layer: int, batch_size: int, device: str) -> None:
+    """Forward to the hook's block input + encoder matmul with ReLU, nothing else."""
+    with torch.no_grad():
+        for start in range(0, tokens.shape[0], batch_size):
+            batch = tokens[start : start + batch_size].to(device, non_blocking=True)
+            x = model(batch, stop_at_layer=layer).reshape(-1, sae.cfg.d_in).float()
+            torch.addmm(sae.b_enc, x, sae.W_enc).relu_()
+
+
+def product_floor(model, sae, chunk_elements: int = 1 << 24) -> None:
+    """The one product weight statistics need: W_dec @ W_U, chunked over features."""
+    W_U = model.W_U.float()
+    rows = max(1, chunk_elements // W_U.shape[1])
+    with torch.no_grad():
+        for start in range(0, sae.cfg.d_sae, rows):
+            sae.W_dec[start : start + rows].float() @ W_U
+
+
+def budget(args) -> dict:
+    """``ce_tokens`` where saesite has it (so the same script times older commits too)."""
+    from saesite.config import StatsConfig
+
+    fields = StatsConfig.__dataclass_fields__
+    return {"ce_tokens": args.ce_tokens} if "ce_tokens" in fields else {}
+
+
+def site_size(site: Path) -> tuple[int, int]:
+    files = [p for p in site.rglob("*") if p.is_file()]
+    return len(files), sum(p.stat().st_size for p in files)
+
+
+def build(folder: Path, run: str, args, ce: bool) -> tuple[float, int, int]:
+    from saesite.config import BuildConfig, DataConfig, RenderConfig, StatsConfig
+    from saesite.pipeline import build_site
+
+    config = BuildConfig(
+        model=str(folder / "model"),
+        sae=str(folder / "sae"),
+        data=DataConfig(dataset=str(folder / "tokens.npy")),
+        stats=StatsConfig(
+            batch_size=args.batch_size,
+            ce_loss=ce,
+            device=args.device,
+            **budget(args),
+        ),
+        render=RenderConfig(out=str(folder / run)),
+    )
+    wall, site = timed(args.device, build_site, config)
+    return wall, *site_size(site)
+
+
+def save_inputs(model, sae, tokens, folder: Path) -> None:
+    from saesite.lm.model import DEMO_MODEL, save_model
+    from saesite.sae.model import save_sae
+
+    save_model(model, DEMO_MODEL / "tokenizer.json", folder / "model", dtype=torch.float32)
+    save_sae(sae, folder / "sae")
+    np.save(folder / "tokens.npy", tokens.numpy())
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shape", choices=sorted(SHAPES), default="gpt2")
+    parser.add_argument("--n-layers", type=int, help="fewer layers than the shape's (quick runs)")
+    parser.add_argument("--layer", type=int, help="hook blocks.LAYER.hook_resid_pre")
+    parser.add_argument("--d-sae", type=int)
+    parser.add_argument("--n-tokens", type=int, default=32768)
+    parser.add_argument("--seq-len", type=int, default=128)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--ce-tokens", type=int, default=4096)
+    parser.add_argument("--l0", type=float, default=40.0)
+    parser.add_argument("--token-vocab", type=int, default=4096, help="ids drawn below this")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    parser.add_argument("--threads", type=int, help="torch threads (default: saesite's choice)")
+    parser.add_argument("--skip-build", action="store_true")
+    parser.add_argument("--skip-weights", action="store_true")
+    parser.add_argument("--tmp", help="folder to build the sites in")
+    parser.add_argument("--json", help="also write the figures to this JSON file")
+    args = parser.parse_args(argv)
+    for key, value in DEFAULTS[args.shape].items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    n_layers = args.n_layers or SHAPES[args.shape]["n_layers"]
+    if not 0 <= args.layer < n_layers:
+        parser.error(f"--layer {args.layer} is outside the model's {n_layers} layers")
+    if args.n_tokens < args.seq_len:
+        parser.error(f"--n-tokens {args.n_tokens} is less than one sequence of {args.seq_len}")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        parser.error(f"--device {args.device}: no CUDA device here")
+    return args
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    from saesite.config import StatsConfig, WeightStatsConfig
+    from saesite.stats.pass_ import run_pass
+    from saesite.stats.weights import weight_stats
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    elif args.device == "cpu":
+        from saesite.threads import use_available_cpus
+
+        use_available_cpus()
+    model, sae, tokens, hook = make_inputs(args)
+    n = tokens.numel()
+    if args.device.startswith("cuda"):
+        tokens = tokens.pin_memory()
+    print(
+        f"{args.shape}: {model.cfg.n_layers} layers, d_model {model.cfg.d_model}, "
+        f"d_vocab {model.cfg.d_vocab}, {args.dtype}; SAE {args.d_sae} on {hook}; "
+        f"{n} tokens ({tokens.shape[0]} x {tokens.shape[1]}), batch {args.batch_size}; "
+        f"{args.device}, {torch.get_num_threads()} threads; load {os.getloadavg()[0]:.1f}",
+        flush=True,
+    )
+    out: dict = {"shape": args.shape, "n_tokens": n, "d_sae": args.d_sae, "device": args.device}
+    floor(model, sae, tokens[: args.batch_size], args.layer, args.batch_size, args.device)
+    out["floor"], _ = timed(
+        args.device, floor, model, sae, tokens, args.layer, args.batch_size, args.device
+    )
+    rows = [("floor: forward to the hook + encoder matmul", out["floor"])]
+    for ce in (False, True):
+        cfg = StatsConfig(
+            batch_size=args.batch_size, ce_loss=ce, device=args.device, **budget(args)
+        )
+        wall, result = timed(args.device, run_pass, model, sae, tokens, hook, cfg)
+        key = "pass_ce" if ce else "pass"
+        out[key] = wall
+        label = f"pass with CE losses ({args.ce_tokens} tokens)" if ce else "pass without CE"
+        rows.append((label, wall))
+    m = result.metrics
+    print(
+        f"  CE recovered {m['ce_loss_recovered']:.4f} "
+        f"± {m.get('ce_loss_recovered_se') or math.nan:.4f} "
+        f"over {m.get('ce_loss_tokens')} predictions; l0 {m['l0']:.1f}",
+        flush=True,
+    )
+    if not args.skip_weights:
+        out["weights_floor"], _ = timed(args.device, product_floor, model, sae)
+        out["weights"], _ = timed(args.device, weight_stats, model, sae, hook, WeightStatsConfig())
+        rows.append(("weights floor: W_dec @ W_U, chunked", out["weights_floor"]))
+        rows.append(("weight statistics", out["weights"]))
+    if not args.skip_build:
+        with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
+            folder = Path(tmp)
+            save_inputs(model, sae, tokens, folder)
+            for ce in (True, False):
+                wall, n_files, size = build(folder, "ce" if ce else "no-ce", args, ce)
+                out["build_ce" if ce else "build"] = wall
+                rows.append((f"whole build {'with' if ce else 'without'} CE", wall))
+            out["files"], out["bytes"] = n_files, size
+    out["peak_gib"] = peak_memory_gib(args.device)
+    print(f"{'stage':45s} {'seconds':>8s} {'vs floor':>8s} {'tokens/s':>9s} {'CPU s':>8s} ratio")
+    floor_cpu = CPU_TIMES[out["floor"]]
+    for label, wall in rows:
+        cpu = CPU_TIMES[wall]
+        print(
+            f"{label:45s} {wall:8.2f} {wall / out['floor']:8.2f} {n / wall:9.0f} "
+            f"{cpu:8.2f} {cpu / floor_cpu:5.2f}"
+        )
+    if "bytes" in out:
+        kb = out["bytes"] / args.d_sae / 1024
+        print(f"site: {out['files']} files, {out['bytes'] / 2**20:.1f} MiB, {kb:.1f} KB/feature")
+    memory = "peak allocated" if args.device.startswith("cuda") else "peak RSS"
+    print(f"{memory}: {out['peak_gib']:.2f} GiB; load {os.getloadavg()[0]:.1f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=1) + "\n")
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(main() and 0)
