@@ -22,7 +22,6 @@ import json
 import math
 import os
 import resource
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -187,6 +186,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--skip-weights", action="store_true")
     parser.add_argument("--tmp", help="folder to build the sites in")
     parser.add_argument("--json", help="also write the figures to this JSON file")
+    parser.add_argument(
+        "--check-args", action="store_true", help="check the arguments and exit (gpu.sh dry run)"
+    )
     args = parser.parse_args(argv)
     for key, value in DEFAULTS[args.shape].items():
         if getattr(args, key) is None:
@@ -196,13 +198,16 @@ def parse_args(argv=None) -> argparse.Namespace:
         parser.error(f"--layer {args.layer} is outside the model's {n_layers} layers")
     if args.n_tokens < args.seq_len:
         parser.error(f"--n-tokens {args.n_tokens} is less than one sequence of {args.seq_len}")
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
+    if args.device.startswith("cuda") and not torch.cuda.is_available() and not args.check_args:
         parser.error(f"--device {args.device}: no CUDA device here")
     return args
 
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    if args.check_args:
+        print(f"arguments ok: {args.shape}, {args.d_sae} features, {args.device}, {args.dtype}")
+        return {}
     from saesite.config import StatsConfig, WeightStatsConfig
     from saesite.stats.pass_ import run_pass
     from saesite.stats.weights import weight_stats
@@ -229,7 +234,19 @@ def main(argv=None) -> dict:
     out["floor"], _ = timed(
         args.device, floor, model, sae, tokens, args.layer, args.batch_size, args.device
     )
-    rows = [("floor: forward to the hook + encoder matmul", out["floor"])]
+    print(f"{'stage':45s} {'seconds':>8s} {'vs floor':>8s} {'tokens/s':>9s} {'CPU s':>8s} ratio")
+    rows: list[tuple[str, float]] = []
+
+    def row(label: str, wall: float) -> None:
+        cpu, floor_cpu = CPU_TIMES[wall], CPU_TIMES[out["floor"]]
+        rows.append((label, wall))
+        print(
+            f"{label:45s} {wall:8.2f} {wall / out['floor']:8.2f} {n / wall:9.0f} "
+            f"{cpu:8.2f} {cpu / floor_cpu:5.2f}",
+            flush=True,
+        )
+
+    row("floor: forward to the hook + encoder matmul", out["floor"])
     for ce in (False, True):
         cfg = StatsConfig(
             batch_size=args.batch_size, ce_loss=ce, device=args.device, **budget(args)
@@ -238,7 +255,7 @@ def main(argv=None) -> dict:
         key = "pass_ce" if ce else "pass"
         out[key] = wall
         label = f"pass with CE losses ({args.ce_tokens} tokens)" if ce else "pass without CE"
-        rows.append((label, wall))
+        row(label, wall)
     m = result.metrics
     print(
         f"  CE recovered {m['ce_loss_recovered']:.4f} "
@@ -249,8 +266,8 @@ def main(argv=None) -> dict:
     if not args.skip_weights:
         out["weights_floor"], _ = timed(args.device, product_floor, model, sae)
         out["weights"], _ = timed(args.device, weight_stats, model, sae, hook, WeightStatsConfig())
-        rows.append(("weights floor: W_dec @ W_U, chunked", out["weights_floor"]))
-        rows.append(("weight statistics", out["weights"]))
+        row("weights floor: W_dec @ W_U, chunked", out["weights_floor"])
+        row("weight statistics", out["weights"])
     if not args.skip_build:
         with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
             folder = Path(tmp)
@@ -258,17 +275,9 @@ def main(argv=None) -> dict:
             for ce in (True, False):
                 wall, n_files, size = build(folder, "ce" if ce else "no-ce", args, ce)
                 out["build_ce" if ce else "build"] = wall
-                rows.append((f"whole build {'with' if ce else 'without'} CE", wall))
+                row(f"whole build {'with' if ce else 'without'} CE", wall)
             out["files"], out["bytes"] = n_files, size
     out["peak_gib"] = peak_memory_gib(args.device)
-    print(f"{'stage':45s} {'seconds':>8s} {'vs floor':>8s} {'tokens/s':>9s} {'CPU s':>8s} ratio")
-    floor_cpu = CPU_TIMES[out["floor"]]
-    for label, wall in rows:
-        cpu = CPU_TIMES[wall]
-        print(
-            f"{label:45s} {wall:8.2f} {wall / out['floor']:8.2f} {n / wall:9.0f} "
-            f"{cpu:8.2f} {cpu / floor_cpu:5.2f}"
-        )
     if "bytes" in out:
         kb = out["bytes"] / args.d_sae / 1024
         print(f"site: {out['files']} files, {out['bytes'] / 2**20:.1f} MiB, {kb:.1f} KB/feature")
@@ -280,4 +289,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    sys.exit(main() and 0)
+    main()

@@ -138,6 +138,12 @@ def _parser() -> argparse.ArgumentParser:
         "--instance", type=int, help="instance of an ARENA n_instances state dict (0-based)"
     )
     b.add_argument("--hook", help="hook name (default: the SAE's metadata.hook_name)")
+    b.add_argument(
+        "--dtype",
+        choices=["float32", "bfloat16", "float16"],
+        default="float32",
+        help="model weights' dtype (bfloat16 on GPUs); the SAE and statistics stay float32",
+    )
     b.add_argument("--top-k", type=int, default=20, help="top activating examples per feature")
     b.add_argument("--n-bins", type=int, default=64, help="activation histogram bins")
     b.add_argument("--n-intervals", type=int, default=10, help="quantile intervals per feature")
@@ -262,6 +268,7 @@ def cmd_build(args: argparse.Namespace) -> None:
         sae=args.sae,
         instance=args.instance,
         hook=args.hook,
+        dtype=args.dtype,
         data=_data_config(args),
         stats=StatsConfig(
             batch_size=args.batch_size,

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
+MODEL_DTYPES = ("float32", "bfloat16", "float16")
+
 
 def _positive(name: str, value: int | float | None, allow_zero: bool = False) -> None:
     if value is None:
@@ -166,6 +168,8 @@ class BuildConfig:
     """Which instance of an ARENA n_instances state dict to build (0-based)."""
     hook: str | None = None
     """Hook point. None: the SAE's metadata.hook_name."""
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    """Model weights' dtype (bfloat16 / float16 for GPUs); the SAE and statistics stay float32."""
     data: DataConfig = field(default_factory=DataConfig)
     stats: StatsConfig = field(default_factory=StatsConfig)
     weights: WeightStatsConfig = field(default_factory=WeightStatsConfig)
@@ -173,6 +177,12 @@ class BuildConfig:
     record_paths: bool = False
     """Publish the inputs' full local paths in site.json. False: paths relative to the working
     folder, or base names for paths outside it."""
+
+    def __post_init__(self) -> None:
+        if self.dtype not in MODEL_DTYPES:
+            raise ValueError(
+                f"--dtype is {self.dtype!r}; expected one of {', '.join(MODEL_DTYPES)}"
+            )
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -47,9 +47,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TRAINING_LOG = "training_log.json"
-MAX_BATCH_ELEMENTS = 1 << 25
-"""Cap on tokens x d_sae per forward batch (128 MiB of float32 activations), so a 65,536-feature
-SAE streams in small batches instead of materialising gigabytes."""
+MAX_BATCH_ELEMENTS = 1 << 27
+"""Cap on tokens x d_sae per forward batch (512 MiB of float32 activations): 32 sequences of 128
+at 24,576 features fit (peak under 3 GiB at GPT-2 size with CE losses, benchmarks/README.md); a
+65,536-feature SAE streams in batches of 16 instead of materialising gigabytes."""
 
 
 def hook_width(model, hook: str) -> int:
@@ -146,6 +147,7 @@ def load(
     data: DataConfig | None = None,
     labels: str | None = None,
     device: str = "cpu",
+    dtype: str = "float32",
 ) -> Loaded:
     """Stage 1: the model, the SAE (``instance``: of an ARENA n_instances state dict), the
     tokens; every check that can fail on user input (``labels``: the file is checked against
@@ -156,7 +158,8 @@ def load(
     check_labels(labels, sae_module.cfg.d_sae)
     training = read_training_log(sae_dir) if sae_dir.is_dir() else None
     hook = resolve_hook(hook, sae_module)
-    loaded = load_model(resolve_model(model, sae_module, sae is not None), device)
+    model_name = resolve_model(model, sae_module, sae is not None)
+    loaded = load_model(model_name, device, dtype=dtype)
     check_sae_fits(loaded.model, sae_module, hook)
     cfg = loaded.model.cfg
     data = resolve_data(data or DataConfig(), sae_module, cfg.n_ctx)
@@ -264,6 +267,7 @@ def build_site(config: BuildConfig) -> Path:
         data=config.data,
         labels=config.render.labels,
         device=config.stats.device,
+        dtype=config.dtype,
     )
     stats = compute(loaded, config.stats, config.weights)
     records = write_records(stats, loaded, config)

@@ -124,13 +124,17 @@ class LoadedModel:
 
 
 def build_model(
-    config: dict[str, Any], device: str = "cpu", source: str = "model config.json"
+    config: dict[str, Any],
+    device: str = "cpu",
+    source: str = "model config.json",
+    dtype: str = "float32",
 ) -> HookedTransformer:
-    """A HookedTransformer from config fields (read from ``source``), randomly initialised."""
+    """A HookedTransformer from config fields (read from ``source``), randomly initialised, its
+    weights in ``dtype``."""
     from transformer_lens import HookedTransformer, HookedTransformerConfig
 
     try:
-        cfg = HookedTransformerConfig(**config, device=device)
+        cfg = HookedTransformerConfig(**config, device=device, dtype=getattr(torch, dtype))
         return HookedTransformer(cfg).eval()
     except (TypeError, ValueError, AssertionError) as err:
         raise SaesiteError(f"{source}: {_config_problem(err, config)}") from None
@@ -146,11 +150,13 @@ def _config_problem(err: Exception, config: Mapping[str, Any]) -> str:
     return text[:200]
 
 
-def load_model(name_or_dir: str | None, device: str = "cpu") -> LoadedModel:
-    """The bundled demo (None), a local model folder, or a TransformerLens hub name."""
+def load_model(name_or_dir: str | None, device: str = "cpu", dtype: str = "float32") -> LoadedModel:
+    """The bundled demo (None), a local model folder, or a TransformerLens hub name, with its
+    weights in ``dtype`` (float32, bfloat16, float16)."""
     path = DEMO_MODEL if name_or_dir is None else Path(name_or_dir)
     if path.is_dir():
-        return _load_folder(path, device, name="demo" if name_or_dir is None else str(path))
+        name = "demo" if name_or_dir is None else str(path)
+        return _load_folder(path, device, name=name, dtype=dtype)
     if name_or_dir is not None and (path.suffix or "/" in name_or_dir and path.exists()):
         raise SaesiteError(
             f"--model {name_or_dir}: not a model folder; expected a folder with "
@@ -160,7 +166,9 @@ def load_model(name_or_dir: str | None, device: str = "cpu") -> LoadedModel:
 
     log.info("loading %s from the hub", name_or_dir)
     try:
-        model = HookedTransformer.from_pretrained(name_or_dir, device=device)
+        model = HookedTransformer.from_pretrained(
+            name_or_dir, device=device, dtype=getattr(torch, dtype)
+        )
     except Exception as err:  # network errors, unknown names: one line for the user
         raise SaesiteError(
             f"--model {name_or_dir}: could not load from the hub ({type(err).__name__}: "
@@ -170,7 +178,7 @@ def load_model(name_or_dir: str | None, device: str = "cpu") -> LoadedModel:
     return LoadedModel(model.eval(), Tokenizer(model.tokenizer, name=name_or_dir), name_or_dir)
 
 
-def _load_folder(path: Path, device: str, name: str) -> LoadedModel:
+def _load_folder(path: Path, device: str, name: str, dtype: str = "float32") -> LoadedModel:
     for filename in ("config.json", "model.safetensors", "tokenizer.json"):
         if not (path / filename).is_file():
             raise SaesiteError(
@@ -183,7 +191,7 @@ def _load_folder(path: Path, device: str, name: str) -> LoadedModel:
         raise SaesiteError(f"{path / 'config.json'}: not valid JSON ({err})") from None
     if not isinstance(config, dict):
         raise SaesiteError(f"{path / 'config.json'}: expected a JSON object of config fields")
-    model = build_model(config, device, source=str(path / "config.json"))
+    model = build_model(config, device, source=str(path / "config.json"), dtype=dtype)
     try:
         state = load_file(str(path / "model.safetensors"))
     except (SafetensorError, OSError, ValueError) as err:

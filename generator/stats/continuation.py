@@ -43,8 +43,9 @@ SUFFIX_CONTEXT = {
     "hook_resid_post": None,
 }
 """Hooks whose block suffix is applied by hand -> the block activation the suffix also needs."""
-LOGIT_ELEMENTS = 1 << 25
-"""Bound on rows × d_vocab of one chunk of logits (128 MiB in float32)."""
+LOGIT_ELEMENTS = {"cpu": 1 << 25, "cuda": 1 << 28}
+"""Bound on rows × d_vocab of one chunk of logits: 128 MiB in float32 on the CPU, 1 GiB on a
+GPU (where small unembedding matmuls would leave it idle)."""
 
 
 def split_hook(hook: str) -> tuple[int, str] | None:
@@ -128,7 +129,7 @@ def sequence_losses(
     target = next_token_targets(tokens, n_rows // tokens.shape[0])
     flat = final.reshape(-1, d_model)
     losses = torch.empty(flat.shape[0], dtype=torch.float32, device=flat.device)
-    step = max(pos, LOGIT_ELEMENTS // model.cfg.d_vocab)
+    step = max(pos, LOGIT_ELEMENTS.get(flat.device.type, 1 << 25) // model.cfg.d_vocab)
     cap = model.cfg.output_logits_soft_cap
     for start in range(0, flat.shape[0], step):
         rows = slice(start, start + step)

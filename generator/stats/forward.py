@@ -123,7 +123,7 @@ class HookRunner:
                 f"hook {self.hook} has activations of shape {tuple(act.shape)}; "
                 f"expected [batch, pos, ...] with {d_in} values per position"
             )
-        return act.reshape(-1, d_in)
+        return act.reshape(-1, d_in).to(self.sae.W_enc.dtype)  # bf16/fp16 models: SAE in fp32
 
     def _to_hook(self, tokens: Int[Tensor, "batch pos"]) -> HookOutput:
         captured: dict[str, Tensor] = {}

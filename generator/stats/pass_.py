@@ -83,15 +83,27 @@ def run_pass(
     stats = FeatureStats.empty(sae.cfg.d_sae, sae.cfg.d_in, cfg, tokens, seq_start)
     runner = HookRunner(model, sae, hook)
     loss_seqs = loss_sequences(cfg, tokens.shape[1])
+    on_gpu = torch.device(cfg.device).type == "cuda"
+    if on_gpu:  # page-locked: each batch's copy is asynchronous
+        tokens = tokens.pin_memory()
+    unchecked = None
     starts = range(0, tokens.shape[0], cfg.batch_size)
     for start in tqdm(starts, desc="statistics", unit="batch", disable=None, leave=False):
-        batch_tokens = tokens[start : start + cfg.batch_size].to(cfg.device)
+        batch_tokens = tokens[start : start + cfg.batch_size].to(cfg.device, non_blocking=True)
         n_loss = min(max(loss_seqs - (seq_start + start), 0), batch_tokens.shape[0])
         out = runner.run(batch_tokens, n_loss)
-        check_finite(out.x, seq_start + start, batch_tokens.shape[1], hook)
+        place = (seq_start + start, batch_tokens.shape[1], hook)
+        if on_gpu:  # check the previous batch, already computed: no wait for this one
+            if unchecked is not None:
+                check_finite(*unchecked)
+            unchecked = (out.x, *place)
+        else:
+            check_finite(out.x, *place)
         batch = TokenBatch(token_ids=batch_tokens, seq_start=seq_start + start, active=out.active)
         stats.update(out.acts, batch)
         stats.reconstruction.update(out.x, out.x_hat)
         if out.loss is not None:
             stats.losses.update(out.loss, batch_tokens.shape[1])
+    if unchecked is not None:
+        check_finite(*unchecked)
     return stats

@@ -140,6 +140,10 @@ def logit_histogram_(
     width = hi - lo
     scale = torch.where(width > 0, n_bins / width, 0.0)
     effects.sub_(lo[:, None]).mul_(scale[:, None]).clamp_(0, n_bins - 1)
+    if effects.is_cuda:  # bincount would synchronise once per row to size its output
+        bins = effects.long()
+        counts = torch.zeros(bins.shape[0], n_bins, dtype=torch.int64, device=bins.device)
+        return edges, counts.scatter_add_(1, bins, torch.ones_like(bins))
     bins = effects.to(torch.uint8 if n_bins <= 256 else torch.int32)  # truncation: floor
     counts = torch.stack([torch.bincount(row, minlength=n_bins) for row in bins])
     return edges, counts

@@ -89,7 +89,7 @@ def test_ce_loss_recovered_matches_direct_computation_with_hooks(hook, d_in):
 def test_ce_tokens_budget_computes_the_losses_on_the_leading_sequences_only(hook, d_in):
     model, sae, tokens = tiny_model(), tiny_sae(d_in), tiny_tokens(n_seq=7)
     cfg = StatsConfig(batch_size=2, top_k=3, n_bins=8, n_intervals=2, ce_tokens=40)
-    metrics = run_pass(model, sae, tokens, hook, cfg).metrics
+    metrics = run_pass(model, sae, tokens, hook, cfg).finalize().metrics
     clean, spliced, zeroed = direct_losses(model, sae, tokens[:3], hook)  # 40 tokens -> 3 seqs
     assert metrics["ce_loss_tokens"] == 3 * 15
     assert metrics["ce_loss_clean"] == pytest.approx(clean, rel=1e-5)
@@ -186,3 +186,19 @@ def test_above_the_exact_limit_cofiring_is_estimated_and_says_so():
     cfg = StatsConfig(batch_size=4, ce_loss=False, cofiring_exact_max_features=8)
     stats = run_pass(model, sae, tokens, "blocks.0.mlp.hook_post", cfg)
     assert not stats.finalize().cofiring.exact
+
+
+def test_bfloat16_model_gives_the_float32_statistics_within_its_precision():
+    from saesite.lm.model import build_model
+
+    torch.manual_seed(0)
+    model32 = build_model(MODEL)
+    model16 = build_model(MODEL, dtype="bfloat16")
+    model16.load_state_dict({k: v.bfloat16() for k, v in model32.state_dict().items()})
+    sae, tokens, hook = tiny_sae(64), tiny_tokens(), "blocks.1.mlp.hook_post"
+    cfg = StatsConfig(batch_size=4, top_k=3, n_bins=8, n_intervals=2)
+    full, half = (
+        run_pass(m, sae, tokens, hook, cfg).finalize().metrics for m in (model32, model16)
+    )
+    for key in ("ce_loss_clean", "ce_loss_spliced", "ce_loss_zero_ablated", "l0"):
+        assert half[key] == pytest.approx(full[key], rel=0.05), key
