@@ -9,7 +9,10 @@ so memory holds the statistics' tensors and one chunk of dicts, never all of the
 Rounding, to keep pages small: the per-token ``acts`` of every example are rounded to 4
 significant digits (0 stays 0; the result is the double nearest the 4-digit decimal, so JSON
 writers print it short) — quantile examples' windows are stored as float16 during the pass, so
-theirs carry about 3; every other float is the computed value (float32 -> Python float).
+theirs carry about 3; weight-derived values (logit effects and their histogram edges, neuron
+weights and share, cosines) and Jaccard indices are rounded to 4 significant digits too (pages
+show 3; float32's 17-digit tails only cost bytes); density, mean and max activation and the
+interval fractions (they sum to 1) are the computed values (float32 -> Python float).
 Output is deterministic for a given seed.
 """
 
@@ -68,6 +71,11 @@ def round_significant(values: np.ndarray, digits: int = 4) -> np.ndarray:
     out[nonzero] = r
     out[~np.isfinite(x)] = x[~np.isfinite(x)]
     return out
+
+
+def short(values: Tensor, digits: int = 4) -> list:
+    """A tensor's values rounded to ``digits`` significant digits, as nested lists."""
+    return round_significant(values.float().numpy(), digits).tolist()
 
 
 @contextmanager
@@ -214,12 +222,12 @@ def _logit_records(weights: WeightStats, writer: ExampleWriter, rows: slice) -> 
                 {"token": writer.text(t), "token_id": t, "value": v}
                 for t, v in zip(row_ids, row_values, strict=True)
             ]
-            for row_ids, row_values in zip(ids.tolist(), values.tolist(), strict=True)
+            for row_ids, row_values in zip(ids.tolist(), short(values), strict=True)
         ]
 
     positive = entries(weights.logit_top_ids[rows], weights.logit_top_values[rows])
     negative = entries(weights.logit_bottom_ids[rows], weights.logit_bottom_values[rows])
-    edges = weights.logit_hist_edges[rows].tolist()
+    edges = short(weights.logit_hist_edges[rows])
     counts = weights.logit_hist_counts[rows].tolist()
     return [
         ({"positive": p, "negative": n}, {"edges": e, "counts": c})
@@ -234,11 +242,11 @@ def _neuron_records(weights: WeightStats, rows: slice) -> tuple[list, list]:
     exposures = [
         [{"neuron": i, "weight": w} for i, w in zip(ids, ws, strict=True)]
         for ids, ws in zip(
-            weights.neuron_ids[rows].tolist(), weights.neuron_weights[rows].tolist(), strict=True
+            weights.neuron_ids[rows].tolist(), short(weights.neuron_weights[rows]), strict=True
         )
     ]
     share = weights.neuron_share
-    shares = share[rows].tolist() if share is not None else [None] * n
+    shares = short(share[rows]) if share is not None else [None] * n
     return exposures, shares
 
 
@@ -280,7 +288,7 @@ def _cofiring_records(result: FinalStats, rows: slice) -> list[list[dict]]:
         for ids, counts, jaccard in zip(
             cofiring.index[rows].tolist(),
             cofiring.count[rows].tolist(),
-            cofiring.jaccard[rows].tolist(),
+            short(cofiring.jaccard[rows]),
             strict=True,
         )
     ]
@@ -328,7 +336,7 @@ class FeatureRecords:
             [{"index": g, "cosine": c} for g, c in zip(ids, cos, strict=True)]
             for ids, cos in zip(
                 weights.neighbour_ids[rows].tolist(),
-                weights.neighbour_cosines[rows].tolist(),
+                short(weights.neighbour_cosines[rows]),
                 strict=True,
             )
         ]
@@ -337,7 +345,7 @@ class FeatureRecords:
         mean_act = firing.mean[rows].tolist()
         dead = firing.dead[rows].tolist()
         dense = firing.dense[rows].tolist()
-        enc_dec = weights.encoder_decoder_cosine[rows].tolist()
+        enc_dec = short(weights.encoder_decoder_cosine[rows])
         return [
             {
                 "index": rows.start + f,
