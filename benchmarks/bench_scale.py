@@ -125,6 +125,12 @@ def product_floor(model, sae, chunk_elements: int = 1 << 24) -> None:
             sae.W_dec[start : start + rows].float() @ W_U
 
 
+def finalized_pass(model, sae, tokens, hook: str, cfg):
+    from saesite.stats.pass_ import run_pass
+
+    return run_pass(model, sae, tokens, hook, cfg).finalize()
+
+
 def budget(args) -> dict:
     """``ce_tokens`` where saesite has it (so the same script times older commits too)."""
     from saesite.config import StatsConfig
@@ -209,7 +215,6 @@ def main(argv=None) -> dict:
         print(f"arguments ok: {args.shape}, {args.d_sae} features, {args.device}, {args.dtype}")
         return {}
     from saesite.config import StatsConfig, WeightStatsConfig
-    from saesite.stats.pass_ import run_pass
     from saesite.stats.weights import weight_stats
 
     if args.threads:
@@ -251,7 +256,7 @@ def main(argv=None) -> dict:
         cfg = StatsConfig(
             batch_size=args.batch_size, ce_loss=ce, device=args.device, **budget(args)
         )
-        wall, result = timed(args.device, run_pass, model, sae, tokens, hook, cfg)
+        wall, result = timed(args.device, finalized_pass, model, sae, tokens, hook, cfg)
         key = "pass_ce" if ce else "pass"
         out[key] = wall
         label = f"pass with CE losses ({args.ce_tokens} tokens)" if ce else "pass without CE"
