@@ -1,6 +1,7 @@
 """The stages, each a function with typed input and output::
 
     load(model, sae, hook=, data=)                     -> Loaded        model, SAE, hook, tokens
+    load_objects(model, sae, tokens)                   -> Loaded        the same, from objects
     compute(loaded, StatsConfig, WeightStatsConfig)    -> FeatureStats  one pass + weights
     write_records(stats, loaded, BuildConfig)          -> Records       site + feature records
     render(records or a built site, RenderConfig)      -> Path          HTML from records alone
@@ -18,7 +19,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from jaxtyping import Int
@@ -31,7 +32,7 @@ from saesite.config import (
     WeightStatsConfig,
 )
 from saesite.errors import SaesiteError
-from saesite.lm.data import load_tokens
+from saesite.lm.data import check_tokens, load_tokens, tokens_from_array
 from saesite.lm.model import DEMO_SAE, LoadedModel, Tokenizer, check_hook, load_model
 from saesite.preflight import check_device, check_labels, check_stats_sizes, published_path
 from saesite.records.build import Records, build_records
@@ -182,6 +183,44 @@ def load(
         tokens=tokens,
         data=data,
         training=training,
+    )
+
+
+def load_objects(
+    model: HookedTransformer,
+    sae: Any,
+    tokens: Any,
+    *,
+    hook: str | None = None,
+    tokenizer: Any = None,
+    model_name: str | None = None,
+) -> Loaded:
+    """Stage 1 for objects already in memory (the Python API, ``saesite.build``).
+
+    ``sae``: a saesite SAE or a ``sae_lens`` SAE (converted by ``sae.sae_lens.from_sae_lens``);
+    ``tokens``: a tensor or array ``[n_seq, seq_len]``; ``tokenizer``: default
+    ``model.tokenizer``; ``model_name``: default ``model.cfg.model_name``.
+    """
+    if not isinstance(sae, SAE):
+        from saesite.sae.sae_lens import from_sae_lens
+
+        sae = from_sae_lens(sae)
+    backend = tokenizer if tokenizer is not None else getattr(model, "tokenizer", None)
+    if backend is None:
+        raise SaesiteError("the model has no tokenizer; expected tokenizer= (pages show tokens)")
+    tokenizer = backend if isinstance(backend, Tokenizer) else Tokenizer(backend)
+    hook = resolve_hook(hook, sae)
+    check_sae_fits(model, sae, hook)
+    tokens = tokens_from_array(tokens, "tokens")
+    check_tokens(tokens, model.cfg.d_vocab, model.cfg.n_ctx, "tokens")
+    return Loaded(
+        model=model,
+        tokenizer=tokenizer,
+        model_name=model_name or model.cfg.model_name,
+        sae=sae,
+        hook=hook,
+        tokens=tokens,
+        data=DataConfig(),
     )
 
 

@@ -52,7 +52,7 @@ def load_tokens(
                 f"{tokens.shape[1]} tokens; expected at least {tokens.shape[1]}"
             )
         tokens = tokens[:n_seq]
-    _validate(tokens, d_vocab, n_ctx, source)
+    check_tokens(tokens, d_vocab, n_ctx, source)
     return tokens
 
 
@@ -88,15 +88,28 @@ def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype, int]:
     return shape, dtype, offset
 
 
+def _check_array(shape: tuple[int, ...], dtype: np.dtype, source: str) -> None:
+    if dtype.kind not in "iu":
+        raise SaesiteError(f"{source}: dtype {dtype}; expected an integer array of token ids")
+    if len(shape) != 2:
+        raise SaesiteError(
+            f"{source}: shape {shape} (rank {len(shape)}); expected [n_seq, seq_len]"
+        )
+    if math.prod(shape) == 0:
+        raise SaesiteError(f"{source}: empty array {shape}; expected at least one sequence")
+
+
+def tokens_from_array(array, source: str = "tokens") -> Int[Tensor, "n_seq seq_len"]:
+    """A numpy array or torch tensor of token ids ``[n_seq, seq_len]`` as int64 on the CPU."""
+    array = array.detach().cpu().numpy() if isinstance(array, Tensor) else np.asarray(array)
+    _check_array(array.shape, array.dtype, source)
+    return torch.from_numpy(array.astype(np.int64))
+
+
 def _load_npy(path: Path, n_tokens: int | None = None) -> Tensor:
     """The array, memory-mapped and cut to ``n_tokens`` (whole rows) before it is copied."""
     shape, dtype, _ = _npy_header(path)
-    if dtype.kind not in "iu":
-        raise SaesiteError(f"{path}: dtype {dtype}; expected an integer array of token ids")
-    if len(shape) != 2:
-        raise SaesiteError(f"{path}: shape {shape} (rank {len(shape)}); expected [n_seq, seq_len]")
-    if math.prod(shape) == 0:
-        raise SaesiteError(f"{path}: empty array {shape}; expected at least one sequence")
+    _check_array(shape, dtype, str(path))
     try:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError, EOFError) as err:
@@ -181,7 +194,8 @@ def _pack(docs: list[str], tokenizer: Tokenizer, cfg: DataConfig) -> Tensor:
     return seqs
 
 
-def _validate(tokens: Tensor, d_vocab: int, n_ctx: int | None, source: str) -> None:
+def check_tokens(tokens: Tensor, d_vocab: int, n_ctx: int | None, source: str) -> None:
+    """Refuse ids outside the vocabulary and sequences longer than the model's context."""
     low, high = int(tokens.min()), int(tokens.max())
     if low < 0 or high >= d_vocab:
         bad = int(((tokens < 0) | (tokens >= d_vocab)).sum())

@@ -27,8 +27,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from saesite import __version__
 from saesite.lm.model import invalid_token_bytes
+from saesite.records.schema import (
+    FeatureRecord,
+    SiteRecord,
+    example_record,
+    feature_record,
+    site_record,
+)
 from saesite.sae.model import SAE, sae_summary
 from saesite.stats.windows import Window
 
@@ -47,10 +53,10 @@ FEATURE_CHUNK = 1024
 class Records:
     """What ``write_records`` gives ``render``: the site record and every feature record."""
 
-    site: dict
+    site: SiteRecord
     """site.json fields (docs/schema.md) but the per-feature ``features`` list and ``labels``,
     which the renderer adds."""
-    features: Collection[dict]
+    features: Collection[FeatureRecord]
     """One dict per feature, the feature JSON of docs/schema.md, in index order (a
     ``FeatureRecords`` builds them lazily, a chunk at a time)."""
 
@@ -158,14 +164,7 @@ class ExampleWriter:
             strict=True,
         )
         flat = [
-            {
-                "act": act,
-                "seq": s,
-                "pos": p,
-                "window_start": w,
-                "tokens": text[:n],
-                "acts": window[:n],
-            }
+            example_record(act=act, seq=s, pos=p, window_start=w, tokens=text[:n], acts=window[:n])
             for act, s, p, w, n, text, _, window in fields
         ]
         # token_ids only where the text alone is ambiguous: a window holding a byte-level token
@@ -347,26 +346,24 @@ class FeatureRecords:
         dense = firing.dense[rows].tolist()
         enc_dec = short(weights.encoder_decoder_cosine[rows])
         return [
-            {
-                "index": rows.start + f,
-                "label": None,
-                "density": density[f],
-                "log10_density": math.log10(density[f]) if density[f] > 0 else None,
-                "max_activation": max_act[f],
-                "mean_activation": mean_act[f],
-                "dead": dead[f],
-                "dense": dense[f],
-                "histogram": histograms[f],
-                "top_examples": top_examples[f],
-                "quantile_examples": quantiles[f],
-                "logit_effects": logits[f][0],
-                "logit_histogram": logits[f][1],
-                "neuron_exposures": exposures[f],
-                "neuron_share": shares[f],
-                "neighbours": neighbours[f],
-                "cofiring": cofiring[f],
-                "encoder_decoder_cosine": enc_dec[f],
-            }
+            feature_record(
+                index=rows.start + f,
+                density=density[f],
+                max_activation=max_act[f],
+                mean_activation=mean_act[f],
+                dead=dead[f],
+                dense=dense[f],
+                histogram=histograms[f],
+                top_examples=top_examples[f],
+                quantile_examples=quantiles[f],
+                logit_effects=logits[f][0],
+                logit_histogram=logits[f][1],
+                neuron_exposures=exposures[f],
+                neuron_share=shares[f],
+                neighbours=neighbours[f],
+                cofiring=cofiring[f],
+                encoder_decoder_cosine=enc_dec[f],
+            )
             for f in range(n)
         ]
 
@@ -400,22 +397,19 @@ def build_records(
         raise ValueError("statistics without weight statistics; expected them from compute")
     used_ids = shown_token_ids(result.token_ids.numpy(), result.weights)
     firing = result.firing
-    site = {
-        "saesite_version": __version__,
-        "model": model_name,
-        "hook": hook,
-        "d_in": sae.cfg.d_in,
-        "d_sae": sae.cfg.d_sae,
-        "sae": sae_summary(sae),
-        "n_tokens": result.n_tokens,
-        "n_seq": result.n_seq,
-        "seq_len": result.seq_len,
-        "config": config,
-        "metrics": dict(result.metrics),
-        "density_histogram": density_histogram(firing.density.numpy(), firing.dead.numpy()),
-        "token_bytes": invalid_token_bytes(tokenizer, used_ids),
-        "labels": {},
-    }
-    if training is not None:
-        site["training"] = training
+    site = site_record(
+        model=model_name,
+        hook=hook,
+        d_in=sae.cfg.d_in,
+        d_sae=sae.cfg.d_sae,
+        sae=sae_summary(sae),
+        n_tokens=result.n_tokens,
+        n_seq=result.n_seq,
+        seq_len=result.seq_len,
+        config=config,
+        metrics=dict(result.metrics),
+        density_histogram=density_histogram(firing.density.numpy(), firing.dead.numpy()),
+        token_bytes=invalid_token_bytes(tokenizer, used_ids),
+        training=training,
+    )
     return Records(site=site, features=FeatureRecords(result, tokenizer))

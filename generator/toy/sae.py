@@ -30,6 +30,7 @@ import torch
 from jaxtyping import Float
 from saesite.config import TrainSaeConfig
 from saesite.records.build import round_significant
+from saesite.records.schema import Example, FeatureRecord, example_record, feature_record
 from saesite.sae.model import SAE, SaeConfig
 from saesite.stats.histogram import required_exponent
 from saesite.toy.data import ToyDataConfig, sample_features
@@ -205,7 +206,7 @@ def latent_records(
     labels: list[str],
     cfg: LatentPageConfig,
     generator: torch.Generator,
-) -> list[dict]:
+) -> list[FeatureRecord]:
     """Feature JSON records (docs/schema.md) of every latent over the inputs ``x``.
 
     An example is one input vector: ``tokens`` are the true-feature names, ``token_ids`` their
@@ -220,16 +221,16 @@ def latent_records(
     x_rounded = round_significant(x.numpy()).tolist()
     largest = x.abs().argmax(dim=1).tolist()
 
-    def example(row: int, latent: int) -> dict:
-        return {
-            "act": float(acts[row, latent]),
-            "seq": row,
-            "pos": largest[row],
-            "window_start": 0,
-            "tokens": names,
-            "token_ids": ids,
-            "acts": x_rounded[row],
-        }
+    def example(row: int, latent: int) -> Example:
+        return example_record(
+            act=float(acts[row, latent]),
+            seq=row,
+            pos=largest[row],
+            window_start=0,
+            tokens=names,
+            token_ids=ids,
+            acts=x_rounded[row],
+        )
 
     dec = sae.W_dec / sae.W_dec.norm(dim=1, keepdim=True).clamp_min(1e-12)
     enc = sae.W_enc / sae.W_enc.norm(dim=0, keepdim=True).clamp_min(1e-12)
@@ -245,30 +246,24 @@ def latent_records(
         others = [g for g in range(d_sae) if g != j]
         others.sort(key=lambda g: (-float(dec_cos[j, g]), g))
         records.append(
-            {
-                "index": first_index + j,
-                "label": labels[j],
-                "density": density,
-                "log10_density": math.log10(density) if count else None,
-                "max_activation": float(values.max()) if count else 0.0,
-                "mean_activation": float(values.mean()) if count else 0.0,
-                "dead": count == 0,
-                "dense": density > cfg.dense_threshold,
-                "histogram": _histogram(values, cfg.n_bins),
-                "top_examples": [example(int(r), j) for r in order.tolist()],
-                "quantile_examples": _quantiles(col, cfg, generator, lambda r, j=j: example(r, j)),
-                "logit_effects": {"positive": [], "negative": []},
-                "logit_histogram": None,
-                "neuron_exposures": [],
-                "neuron_share": None,
-                "neighbours": [
+            feature_record(
+                index=first_index + j,
+                label=labels[j],
+                density=density,
+                max_activation=float(values.max()) if count else 0.0,
+                mean_activation=float(values.mean()) if count else 0.0,
+                dead=count == 0,
+                dense=density > cfg.dense_threshold,
+                histogram=_histogram(values, cfg.n_bins),
+                top_examples=[example(int(r), j) for r in order.tolist()],
+                quantile_examples=_quantiles(col, cfg, generator, lambda r, j=j: example(r, j)),
+                neighbours=[
                     {"index": first_index + g, "cosine": float(dec_cos[j, g])}
                     for g in others[:N_NEIGHBOURS]
                 ],
-                "cofiring": [],
-                "encoder_decoder_cosine": float(enc[:, j] @ dec[j]),
-                "token_separator": " ",  # the "tokens" are feature names: f0 f1 f2, not f0f1f2
-            }
+                encoder_decoder_cosine=float(enc[:, j] @ dec[j]),
+                token_separator=" ",  # the "tokens" are feature names: f0 f1 f2, not f0f1f2
+            )
         )
     return records
 

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from saesite import __version__
 from saesite.config import RenderConfig, ToyConfig
 from saesite.records.build import density_histogram, round_significant
+from saesite.records.schema import site_record
 from saesite.toy.data import instance_generator, sample_features, stable_seed
 from saesite.toy.double_descent import double_descent_entry
 from saesite.toy.model import (
@@ -233,13 +233,12 @@ def _build(cfg: ToyConfig, replace_folder: str | None, models: list[ToyModelConf
     paths = [feature_paths(f["index"], render.features_per_folder, width) for f in features]
     density = np.array([f["density"] for f in features])
     dead = np.array([f["dead"] for f in features], dtype=bool)
-    site = {
-        "saesite_version": __version__,
-        "model": "toy models of superposition",
-        "hook": "hidden layer h = W x",
-        "d_in": None,
-        "d_sae": len(features),
-        "sae": {
+    site = site_record(
+        model="toy models of superposition",
+        hook="hidden layer h = W x",
+        d_in=None,
+        d_sae=len(features),
+        sae={
             "architecture": "standard",
             "l1": cfg.sae_l1,
             "steps": cfg.sae_steps,
@@ -249,22 +248,20 @@ def _build(cfg: ToyConfig, replace_folder: str | None, models: list[ToyModelConf
             "resample_window": RESAMPLE_WINDOW,
             "resample_until": int(RESAMPLE_UNTIL * cfg.sae_steps),
         },
-        "n_tokens": cfg.n_samples,
-        "n_seq": cfg.n_samples,
-        "seq_len": 1,
-        "config": asdict(cfg),
-        "metrics": {
+        n_tokens=cfg.n_samples,
+        n_seq=cfg.n_samples,
+        seq_len=1,
+        config=asdict(cfg),
+        metrics={
             "dead_count": int(dead.sum()),
             "dense_count": int(sum(f["dense"] for f in features)),
         },
-        "density_histogram": density_histogram(density, dead),
-        "token_bytes": {},
-        "labels": {},
-        "features": [
+        density_histogram=density_histogram(density, dead),
+        features=[
             {"index": f["index"], "html": html, "json": json_path}
             for f, (html, json_path) in zip(features, paths, strict=True)
         ],
-        "toy": {
+        toy={
             "models": [_model_entry(t) for t in trained],
             "instances": instances,
             "thresholds": {
@@ -273,7 +270,7 @@ def _build(cfg: ToyConfig, replace_folder: str | None, models: list[ToyModelConf
                 "represented_norm": REPRESENTED_NORM,
             },
         },
-    }
+    )
     if double_descent is not None:
         site["toy"]["double_descent"] = double_descent
     out = write_site(site, features, render)

@@ -6,6 +6,7 @@ import torch
 from saesite.config import BuildConfig, DataConfig, StatsConfig, WeightStatsConfig
 from saesite.pipeline import compute, load, write_records
 from saesite.records.build import density_histogram, round_significant
+from saesite.records.schema import Example, FeatureRecord
 
 HOOK = "blocks.0.mlp.hook_post"
 STATS = StatsConfig(
@@ -19,27 +20,8 @@ STATS = StatsConfig(
     seed=0,
 )
 WEIGHTS = WeightStatsConfig(n_logits=4, n_neurons=3, n_neighbours=2, n_logit_bins=8)
-FEATURE_KEYS = {
-    "index",
-    "label",
-    "density",
-    "log10_density",
-    "max_activation",
-    "mean_activation",
-    "dead",
-    "dense",
-    "histogram",
-    "top_examples",
-    "quantile_examples",
-    "logit_effects",
-    "logit_histogram",
-    "neuron_exposures",
-    "neuron_share",
-    "neighbours",
-    "cofiring",
-    "encoder_decoder_cosine",
-}
-EXAMPLE_KEYS = {"act", "seq", "pos", "window_start", "tokens", "acts"}
+FEATURE_KEYS = set(FeatureRecord.__required_keys__)
+EXAMPLE_KEYS = set(Example.__required_keys__)
 
 
 def build_records(loaded, stats_cfg: StatsConfig):

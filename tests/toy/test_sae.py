@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from saesite.records.schema import Example, FeatureRecord
 from saesite.sae.model import SAE, SaeConfig
 from saesite.toy.data import ToyDataConfig, instance_generator, sample_features
 from saesite.toy.sae import (
@@ -17,27 +18,8 @@ from saesite.toy.sae import (
     recovery_table,
 )
 
-SCHEMA_KEYS = {
-    "index",
-    "label",
-    "density",
-    "log10_density",
-    "max_activation",
-    "mean_activation",
-    "dead",
-    "dense",
-    "histogram",
-    "top_examples",
-    "quantile_examples",
-    "logit_effects",
-    "logit_histogram",
-    "neuron_exposures",
-    "neuron_share",
-    "neighbours",
-    "cofiring",
-    "encoder_decoder_cosine",
-}
-EXAMPLE_KEYS = {"act", "seq", "pos", "window_start", "tokens", "token_ids", "acts"}
+SCHEMA_KEYS = set(FeatureRecord.__required_keys__)
+EXAMPLE_KEYS = set(Example.__required_keys__) | {"token_ids"}
 
 
 def _pentagon(scale: float = 1.2) -> torch.Tensor:
