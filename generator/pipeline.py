@@ -269,7 +269,7 @@ def write_records(stats: FeatureStats, loaded: Loaded, config: BuildConfig) -> R
     config_dict["data"]["dataset"] = publish(config.data.dataset)
     config_dict["render"]["labels"] = publish(config.render.labels)
     name = loaded.model_name
-    return build_records(
+    records = build_records(
         stats.finalize(),
         loaded.tokenizer,
         model_name=publish(name) if name != "demo" else name,
@@ -278,6 +278,11 @@ def write_records(stats: FeatureStats, loaded: Loaded, config: BuildConfig) -> R
         config=config_dict,
         training=loaded.training,
     )
+    # the model name an SAE or its training log recorded may be a local path too
+    for part in (records.site.get("sae"), (records.site.get("training") or {}).get("config")):
+        if isinstance(part, dict) and isinstance(part.get("model_name"), str):
+            part["model_name"] = publish(part["model_name"])
+    return records
 
 
 def render(
