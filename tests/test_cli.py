@@ -326,12 +326,12 @@ BAD_BUILD_INPUTS = [
 @pytest.fixture
 def pass_never_entered(monkeypatch):
     """Every input check runs before the statistics pass: entering it fails the test."""
-    import saesite.records.build
+    import saesite.stats.pass_
 
     def entered(*args, **kwargs):
         pytest.fail("the statistics pass was entered before the input was refused")
 
-    monkeypatch.setattr(saesite.records.build, "build_records", entered)
+    monkeypatch.setattr(saesite.stats.pass_, "run_pass", entered)
 
 
 @pytest.mark.parametrize(
