@@ -1,6 +1,8 @@
 """Command line -> configs -> the pipeline. The only module that wires stages together.
 
     saesite build        one streaming pass over the tokens, then a static site
+                         (--shard I/N --state-out DIR: one shard's state; --ray: shards on Ray)
+    saesite merge        shard states -> the site (docs/distributed.md)
     saesite render       re-render a built site from its JSON (no model), e.g. with new labels
     saesite train-model  a BPE tokenizer and a tiny transformer on local text
     saesite train-sae    an SAE on a hook's activations (SAELens folder format)
@@ -175,7 +177,17 @@ def _parser() -> argparse.ArgumentParser:
         help="publish the inputs' full local paths in site.json (default: paths relative to "
         "the working folder, or base names)",
     )
+    _add_distributed_args(b)
     b.set_defaults(func=cmd_build)
+
+    g = sub.add_parser("merge", help="merge shard states (build --shard) and write the site")
+    g.add_argument("states", nargs="+", help="folders written by build --shard I/N --state-out")
+    g.add_argument("--labels", help="CSV or JSON file: feature id -> label")
+    g.add_argument("--title", help="site title")
+    g.add_argument("--workers", type=int, help=WORKERS_HELP)
+    g.add_argument("--out", default="site", help="output folder (default: site)")
+    _add_out_safety_args(g)
+    g.set_defaults(func=cmd_merge)
 
     r = sub.add_parser("render", help="re-render a built site from its JSON (no model)")
     r.add_argument("site", nargs="?", default="site", help="a folder written by saesite build")
@@ -262,6 +274,68 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_distributed_args(b: argparse.ArgumentParser) -> None:
+    b.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="compute only token shard I of 0..N-1 and write its state to --state-out",
+    )
+    b.add_argument("--state-out", metavar="DIR", help="folder for the --shard state")
+    b.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        metavar="ADDRESS",
+        help="token shards as Ray tasks: on a cluster's ADDRESS, or a local instance",
+    )
+    b.add_argument(
+        "--shards", type=int, help="--ray: number of token shards (default: one per CPU)"
+    )
+    b.add_argument(
+        "--max-retries", type=int, default=3, help="--ray: retries of a task whose worker died"
+    )
+
+
+def _render_config(args: argparse.Namespace) -> RenderConfig:
+    _warn_force(args)
+    return RenderConfig(
+        out=args.out,
+        replace_folder=args.replace_folder,
+        labels=args.labels,
+        title=args.title,
+        workers=args.workers,
+    )
+
+
+def cmd_merge(args: argparse.Namespace) -> None:
+    from saesite.shards import merge_states
+
+    merge_states(args.states, _render_config(args))
+
+
+def _run_build(config: BuildConfig, args: argparse.Namespace) -> None:
+    if (args.shard is None) != (args.state_out is None):
+        raise SaesiteError("--shard and --state-out go together; expected both or neither")
+    if args.shard is not None and args.ray is not None:
+        raise SaesiteError("--shard and --ray exclude each other; expected one of them")
+    if args.shards is not None and (args.ray is None or args.shards < 1):
+        raise SaesiteError(f"--shards {args.shards}; expected a positive count with --ray")
+    if args.shard is not None:
+        from saesite.shards import build_shard, parse_shard
+
+        build_shard(config, *parse_shard(args.shard), args.state_out)
+    elif args.ray is not None:
+        from saesite.ray_build import ray_build
+
+        ray_build(config, args.ray, args.shards, max_retries=args.max_retries)
+    else:
+        from saesite.pipeline import build_site
+        from saesite.threads import use_available_cpus
+
+        use_available_cpus()
+        build_site(config)
+
+
 def cmd_build(args: argparse.Namespace) -> None:
     config = BuildConfig(
         model=args.model,
@@ -286,21 +360,10 @@ def cmd_build(args: argparse.Namespace) -> None:
             device=args.device,
         ),
         weights=WeightStatsConfig(),
-        render=RenderConfig(
-            out=args.out,
-            replace_folder=args.replace_folder,
-            labels=args.labels,
-            title=args.title,
-            workers=args.workers,
-        ),
+        render=_render_config(args),
         record_paths=args.record_paths,
     )
-    from saesite.pipeline import build_site
-    from saesite.threads import use_available_cpus
-
-    _warn_force(args)
-    use_available_cpus()
-    build_site(config)
+    _run_build(config, args)
 
 
 def cmd_render(args: argparse.Namespace) -> None:

@@ -228,13 +228,24 @@ def compute(loaded: Loaded, stats: StatsConfig, weights: WeightStatsConfig) -> F
     """Stage 2: one streaming pass over the tokens, then the weight statistics (and, with
     ``stats.ablation``, the ablation effects of the top examples)."""
     from saesite.stats.pass_ import run_pass
-    from saesite.stats.weights import weight_stats
 
     started = time.perf_counter()
     tokens = torch.as_tensor(loaded.tokens, dtype=torch.int64)
     check_stats_sizes(stats, *tokens.shape, loaded.sae.cfg.d_sae)
     stats = bounded_batch(stats, tokens.shape[1], loaded.sae.cfg.d_sae)
     result = run_pass(loaded.model, loaded.sae, tokens, loaded.hook, stats)
+    complete(loaded, result, stats, weights)
+    log.info("statistics (pass and weights) in %.1f s", time.perf_counter() - started)
+    return result
+
+
+def complete(
+    loaded: Loaded, result: FeatureStats, stats: StatsConfig, weights: WeightStatsConfig
+) -> FeatureStats:
+    """The end of stage 2, once the pass's accumulators hold every token (of one process, or of
+    merged shards): the weight statistics, and with ``stats.ablation`` the ablation effects."""
+    from saesite.stats.weights import weight_stats
+
     result.weights = weight_stats(loaded.model, loaded.sae, loaded.hook, weights)
     if stats.ablation:
         from saesite.stats.ablation import ablation_effects
@@ -242,14 +253,13 @@ def compute(loaded: Loaded, stats: StatsConfig, weights: WeightStatsConfig) -> F
         result.ablation = ablation_effects(
             loaded.model,
             loaded.sae,
-            tokens,
+            torch.as_tensor(loaded.tokens, dtype=torch.int64),
             loaded.hook,
             result.topk.finalize(),
             result.window,
             stats.batch_size,
             device=stats.device,
         )
-    log.info("statistics (pass and weights) in %.1f s", time.perf_counter() - started)
     return result
 
 

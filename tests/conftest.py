@@ -149,3 +149,23 @@ def offline_hf(hf_home) -> Path:
 
     with offline_hub(hf_home):
         yield hf_home
+
+
+SHARD_STATS_ARGS = ["--batch-size", "2", "--top-k", "5", "--n-bins", "16", "--n-intervals", "4"]
+"""Statistics flags of the sharded-build tests: batches of 2 sequences, so 12 batches to split."""
+
+
+def shard_build_args(model, sae, tokens, out=None) -> list[str]:
+    """``saesite build`` arguments for the tiny inputs (``--out`` only when given)."""
+    args = ["-q", "build", "--model", str(model), "--sae", str(sae), "--dataset", str(tokens)]
+    return [*args, *SHARD_STATS_ARGS, *(["--out", str(out)] if out else []), "--workers", "1"]
+
+
+@pytest.fixture(scope="session")
+def one_process_site(tmp_path_factory, tiny_model_dir, tiny_sae_dir, tiny_tokens_npy) -> Path:
+    """The one-process site that sharded and Ray builds of the tiny inputs must equal."""
+    from saesite.cli import main
+
+    out = tmp_path_factory.mktemp("one-process") / "site"
+    assert main(shard_build_args(tiny_model_dir, tiny_sae_dir, tiny_tokens_npy, out)) == 0
+    return out

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import torch
 from jaxtyping import Float, Int
+from saesite.stats.keys import feature_salts, sample_keys
 from torch import Tensor
 
 
@@ -64,6 +65,7 @@ class TokenBatch:
     seq_start: int
     """Dataset index of the batch's first sequence."""
     active: SparseActs
+    _keys: dict[int, Tensor] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_acts(
@@ -83,3 +85,15 @@ class TokenBatch:
     def token_offset(self) -> int:
         """Global index of the batch's first token."""
         return self.seq_start * self.seq_len
+
+    def sample_keys(self, seed: int) -> Int[Tensor, " nnz"]:
+        """The sampling key of every non-zero (``stats/keys.py``); cached, so the samplers that
+        share a seed hash each entry once."""
+        keys = self._keys.get(seed)
+        if keys is None:
+            active = self.active
+            salts = feature_salts(seed, active.d_sae, str(active.feat.device))
+            keys = self._keys[seed] = sample_keys(
+                salts, active.feat, active.tok + self.token_offset
+            )
+        return keys

@@ -152,3 +152,18 @@ class CofiringAccumulator:
         union = (fired[:, None] + other - both).double()
         jaccard = torch.where(index >= 0, both / union.clamp_min(1), 0.0)
         return Cofiring(index=index, count=both, jaccard=jaccard, exact=True)
+
+    def state_dict(self) -> dict[str, Tensor | int | float | str]:
+        return {
+            "kind": "exact",
+            "d_sae": self.d_sae,
+            "n_cofiring": self.n_cofiring,
+            "count": self.count,
+            "pairs": self.pairs,
+        }
+
+    @classmethod
+    def from_state_dict(cls, state: dict, device: str = "cpu") -> CofiringAccumulator:
+        acc = cls(state["d_sae"], state["n_cofiring"], device=device)
+        acc.count, acc.pairs = state["count"].to(device), state["pairs"].to(device)
+        return acc

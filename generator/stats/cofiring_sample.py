@@ -17,9 +17,10 @@ largest activations wherever it fires with f (all g when L0 <= C); its standard 
 descending (ties by index).
 
 Bounded: memory d_sae · m · (C + 3) numbers, whatever the number of tokens. Merge: union of the
-two samples, keep the m smallest keys — the same distribution as one pass (independent keys:
-give shards different seeds). Cost after warm-up: only tokens whose key beats the feature's m-th
-smallest are captured, about m·ln(n_f) per feature over the whole pass.
+two samples, keep the m smallest keys. Keys are a hash of (seed, feature, global token)
+(``stats/keys.py``), so shards merged in any order keep exactly one pass's sample. Cost after
+warm-up: only tokens whose key beats the feature's m-th smallest are captured, about m·ln(n_f)
+per feature over the whole pass.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from jaxtyping import Float, Int
 from saesite.stats.batch import SparseActs, TokenBatch
 from saesite.stats.cofiring import Cofiring
 from saesite.stats.grouping import best_of_union, float_order, smallest_per_group, sort_by_group
+from saesite.stats.keys import EMPTY
 from torch import Tensor
 
 ELEMENTS_PER_CHUNK = 1 << 22
@@ -98,16 +100,16 @@ class SampledCofiringAccumulator:
         device: str = "cpu",
     ):
         self.d_sae, self.n_cofiring, self.m, self.c = d_sae, n_cofiring, samples, candidates
-        self.generator = torch.Generator(device=device).manual_seed(seed)
+        self.seed = seed
         self.count = torch.zeros(d_sae, dtype=torch.int64, device=device)
-        self.keys = torch.full((d_sae, samples), float("inf"), device=device)
+        self.keys = torch.full((d_sae, samples), EMPTY, dtype=torch.int64, device=device)
         self.sets = torch.full((d_sae, samples, candidates), -1, dtype=torch.int32, device=device)
 
     @torch.no_grad()
     def update(self, acts: Float[Tensor, "tok d_sae"], batch: TokenBatch) -> None:
         active = batch.active
         self.count += torch.bincount(active.feat, minlength=self.d_sae)
-        key = torch.rand(active.feat.shape, generator=self.generator, device=active.feat.device)
+        key = batch.sample_keys(self.seed)
         threshold = self.keys.max(1).values
         cand = torch.nonzero(key < threshold[active.feat]).squeeze(1)
         tok = active.tok[cand]
@@ -122,7 +124,7 @@ class SampledCofiringAccumulator:
         chosen, rank = smallest_per_group(feat, key, self.m)
         rows, row_of = torch.unique_consecutive(feat[chosen], return_inverse=True)
         device = key.device
-        new_keys = torch.full((rows.numel(), self.m), float("inf"), device=device)
+        new_keys = torch.full((rows.numel(), self.m), EMPTY, dtype=torch.int64, device=device)
         item = torch.full((rows.numel(), self.m), -1, dtype=torch.int64, device=device)
         new_keys[row_of, rank] = key[chosen]
         item[row_of, rank] = chosen
@@ -134,16 +136,17 @@ class SampledCofiringAccumulator:
 
     def merge(self, other: SampledCofiringAccumulator) -> None:
         self.count += other.count
-        present = torch.isfinite(other.keys)
-        feat = torch.arange(self.d_sae, device=present.device)[:, None].expand_as(present)
-        sets = other.sets[present]
-        self._insert(feat[present], other.keys[present], lambda ids: sets[ids])
+        rows = torch.nonzero((other.keys != EMPTY).any(1)).squeeze(1)
+        dst, src = best_of_union(self.keys[rows], other.keys[rows])
+        r, c = rows[dst[:, 0]], dst[:, 1]
+        self.keys[r, c] = other.keys[rows[src[:, 0]], src[:, 1]]
+        self.sets[r, c] = other.sets[rows[src[:, 0]], src[:, 1]]
 
     def finalize(self) -> Cofiring:
         d_sae, n = self.d_sae, min(self.n_cofiring, self.d_sae - 1)
         count = self.count.cpu()
         keys, sets = self.keys.cpu(), self.sets.cpu()
-        samples = torch.isfinite(keys).sum(1)
+        samples = (keys != EMPTY).sum(1)
         index = torch.full((d_sae, n), -1, dtype=torch.int64)
         top = torch.zeros(d_sae, n, dtype=torch.int64)
         chunk = max(1, ELEMENTS_PER_CHUNK // (self.m * self.c))
@@ -160,3 +163,30 @@ class SampledCofiringAccumulator:
         union = count[:, None].double() + other - estimate
         jaccard = torch.where(index >= 0, estimate / union.clamp_min(1e-12), 0.0).clamp(0, 1)
         return Cofiring(index=index, count=estimate.round().long(), jaccard=jaccard, exact=False)
+
+    def state_dict(self) -> dict[str, Tensor | int | float | str]:
+        return {
+            "kind": "sampled",
+            "d_sae": self.d_sae,
+            "n_cofiring": self.n_cofiring,
+            "samples": self.m,
+            "candidates": self.c,
+            "seed": self.seed,
+            "count": self.count,
+            "keys": self.keys,
+            "sets": self.sets,
+        }
+
+    @classmethod
+    def from_state_dict(cls, state: dict, device: str = "cpu") -> SampledCofiringAccumulator:
+        acc = cls(
+            state["d_sae"],
+            state["n_cofiring"],
+            state["samples"],
+            state["candidates"],
+            seed=state["seed"],
+            device=device,
+        )
+        acc.count, acc.keys = state["count"].to(device), state["keys"].to(device)
+        acc.sets = state["sets"].to(device)
+        return acc

@@ -175,7 +175,7 @@ def cofiring_accumulator(
         cfg.n_cofiring,
         cfg.cofiring_samples,
         cfg.cofiring_candidates,
-        seed=cfg.seed + 1,
+        seed=cfg.seed,  # the intervals' keys: each non-zero is hashed once per batch
         device=cfg.device,
     )
 

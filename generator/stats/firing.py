@@ -7,8 +7,8 @@
     mean[f]    = sum[f] / count[f]                   (mean over firing tokens; 0 when dead)
     l0         = Σ_f count[f] / n_tokens             (mean number of features firing per token)
 
-All sums are exact integers or float64, so ``merge`` of disjoint shards equals one pass (the
-float64 sum of float32 values is exact to well below float32 precision).
+Counts are exact integers; the float64 sums are reduced along the tree of token positions
+(``stats/reduction.py``), so ``merge`` of disjoint shards equals one pass to the last bit.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 from jaxtyping import Bool, Float, Int
 from saesite.stats.batch import TokenBatch
+from saesite.stats.reduction import TreeReduction
 from torch import Tensor
 
 
@@ -41,7 +42,8 @@ class FiringAccumulator:
         self.dense_threshold = dense_threshold
         self.n_tokens = 0
         self.count = torch.zeros(d_sae, dtype=torch.int64, device=device)
-        self.sum = torch.zeros(d_sae, dtype=torch.float64, device=device)
+        self.sums = TreeReduction()
+        """Per-batch float64 sums [d_sae]."""
         self.max = torch.zeros(d_sae, dtype=torch.float32, device=device)
 
     @torch.no_grad()
@@ -50,19 +52,23 @@ class FiringAccumulator:
         feat = active.feat
         self.n_tokens += batch.n_tokens
         self.count += torch.bincount(feat, minlength=self.d_sae)
-        self.sum += torch.bincount(feat, weights=active.values.double(), minlength=self.d_sae)
+        batch_sum = torch.bincount(feat, weights=active.values.double(), minlength=self.d_sae)
+        self.sums.add(batch.seq_start, batch_sum, batch.seq_start + batch.token_ids.shape[0])
         torch.maximum(self.max, active.feature_max().float(), out=self.max)
 
     def merge(self, other: FiringAccumulator) -> None:
         self.n_tokens += other.n_tokens
         self.count += other.count
-        self.sum += other.sum
+        self.sums.merge(other.sums)
         torch.maximum(self.max, other.max, out=self.max)
 
     def finalize(self) -> FiringStats:
         n = max(self.n_tokens, 1)
         density = self.count.double() / n
-        mean = torch.where(self.count > 0, self.sum / self.count.clamp_min(1), 0.0)
+        total = self.sums.result()
+        if total is None:
+            total = torch.zeros(self.d_sae, dtype=torch.float64, device=self.count.device)
+        mean = torch.where(self.count > 0, total / self.count.clamp_min(1), 0.0)
         count = self.count.cpu()
         return FiringStats(
             n_tokens=self.n_tokens,
@@ -74,3 +80,21 @@ class FiringAccumulator:
             dense=density.cpu() > self.dense_threshold,
             l0=float(self.count.sum().item()) / n,
         )
+
+    def state_dict(self) -> dict[str, Tensor | int | float | str]:
+        return {
+            "d_sae": self.d_sae,
+            "dense_threshold": self.dense_threshold,
+            "n_tokens": self.n_tokens,
+            "count": self.count,
+            "max": self.max,
+            **self.sums.state_dict("sums"),
+        }
+
+    @classmethod
+    def from_state_dict(cls, state: dict, device: str = "cpu") -> FiringAccumulator:
+        acc = cls(state["d_sae"], state["dense_threshold"], device=device)
+        acc.n_tokens = state["n_tokens"]
+        acc.count, acc.max = state["count"].to(device), state["max"].to(device)
+        acc.sums.load_state_dict(state, "sums", device)
+        return acc

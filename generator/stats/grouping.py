@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from jaxtyping import Float, Int
+from jaxtyping import Float, Int, Shaped
 from torch import Tensor
 
 
@@ -29,21 +29,22 @@ def sort_by_group(group: Int[Tensor, " n"], order_key: Int[Tensor, " n"]) -> Int
 
 
 def smallest_per_group(
-    group: Int[Tensor, " n"], key: Float[Tensor, " n"], s: int
+    group: Int[Tensor, " n"], key: Int[Tensor, " n"], s: int
 ) -> tuple[Int[Tensor, " m"], Int[Tensor, " m"]]:
-    """(indices, rank) of the ``s`` smallest keys (float32, >= 0) of each group.
+    """(indices, rank) of the ``s`` smallest keys (int64, any range) of each group.
 
-    Ordered by (group, key); equal keys keep their input order. One int64 sort.
+    Ordered by (group, key); equal keys keep their input order. Two stable sorts.
     """
-    order = sort_by_group(group, float_order(key))
+    order = torch.sort(key, stable=True).indices
+    order = order[torch.sort(group[order], stable=True).indices]
     rank = rank_within_group(group[order])
     keep = rank < s
     return order[keep], rank[keep]
 
 
 def best_of_union(
-    old_key: Float[Tensor, "n m"],
-    new_key: Float[Tensor, "n m2"],
+    old_key: Shaped[Tensor, "n m"],
+    new_key: Shaped[Tensor, "n m2"],
     old_tie: Tensor | None = None,
     new_tie: Tensor | None = None,
 ) -> tuple[Int[Tensor, "r 2"], Int[Tensor, "r 2"]]:

@@ -103,3 +103,12 @@ class HistogramAccumulator:
 
     def finalize(self) -> Histograms:
         return Histograms(exponent=self.exponent.cpu().clone(), counts=self.counts.cpu().clone())
+
+    def state_dict(self) -> dict[str, Tensor | int | float | str]:
+        return {"n_bins": self.n_bins, "exponent": self.exponent, "counts": self.counts}
+
+    @classmethod
+    def from_state_dict(cls, state: dict, device: str = "cpu") -> HistogramAccumulator:
+        acc = cls(state["exponent"].shape[0], state["n_bins"], device)
+        acc.exponent, acc.counts = state["exponent"].to(device), state["counts"].to(device)
+        return acc

@@ -1,6 +1,6 @@
 """Global SAE metrics accumulated over the same tokens as the feature statistics.
 
-Reconstruction, over all tokens t (float64 sums, so shards merge exactly):
+Reconstruction, over all tokens t:
     mse                = Σ_t ‖x_t − x̂_t‖² / n_tokens
     explained_variance = 1 − Σ_t ‖x_t − x̂_t‖² / Σ_t ‖x_t − x̄‖²
 (the spread Σ_t ‖x_t − x̄‖² is merged batch by batch, see ``ReconstructionAccumulator``).
@@ -8,6 +8,9 @@ Language-model loss, mean next-token cross-entropy (nats) over the same predicti
     ce_loss_recovered  = (zero − spliced) / (zero − clean)
 where *spliced* replaces the hook's activation by the SAE reconstruction and *zero* by zeros,
 computed on the first ``--ce-tokens`` tokens (whole sequences) with its standard error.
+
+Per-batch values combine in float64 along the tree of token positions (``stats/reduction.py``),
+so shards merged in any order give one pass's numbers to the last bit.
 """
 
 from __future__ import annotations
@@ -16,56 +19,83 @@ import math
 
 import torch
 from jaxtyping import Float
+from saesite.stats.reduction import TreeReduction, add
 from torch import Tensor
+
+N, SSE, M2, MEAN = 0, 1, 2, 3
+"""Layout of a reconstruction node: [n, sse, M2, mean_0 … mean_{d_in-1}] in float64 (n is exact
+below 2^53 tokens)."""
+
+
+def combine_spread(a: Tensor, b: Tensor) -> Tensor:
+    """Chan's formula: M2 = M2_a + M2_b + ‖x̄_b − x̄_a‖² · n_a n_b / (n_a + n_b)."""
+    n_a, n_b = float(a[N]), float(b[N])
+    total = n_a + n_b
+    out = a.clone()
+    out[N] = total
+    out[SSE] = a[SSE] + b[SSE]
+    if total == 0:
+        return out
+    delta = b[MEAN:] - a[MEAN:]
+    out[M2] = a[M2] + b[M2] + float(delta.square().sum()) * n_a * n_b / total
+    out[MEAN:] = a[MEAN:] + delta * (n_b / total)
+    return out
+
+
+def _next_position(tree: TreeReduction) -> int:
+    return tree.runs[-1].cursor if tree.runs else 0
 
 
 class ReconstructionAccumulator:
     """Squared error and the activations' spread, merged across batches in float64.
 
     Per batch, the squared error and ``M2_b = Σ‖x − x̄_b‖²`` (centred on the batch mean, so no
-    cancellation) are float32 dot products; batches combine exactly in float64 with Chan's
-    formula ``M2 = M2_a + M2_b + ‖x̄_a − x̄_b‖² · n_a n_b / (n_a + n_b)``.
+    cancellation) are float32 dot products; batches combine in float64 with Chan's formula
+    (``combine_spread``).
     """
 
     def __init__(self, d_in: int, device: str = "cpu"):
-        self.n_tokens = 0
-        self.sse = 0.0
-        self.mean = torch.zeros(d_in, dtype=torch.float64, device=device)
-        self.m2 = 0.0
-
-    def _combine(self, n: int, mean: Tensor, m2: float) -> None:
-        total = self.n_tokens + n
-        if total == 0:
-            return
-        delta = mean - self.mean
-        self.m2 += m2 + float(delta.square().sum()) * self.n_tokens * n / total
-        self.mean += delta * (n / total)
-        self.n_tokens = total
+        self.d_in = d_in
+        self.tree = TreeReduction(combine_spread)
 
     @torch.no_grad()
-    def update(self, x: Float[Tensor, "tok d_in"], x_hat: Float[Tensor, "tok d_in"]) -> None:
+    def update(
+        self,
+        x: Float[Tensor, "tok d_in"],
+        x_hat: Float[Tensor, "tok d_in"],
+        position: int | None = None,
+        stop: int | None = None,
+    ) -> None:
+        """One batch; ``position``/``stop``: its sequences (default: right after the last)."""
         diff = (x - x_hat).reshape(-1)
-        self.sse += float(torch.dot(diff, diff))
         mean = x.sum(0, dtype=torch.float64) / x.shape[0]
         rounded = mean.to(x.dtype)
         centred = (x - rounded).reshape(-1)
         # Σ‖x − m'‖² = Σ‖x − m‖² + n‖m − m'‖² for the float32-rounded mean m'.
         offset = mean - rounded.double()
         m2 = float(torch.dot(centred, centred)) - x.shape[0] * float(offset.square().sum())
-        self._combine(x.shape[0], mean, m2)
+        head = torch.tensor([x.shape[0], float(torch.dot(diff, diff)), m2], dtype=torch.float64)
+        position = _next_position(self.tree) if position is None else position
+        self.tree.add(position, torch.cat([head.to(mean.device), mean]), stop)
 
     def merge(self, other: ReconstructionAccumulator) -> None:
-        self.sse += other.sse
-        self._combine(other.n_tokens, other.mean, other.m2)
+        self.tree.merge(other.tree)
 
     def finalize(self) -> dict[str, float | None]:
-        n = self.n_tokens
-        if n == 0:
+        total = self.tree.result()
+        if total is None or total[N] == 0:
             return {"mse": None, "explained_variance": None}
-        return {
-            "mse": self.sse / n,
-            "explained_variance": 1.0 - self.sse / self.m2 if self.m2 > 0 else None,
-        }
+        n, sse, m2 = float(total[N]), float(total[SSE]), float(total[M2])
+        return {"mse": sse / n, "explained_variance": 1.0 - sse / m2 if m2 > 0 else None}
+
+    def state_dict(self) -> dict[str, Tensor | int | float | str]:
+        return {"d_in": self.d_in, **self.tree.state_dict("tree")}
+
+    @classmethod
+    def from_state_dict(cls, state: dict, device: str = "cpu") -> ReconstructionAccumulator:
+        acc = cls(state["d_in"], device=device)
+        acc.tree.load_state_dict(state, "tree", device)
+        return acc
 
 
 class LossAccumulator:
@@ -77,25 +107,35 @@ class LossAccumulator:
     sequences are the independent units) and its standard error by the delta method,
         se = sqrt(Σ_i (a_i − R b_i)² / (n (n − 1))) / b̄,   b̄ = Σb / n,
     from the float64 sums Σc, Σs, Σz, Σa², Σb², Σab, kept on the pass's device (no host
-    synchronisation per batch).
+    synchronisation per batch), per batch, reduced along the tree of positions.
     """
 
     def __init__(self, device: str | torch.device = "cpu") -> None:
-        self.sums = torch.zeros(6, dtype=torch.float64, device=device)
+        self.tree = TreeReduction(add)
+        """Per-batch [Σc, Σs, Σz, Σa², Σb², Σab], float64."""
         self.n_seq = 0
         self.n_predictions = 0
 
-    def update(self, losses: Float[Tensor, "3 seq"], seq_len: int) -> None:
+    def update(
+        self,
+        losses: Float[Tensor, "3 seq"],
+        seq_len: int,
+        position: int | None = None,
+        stop: int | None = None,
+    ) -> None:
+        """One batch; ``position``/``stop``: its sequences (default: right after the last)."""
         clean, spliced, zero = losses
         a, b = zero - spliced, zero - clean
-        self.sums += torch.stack(
+        value = torch.stack(
             [clean.sum(), spliced.sum(), zero.sum(), (a * a).sum(), (b * b).sum(), (a * b).sum()]
-        )
+        ).double()
+        position = _next_position(self.tree) if position is None else position
+        self.tree.add(position, value, stop)
         self.n_seq += losses.shape[1]
         self.n_predictions += losses.shape[1] * (seq_len - 1)
 
     def merge(self, other: LossAccumulator) -> None:
-        self.sums += other.sums.to(self.sums.device)
+        self.tree.merge(other.tree)
         self.n_seq += other.n_seq
         self.n_predictions += other.n_predictions
 
@@ -106,7 +146,10 @@ class LossAccumulator:
         out["ce_loss_tokens"] = self.n_predictions
         if self.n_predictions == 0:
             return out
-        c, s, z, aa, bb, ab = self.sums.tolist()
+        total = self.tree.result()
+        if total is None:
+            return out
+        c, s, z, aa, bb, ab = total.tolist()
         n = self.n_seq
         out.update(
             zip(

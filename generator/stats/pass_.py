@@ -101,9 +101,23 @@ def run_pass(
             check_finite(out.x, *place)
         batch = TokenBatch(token_ids=batch_tokens, seq_start=seq_start + start, active=out.active)
         stats.update(out.acts, batch)
-        stats.reconstruction.update(out.x, out.x_hat)
+        # Positions order the float sums (stats/reduction.py), so shards reduce like one pass.
+        first, stop = seq_start + start, seq_start + start + batch_tokens.shape[0]
+        stats.reconstruction.update(out.x, out.x_hat, first, stop)
         if out.loss is not None:
-            stats.losses.update(out.loss, batch_tokens.shape[1])
+            stats.losses.update(out.loss, batch_tokens.shape[1], first, stop)
     if unchecked is not None:
         check_finite(*unchecked)
     return stats
+
+
+def shard_range(n_seq: int, batch_size: int, shard: int, n_shards: int) -> tuple[int, int]:
+    """Sequences [first, stop) of shard ``shard`` of ``n_shards``: whole batches of the one-pass
+    grid, as equal in number as possible, in dataset order (so every batch, and every activation
+    in it, is the one a single pass computes)."""
+    if not 0 <= shard < n_shards:
+        raise ValueError(f"shard {shard} of {n_shards}; expected 0 <= shard < {n_shards}")
+    n_batches = -(-n_seq // batch_size)
+    first = shard * n_batches // n_shards * batch_size
+    stop = (shard + 1) * n_batches // n_shards * batch_size
+    return min(first, n_seq), min(stop, n_seq)

@@ -4,11 +4,11 @@ Reservoir bins. Feature f's activation range ``[0, n_bins · 2^e_f)`` (the histo
 ``stats/histogram.py``, with the same range doubling) is cut into ``R = ceil(n_bins / 2)``
 reservoir bins of width ``2 · 2^e_f`` (pairs of histogram bins). Each (feature, reservoir bin)
 keeps the exact count of its firings and the ``interval_samples`` firings with the smallest
-random keys (uniform keys from a ``torch.Generator`` seeded with the config's seed). The s
-smallest keys of a set are a uniform sample without replacement of it, so:
+random keys (``stats/keys.py``: a hash of (seed, feature, global token), distinct per feature).
+The s smallest keys of a set are a uniform sample without replacement of it, so:
 - folding bins when the range doubles = union of the merged bins' items, keep the s smallest;
-- ``merge`` of shards = fold both to the larger exponent, add counts, union, keep the s smallest
-  (exact in distribution, given independent keys: give each shard its own seed).
+- ``merge`` of shards = fold both to the larger exponent, add counts, union, keep the s smallest.
+Keys depend on the item alone, so shards merged in any order keep exactly one pass's sample.
 Each kept firing stores its activation, global token index and the feature's activations on its
 context window (captured at insertion, float16 to halve memory).
 
@@ -34,6 +34,7 @@ from jaxtyping import Float, Int
 from saesite.stats.batch import TokenBatch
 from saesite.stats.grouping import best_of_union, smallest_per_group
 from saesite.stats.histogram import E_EMPTY, MAX_BINS, fold_bins, required_exponent
+from saesite.stats.keys import EMPTY
 from saesite.stats.windows import Window, gather_windows
 from torch import Tensor
 
@@ -67,14 +68,14 @@ class IntervalAccumulator:
         if not 2 <= n_bins <= MAX_BINS:
             raise ValueError(f"n_bins is {n_bins}; expected 2..{MAX_BINS}")
         self.d_sae, self.n_bins, self.n_intervals, self.s = d_sae, n_bins, n_intervals, samples
+        self.seed = seed
         self.n_res = math.ceil(n_bins / 2)
         self.window = window
         width = window.width
         slots = d_sae * self.n_res
-        self.generator = torch.Generator(device=device).manual_seed(seed)
         self.exponent = torch.full((d_sae,), E_EMPTY, dtype=torch.int64, device=device)
         self.counts = torch.zeros(d_sae, self.n_res, dtype=torch.int64, device=device)
-        self.keys = torch.full((slots, samples), float("inf"), device=device)
+        self.keys = torch.full((slots, samples), EMPTY, dtype=torch.int64, device=device)
         self.index = torch.full((slots, samples), -1, dtype=torch.int64, device=device)
         self.values = torch.zeros(slots, samples, device=device)
         self.windows = torch.zeros(slots, samples, width, dtype=torch.float16, device=device)
@@ -95,7 +96,7 @@ class IntervalAccumulator:
         chosen, rank = smallest_per_group(slot, key, self.s)
         rows, row_of = torch.unique_consecutive(slot[chosen], return_inverse=True)
         device = key.device
-        new_keys = torch.full((rows.numel(), self.s), float("inf"), device=device)
+        new_keys = torch.full((rows.numel(), self.s), EMPTY, dtype=torch.int64, device=device)
         item = torch.full((rows.numel(), self.s), -1, dtype=torch.int64, device=device)
         new_keys[row_of, rank] = key[chosen]
         item[row_of, rank] = chosen
@@ -108,39 +109,51 @@ class IntervalAccumulator:
         self.values[r, c] = values
         self.windows[r, c] = windows.to(torch.float16)
 
-    def _take(self, features: Tensor) -> tuple[Tensor, ...]:
-        """Remove and return the items of ``features``: (feature, reservoir bin, key, ...)."""
-        slots = (
-            features[:, None] * self.n_res
-            + torch.arange(self.n_res, device=features.device)[None, :]
-        ).reshape(-1)
-        keys = self.keys[slots]
-        present = torch.isfinite(keys)
-        slot_of = slots[:, None].expand_as(keys)[present]
-        items = (
-            slot_of // self.n_res,
-            slot_of % self.n_res,
-            keys[present],
-            self.index[slots][present],
-            self.values[slots][present],
-            self.windows[slots][present],
-        )
-        self.keys[slots] = float("inf")
-        self.index[slots] = -1
-        return items
+    PAYLOAD = ("keys", "index", "values", "windows")
+    """The per-item tensors [slots, s, ...]; ``keys`` first."""
+
+    def _fold_(self, arrays: dict[str, Tensor], shift: Int[Tensor, " d_sae"]) -> None:
+        """Widen the reservoir bins of features with ``shift > 0`` by 2^shift, in ``arrays``
+        (this accumulator's tensors or copies): bin j's items go to j >> shift, and each new
+        bin keeps its s smallest keys. Row-wise sorts of the 2^shift · s items per new bin."""
+        n_res, s = self.n_res, self.s
+        steps = torch.arange(n_res, device=shift.device)
+        for d in torch.unique(shift[shift > 0]).tolist():
+            feats = torch.nonzero(shift == d).squeeze(1)
+            slots = (feats[:, None] * n_res + steps[None, :]).reshape(-1)
+            group = min(1 << min(d, 62), 1 << (n_res - 1).bit_length())
+            n_out = -(-n_res // group)
+            pad = n_out * group - n_res
+            keys = arrays["keys"][slots].view(feats.numel(), n_res, s)
+            keys = torch.nn.functional.pad(keys, (0, 0, 0, pad), value=EMPTY)
+            keys = keys.reshape(feats.numel(), n_out, group * s)
+            order = torch.sort(keys, dim=2, stable=True).indices[:, :, :s]
+            for name in self.PAYLOAD:
+                old = arrays[name][slots]
+                tail = old.shape[2:]
+                fill = EMPTY if name == "keys" else (-1 if name == "index" else 0)
+                grouped = torch.full(
+                    (feats.numel(), n_out * group, s, *tail),
+                    fill,
+                    dtype=old.dtype,
+                    device=old.device,
+                )
+                grouped[:, :n_res] = old.view(feats.numel(), n_res, s, *tail)
+                grouped = grouped.reshape(feats.numel(), n_out, group * s, *tail)
+                index = order.reshape(*order.shape, *([1] * len(tail))).expand(*order.shape, *tail)
+                kept = grouped.gather(2, index)
+                new = torch.full_like(old.view(feats.numel(), n_res, s, *tail), fill)
+                new[:, :n_out] = kept
+                arrays[name][slots] = new.reshape(old.shape)
 
     def _raise_exponent(self, needed: Tensor) -> None:
         grow = torch.nonzero(needed > self.exponent).squeeze(1)
         if grow.numel() == 0:
             return
-        shift = needed - self.exponent
+        shift = (needed - self.exponent).clamp_min(0)
         self.counts[grow] = fold_bins(self.counts[grow], shift[grow])
         if self.s:
-            feat, res, key, index, values, windows = self._take(grow)
-            res = res >> shift[feat].clamp(0, 62)
-            self._insert(
-                feat * self.n_res + res, key, lambda ids: (index[ids], values[ids], windows[ids])
-            )
+            self._fold_({name: getattr(self, name) for name in self.PAYLOAD}, shift)
         self.exponent[grow] = needed[grow]
 
     @torch.no_grad()
@@ -151,7 +164,7 @@ class IntervalAccumulator:
         self.counts += torch.bincount(slot, minlength=self.counts.numel()).view_as(self.counts)
         if self.s == 0:
             return
-        key = torch.rand(slot.shape, generator=self.generator, device=slot.device)
+        key = batch.sample_keys(self.seed)
         threshold = self.keys.max(1).values
         cand = torch.nonzero(key < threshold[slot]).squeeze(1)
         tok, feat, values = active.tok[cand], active.feat[cand], active.values[cand]
@@ -167,22 +180,51 @@ class IntervalAccumulator:
         self._raise_exponent(needed)
         shift = needed - other.exponent
         self.counts += fold_bins(other.counts, shift)
-        if self.s:
-            present = torch.isfinite(other.keys)
-            slot = torch.arange(other.keys.shape[0], device=present.device)[:, None]
-            slot = slot.expand_as(present)[present]
-            feat, res = slot // self.n_res, slot % self.n_res
-            res = res >> shift[feat].clamp(0, 62)
-            index, values = other.index[present], other.values[present]
-            windows = other.windows[present]
-            self._insert(
-                feat * self.n_res + res,
-                other.keys[present],
-                lambda ids: (index[ids], values[ids], windows[ids]),
-            )
+        if not self.s:
+            return
+        theirs = {name: getattr(other, name) for name in self.PAYLOAD}
+        if bool((shift > 0).any()):
+            theirs = {name: tensor.clone() for name, tensor in theirs.items()}
+            self._fold_(theirs, shift)
+        # Now bin for bin: the union of two [slots, s] reservoirs, the s smallest keys kept.
+        rows = torch.nonzero((theirs["keys"] != EMPTY).any(1)).squeeze(1)
+        dst, src = best_of_union(self.keys[rows], theirs["keys"][rows])
+        r, c = rows[dst[:, 0]], dst[:, 1]
+        o_r, o_c = rows[src[:, 0]], src[:, 1]
+        for name in self.PAYLOAD:
+            getattr(self, name)[r, c] = theirs[name][o_r, o_c]
 
     def finalize(self) -> Intervals:
         return finalize_intervals(self)
+
+    TENSORS = ("exponent", "counts", "keys", "index", "values", "windows")
+
+    def state_dict(self) -> dict[str, Tensor | int | float | str]:
+        return {
+            "d_sae": self.d_sae,
+            "n_bins": self.n_bins,
+            "n_intervals": self.n_intervals,
+            "samples": self.s,
+            "context_before": self.window.before,
+            "context_after": self.window.after,
+            "seed": self.seed,
+            **{name: getattr(self, name) for name in self.TENSORS},
+        }
+
+    @classmethod
+    def from_state_dict(cls, state: dict, device: str = "cpu") -> IntervalAccumulator:
+        acc = cls(
+            state["d_sae"],
+            state["n_bins"],
+            state["n_intervals"],
+            state["samples"],
+            Window(state["context_before"], state["context_after"]),
+            seed=state["seed"],
+            device=device,
+        )
+        for name in cls.TENSORS:
+            setattr(acc, name, state[name].to(device))
+        return acc
 
 
 def finalize_intervals(acc: IntervalAccumulator) -> Intervals:
@@ -215,7 +257,7 @@ def finalize_intervals(acc: IntervalAccumulator) -> Intervals:
     index = torch.full((d_sae * n_int, s), -1, dtype=torch.int64)
     windows = torch.zeros(d_sae * n_int, s, windows_width)
     keys = acc.keys.cpu()
-    present = torch.isfinite(keys)
+    present = keys != EMPTY
     if s and bool(present.any()):
         slot = torch.arange(d_sae * n_res)[:, None].expand_as(keys)[present]
         feat, res_bin = slot // n_res, slot % n_res

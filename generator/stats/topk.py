@@ -105,3 +105,22 @@ class TopKAccumulator:
             index=torch.where(index == NO_TOKEN, -1, index),
             windows=self.windows.cpu()[line, order],
         )
+
+    def state_dict(self) -> dict[str, Tensor | int | float | str]:
+        return {
+            "k": self.k,
+            "context_before": self.window.before,
+            "context_after": self.window.after,
+            "values": self.values,
+            "index": self.index,
+            "windows": self.windows,
+        }
+
+    @classmethod
+    def from_state_dict(cls, state: dict, device: str = "cpu") -> TopKAccumulator:
+        d_sae = state["values"].shape[0]
+        window = Window(state["context_before"], state["context_after"])
+        acc = cls(d_sae, state["k"], window, device)
+        for name in ("values", "index", "windows"):
+            setattr(acc, name, state[name].to(device))
+        return acc

@@ -9,7 +9,7 @@ def test_reconstruction_accumulator_merges_shards_like_one_pass_with_a_large_off
     x_hat = x + torch.randn(300, 16, generator=gen) * 0.001
     parts = [ReconstructionAccumulator(16) for _ in range(3)]
     for part, rows in zip(parts, (slice(0, 7), slice(7, 150), slice(150, 300)), strict=True):
-        part.update(x[rows], x_hat[rows])
+        part.update(x[rows], x_hat[rows], rows.start, rows.stop)
     parts[2].merge(parts[0])
     parts[2].merge(parts[1])
     x64, x_hat64 = x.double(), x_hat.double()
@@ -28,7 +28,7 @@ def test_loss_accumulator_gives_ce_loss_recovered_and_its_delta_method_standard_
     losses = torch.stack([clean, spliced, zero])
     first, second = LossAccumulator(), LossAccumulator()
     first.update(losses[:, :4], seq_len=11)
-    second.update(losses[:, 4:], seq_len=11)
+    second.update(losses[:, 4:], seq_len=11, position=1)
     first.merge(second)
     metrics = first.finalize()
     assert metrics["ce_loss_tokens"] == 90
