@@ -166,3 +166,17 @@ class LossAccumulator:
             spread = max(aa - 2 * ratio * ab + ratio * ratio * bb, 0.0)
             out["ce_loss_recovered_se"] = math.sqrt(spread / (n * (n - 1))) / abs((z - c) / n)
         return out
+
+    def state_dict(self) -> dict[str, Tensor | int | float | str]:
+        return {
+            "n_seq": self.n_seq,
+            "n_predictions": self.n_predictions,
+            **self.tree.state_dict("tree"),
+        }
+
+    @classmethod
+    def from_state_dict(cls, state: dict, device: str = "cpu") -> LossAccumulator:
+        acc = cls(device)
+        acc.n_seq, acc.n_predictions = state["n_seq"], state["n_predictions"]
+        acc.tree.load_state_dict(state, "tree", device)
+        return acc
