@@ -37,7 +37,7 @@ from saesite.lm.model import DEMO_SAE, LoadedModel, Tokenizer, check_hook, load_
 from saesite.preflight import check_device, check_labels, check_stats_sizes, published_path
 from saesite.records.build import Records, build_records
 from saesite.sae.defaults import resolve_data, resolve_hook, resolve_model
-from saesite.sae.model import SAE
+from saesite.sae.model import SAE, TRAINING_LOG
 from saesite.sae.source import load_one_sae
 from saesite.stats.feature_stats import FeatureStats
 from torch import Tensor
@@ -47,7 +47,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-TRAINING_LOG = "training_log.json"
 MAX_BATCH_ELEMENTS = 1 << 27
 """Cap on tokens x d_sae per forward batch (512 MiB of float32 activations): 32 sequences of 128
 at 24,576 features fit (peak under 3 GiB at GPT-2 size with CE losses, benchmarks/README.md); a

@@ -112,6 +112,8 @@ METRIC_KEYS = (
     "ce_loss_spliced",
     "ce_loss_zero_ablated",
     "ce_loss_recovered",
+    "ce_loss_recovered_se",
+    "ce_loss_tokens",
 )
 """Keys ``metrics`` may hold (a toy site has only the counts)."""
 

@@ -41,6 +41,8 @@ IDENTITY_AT_INFERENCE = ("expected_average_only_in", "covariance_whitening")
 factor is folded into the weights by SAE.from_pretrained; whitening is folded after training)."""
 CFG_FILENAME = "cfg.json"
 WEIGHTS_FILENAME = "sae_weights.safetensors"
+TRAINING_LOG = "training_log.json"
+"""Beside cfg.json when saesite trained the SAE (``saesite train-sae``): shown on the site."""
 SAE_LENS_FORMAT = "6.0.0"
 """metadata.sae_lens_version written when SAELens is not installed: the cfg.json layout's version
 (SAELens reads a cfg.json without it as a pre-6 config and loses metadata.hook_name)."""

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from jaxtyping import Float, Int
 from saesite.config import TrainSaeConfig
-from saesite.sae.model import SAE, SaeConfig, init_sae_, save_sae
+from saesite.sae.model import SAE, TRAINING_LOG, SaeConfig, init_sae_, save_sae
 from saesite.train.objective import (
     AUX_K_COEF,
     aux_k_loss,
@@ -55,7 +55,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoint.pt"
-TRAINING_LOG = "training_log.json"
 RESAMPLE_BATCHES = 4
 """Recent batches whose inputs are candidates for resampled directions."""
 MAX_SNAPSHOTS = 50

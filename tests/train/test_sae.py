@@ -11,10 +11,9 @@ import torch
 from saesite.config import TrainSaeConfig
 from saesite.lm.model import build_model
 from saesite.sae.load import load_sae
-from saesite.sae.model import SAE, SaeConfig, init_sae_
+from saesite.sae.model import SAE, TRAINING_LOG, SaeConfig, init_sae_
 from saesite.train.sae import (
     CHECKPOINT,
-    TRAINING_LOG,
     fit_sae,
     fold_input_scale_,
     geometric_median,
