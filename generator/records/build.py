@@ -412,4 +412,12 @@ def build_records(
         token_bytes=invalid_token_bytes(tokenizer, used_ids),
         training=training,
     )
-    return Records(site=site, features=FeatureRecords(result, tokenizer))
+    features = FeatureRecords(result, tokenizer)
+    # the token store pages expand examples from (site/token_store.py; the renderer writes it
+    # as tokens/*.js, never into site.json)
+    token_ids = result.token_ids.numpy()
+    site["dataset"] = {  # type: ignore[typeddict-unknown-key]
+        "sequences": token_ids,
+        "texts": {str(i): features.writer.text(i) for i in np.unique(token_ids).tolist()},
+    }
+    return Records(site=site, features=features)

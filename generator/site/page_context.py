@@ -105,6 +105,19 @@ def _lines(
     return Markup("\n".join([display.example(e, max_act, sep) for e in examples or []]))
 
 
+def distinct_windows(examples: Sequence[Mapping] | None) -> tuple[list[Mapping], int]:
+    """The examples whose window (its tokens and the own token's place in it) was not shown by
+    an earlier one, and how many repeats were folded."""
+    seen: set = set()
+    kept = []
+    for example in examples or []:
+        key = (tuple(example["tokens"]), example["pos"] - example["window_start"])
+        if key not in seen:
+            seen.add(key)
+            kept.append(example)
+    return kept, len(examples or []) - len(kept)
+
+
 def _logit_rows(effects: Sequence[Mapping], display: TokenDisplay) -> list[dict]:
     return [
         {"token": display.token(e["token"], e.get("token_id")), "value": fmt_signed(e["value"])}
@@ -118,8 +131,10 @@ def feature_context(
     display: TokenDisplay,
     *,
     n_tokens: int | None,
+    per_shard: int = 0,
 ) -> dict:
-    """Everything ``feature.html`` shows, formatted."""
+    """Everything ``feature.html`` shows, formatted. ``per_shard``: sequences per token-store
+    shard (``token_store``), 0 when the site has no store (examples do not expand)."""
     index = int(feature["index"])
     summary = summaries[index]
     max_act = feature.get("max_activation") or 0.0
@@ -135,6 +150,7 @@ def feature_context(
         stats.append(("encoder–decoder cosine", fmt_num(feature["encoder_decoder_cosine"])))
     if feature.get("neuron_share") is not None:
         stats.append(("share of ‖W_dec‖² in listed neurons", fmt_pct(feature["neuron_share"])))
+    top, folded = distinct_windows(feature.get("top_examples"))
     intervals = []
     for interval in feature.get("quantile_examples") or []:
         examples = _lines(display, interval.get("examples"), max_act, sep)
@@ -184,7 +200,11 @@ def feature_context(
         "act_histogram": act_hist or "",
         "has_logit_histogram": logit_hist is not None,
         "logit_histogram": logit_hist or "",
-        "top_examples": _lines(display, feature.get("top_examples"), max_act, sep),
+        "top_examples": _lines(display, top, max_act, sep),
+        "folded": folded,
+        "folded_text": f"{folded} repeated window{'s' if folded != 1 else ''} folded",
+        "per_shard": per_shard,
+        "max_act_attr": repr(float(max_act)),
         "intervals": intervals,
         "promotes": _logit_rows(effects.get("positive") or [], display),
         "suppresses": _logit_rows(effects.get("negative") or [], display),

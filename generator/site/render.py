@@ -3,6 +3,7 @@
 ``write_site`` turns ``site.json`` fields and per-feature records (docs/schema.md) into::
 
     index.html  site.json  .nojekyll  static/  search/index-K.js  table/page-K.html
+    tokens/vocab.js  tokens/seq-K.js        (the dataset's tokens once, see token_store.py)
     features/NNN/<index>.html + .json      (NNN = index // features_per_folder, zero-padded)
 
 Records come in once, in this process (``site/intake.py``): each becomes its JSON and a summary
@@ -39,6 +40,7 @@ from saesite.site.parallel import map_ranges, worker_count
 from saesite.site.search_index import shard_scripts
 from saesite.site.site_json import check_feature, check_site
 from saesite.site.token_markup import TokenDisplay
+from saesite.site.token_store import read_store, sequences_per_shard, store_scripts
 from saesite.site.writer import SiteWriter, dumps_json, is_saesite_build
 from tqdm import tqdm
 
@@ -191,7 +193,7 @@ def write_site(
         t1 = time.perf_counter()
 
         # 2. site-wide files
-        site_out = {k: v for k, v in site.items() if k != "features"}
+        site_out = {k: v for k, v in site.items() if k not in ("features", "dataset")}
         site_out.setdefault("saesite_version", saesite.__version__)
         site_out["labels"] = {str(e["index"]): e["label"] for e in entries if e["label"]}
         site_out["features"] = entries
@@ -219,6 +221,11 @@ def write_site(
         writer.write("site.json", dumps_json(site_out))
         for rel_path, text in shards:
             writer.write(rel_path, text)
+        dataset = site.get("dataset")
+        if dataset is not None:
+            for rel_path, text in store_scripts(dataset, display):
+                writer.write(rel_path, text)
+        per_shard = sequences_per_shard(int(site_out.get("seq_len") or 1)) if dataset else 0
         writer.write("index.html", render("index.html", "index.html", index))
         for page in range(table_pages(n)):
             rel_path = f"table/page-{page}.html"
@@ -235,7 +242,9 @@ def write_site(
                     data = writer.read(summary.json)
                 else:
                     writer.write(summary.json, data)
-                context = feature_context(orjson.loads(data), summaries, display, n_tokens=n_tokens)
+                context = feature_context(
+                    orjson.loads(data), summaries, display, n_tokens=n_tokens, per_shard=per_shard
+                )
                 writer.write(summary.html, render("feature.html", summary.html, context))
             return writer.written_since(mark)
 
@@ -293,6 +302,9 @@ def rerender_site(
     except (OSError, orjson.JSONDecodeError) as err:
         raise SaesiteError(f"{site_path}: missing or not valid JSON ({err})") from None
     check_site(site, str(site_path))
+    dataset = read_store(site_dir)
+    if dataset is not None:
+        site["dataset"] = dataset  # the token store, read back (not part of site.json)
     entries = sorted(site.get("features") or [], key=lambda e: e["index"])
     features = _FeatureFiles(site_dir, [e["json"] for e in entries])
     render_cfg = (site.get("config") or {}).get("render") or {}

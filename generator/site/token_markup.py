@@ -2,8 +2,8 @@
 
 An example is one line: bare text for zero-activation tokens, an element per shaded token::
 
-    <p><var>3.21</var><span><span>def x<i class=a2 title="·foo 0.8"><b>·</b>foo</i></span></span>
-       <span><u class=a8 …>(</u>)</span></p>
+    <p data-x="seq,pos,window_start" data-a=",,.8,3.21,"><var>3.21</var><span><span>def x<i class=a2>
+       <b>·</b>foo</i></span></span><span><u class=a8>(</u>)</span></p>
 
 ``aN`` (N = 1…8) buckets the activation relative to the feature's maximum; ``<u>`` marks the
 example's own token. The size budget is 40 KB per feature, all files counted, so each byte per
@@ -189,7 +189,9 @@ class TokenDisplay:
             else:
                 cls = ""
             tag = "u" if j == own else "i"
-            parts.append(f'<{tag}{cls} title="{hit[2]} {format_exact(act)}">{hit[0]}</{tag}>')
+            # no title: the line's data-a holds the activations, and static/examples.js shows
+            # them (the k-th element is the k-th non-zero token, or the own token)
+            parts.append(f"<{tag}{cls}>{hit[0]}</{tag}>")
         # adjacent whitespace marks of neighbouring tokens share one element
         sep = escape_text(separator)
         before = sep.join(parts[:own]).replace("</b><b>", "")
@@ -199,9 +201,18 @@ class TokenDisplay:
         # two columns meet at the example's own token, so it sits at one x down the list: the
         # context before is right-aligned in its own column (clipped on the left)
         return Markup(
-            f"<p><var>{format_value(example['act'])}</var>"
+            f"<p{_example_data(example)}><var>{format_value(example['act'])}</var>"
             f"<span><span>{before}</span></span><span>{after}</span></p>"
         )
+
+
+def _example_data(example: Mapping) -> str:
+    """Where an example sits and its window's activations (empty for 0), for the expanded view
+    and the tooltip (static/examples.js): `` data-x="seq,pos,window_start" data-a=",,2.53,"``."""
+    if "seq" not in example:
+        return ""
+    acts = ",".join(format_value(a) if a else "" for a in example["acts"])
+    return f' data-x="{int(example["seq"])},{int(example["pos"])},{int(example["window_start"])}" data-a="{acts}"'
 
 
 def visible_label(label: str | None) -> str:

@@ -1,0 +1,163 @@
+/* saesite: example lines on feature pages: expand a line to its whole sequence, and a token
+   tooltip that works with a mouse, keyboard focus and a tap.
+   Lines are <p data-x="seq,pos,window_start" data-a="acts of the window">; the dataset's tokens
+   are in tokens/vocab.js and tokens/seq-K.js (site/token_store.py), loaded on demand with a
+   <script src> (file:// allows no fetch). Token HTML in the store was escaped at build time. */
+(function () {
+  'use strict';
+  var boxes = document.querySelectorAll('.exs[data-shard]');
+  if (!boxes.length) return;
+  var store = window.SAESITE_TOKENS = window.SAESITE_TOKENS || { shards: {} };
+  var waiting = {};
+  var tip = document.createElement('div');
+  tip.id = 'tok-tip';
+  tip.setAttribute('role', 'tooltip');
+  tip.hidden = true;
+  document.body.appendChild(tip);
+
+  function load(root, name, ready) {
+    var src = root + 'tokens/' + name + '.js';
+    if (waiting[src] === true) { ready(); return; }
+    if (waiting[src]) { waiting[src].push(ready); return; }
+    waiting[src] = [ready];
+    var s = document.createElement('script');
+    s.src = src;
+    s.onload = function () { var q = waiting[src]; waiting[src] = true; q.forEach(function (f) { f(); }); };
+    s.onerror = function () { waiting[src] = null; };
+    document.head.appendChild(s);
+  }
+  function withSequence(box, seq, ready) {
+    var per = parseInt(box.getAttribute('data-shard'), 10);
+    var shard = Math.floor(seq / per), root = box.getAttribute('data-root') || '';
+    load(root, 'vocab', function () {
+      load(root, 'seq-' + shard, function () {
+        var rows = store.shards[shard];
+        if (store.vocab && rows && rows[seq - shard * per]) ready(rows[seq - shard * per]);
+      });
+    });
+  }
+  function where(p) {
+    var x = (p.getAttribute('data-x') || '').split(',');
+    return { seq: +x[0], pos: +x[1], start: +x[2], acts: (p.getAttribute('data-a') || '').split(',') };
+  }
+  function level(act, max) {
+    return act > 0 && max > 0 ? Math.min(8, Math.max(1, Math.ceil(8 * act / max))) : 0;
+  }
+  function text(id) { var v = store.vocab && store.vocab[id]; return v ? v[1] : '?'; }
+
+  function expand(p) {
+    var next = p.nextElementSibling;
+    if (next && next.classList.contains('full')) {
+      next.remove();
+      p.setAttribute('aria-expanded', 'false');
+      return;
+    }
+    var box = p.parentNode, w = where(p), max = 0;
+    for (var k = 0; k < w.acts.length; k++) max = Math.max(max, +w.acts[k] || 0);
+    max = parseFloat(box.getAttribute('data-max')) || max;
+    withSequence(box, w.seq, function (ids) {
+      var div = document.createElement('div');
+      div.className = 'full';
+      var html = [];
+      for (var i = 0; i < ids.length; i++) {
+        var v = store.vocab[ids[i]] || ['?', '?'];
+        var j = i - w.start, act = j >= 0 && j < w.acts.length ? +w.acts[j] || 0 : null;
+        var cls = level(act, max) ? 'a' + level(act, max) : '';
+        if (i === w.pos) cls += ' own';
+        // a newline mark ends its line: the mark stays, the break follows it
+        html.push('<span data-i="' + i + '"' + (cls ? ' class="' + cls + '"' : '') +
+          (act ? ' tabindex="0"' : '') + '>' + v[0].replace(/\u23ce/g, '\u23ce\n') + '</span>');
+      }
+      div.innerHTML = html.join('');
+      div.setAttribute('data-seq', w.seq);
+      div._where = w;
+      div._ids = ids;
+      p.parentNode.insertBefore(div, p.nextSibling);
+      p.setAttribute('aria-expanded', 'true');
+    });
+  }
+
+  function show(target, lines) {
+    tip.textContent = '';
+    for (var i = 0; i < lines.length; i++) {
+      var line = document.createElement('div');
+      line.textContent = lines[i];
+      tip.appendChild(line);
+    }
+    tip.hidden = false;
+    var r = target.getBoundingClientRect();
+    var left = Math.max(4, Math.min(window.scrollX + r.left, window.scrollX + document.documentElement.clientWidth - tip.offsetWidth - 4));
+    tip.style.left = left + 'px';
+    tip.style.top = (window.scrollY + r.bottom + 4) + 'px';
+  }
+  function describe(el) {
+    var full = el.closest('.full');
+    if (full) {
+      var i = +el.getAttribute('data-i'), w = full._where, ids = full._ids, j = i - w.start;
+      var act = j >= 0 && j < w.acts.length ? (w.acts[j] || '0') : 'not stored (outside the window)';
+      return ['token ' + text(ids[i]) + '  (id ' + ids[i] + ')', 'activation ' + act,
+        'position ' + i + ' of sequence ' + w.seq,
+        'next token ' + (i + 1 < ids.length ? text(ids[i + 1]) + '  (id ' + ids[i + 1] + ')' : '(end of sequence)')];
+    }
+    var p = el.closest('p[data-x]'), wp = where(p), box = p.parentNode;
+    // the k-th element of a line is its k-th non-zero token, or the own token
+    var own = wp.pos - wp.start, order = [], els = p.querySelectorAll('i, u');
+    for (var a = 0; a < wp.acts.length; a++) if (wp.acts[a] || a === own) order.push(a);
+    var j = order[Array.prototype.indexOf.call(els, el)], at = wp.start + j;
+    var lines = ['token ' + el.textContent, 'activation ' + (wp.acts[j] || '0'),
+      'position ' + at + ' of sequence ' + wp.seq];
+    if (!(parseInt(box.getAttribute('data-shard'), 10) > 0)) return lines;
+    if (store.vocab) {
+      withSequence(box, wp.seq, function (ids) {
+        lines[0] = 'token ' + text(ids[at]) + '  (id ' + ids[at] + ')';
+        lines.push('next token ' + (at + 1 < ids.length ? text(ids[at + 1]) + '  (id ' + ids[at + 1] + ')' : '(end of sequence)'));
+      });
+    } else {
+      withSequence(box, wp.seq, function () { if (!tip.hidden && tip._for === el) open(el); });
+    }
+    return lines;
+  }
+  function open(el) { tip._for = el; show(el, describe(el)); }
+  function close() { tip.hidden = true; tip._for = null; }
+  function tokenOf(node) {
+    return node && node.closest ? node.closest('.exs p[data-x] i, .exs p[data-x] u, .full span[data-i]') : null;
+  }
+
+  for (var b = 0; b < boxes.length; b++) {
+    var box = boxes[b];
+    if (!(parseInt(box.getAttribute('data-shard'), 10) > 0)) continue;
+    var lines = box.querySelectorAll('p[data-x]');
+    for (var l = 0; l < lines.length; l++) {
+      lines[l].tabIndex = 0;
+      lines[l].setAttribute('role', 'button');
+      lines[l].setAttribute('aria-expanded', 'false');
+      lines[l].setAttribute('aria-label', 'example; Enter shows the whole sequence');
+    }
+  }
+  document.addEventListener('mouseover', function (e) {
+    var el = tokenOf(e.target);
+    if (el) open(el);
+    else if (!tip.contains(e.target)) close();
+  });
+  document.addEventListener('focusin', function (e) {
+    var el = tokenOf(e.target);
+    if (!el && e.target.matches && e.target.matches('.exs p[data-x]')) el = e.target.querySelector('u');
+    if (el) open(el); else close();
+  });
+  document.addEventListener('click', function (e) {
+    var el = tokenOf(e.target);
+    if (el) { open(el); return; }  // a tap on a token shows its tooltip
+    var p = e.target.closest && e.target.closest('.exs p[role=button]');
+    if (p) { close(); expand(p); }
+    else if (!tip.contains(e.target)) close();
+  });
+  document.addEventListener('keydown', function (e) {
+    if (e.key === 'Escape') { close(); return; }
+    var p = e.target;
+    if ((e.key === 'Enter' || e.key === ' ') && p.matches && p.matches('.exs p[role=button]')) {
+      e.preventDefault();
+      close();
+      expand(p);
+    }
+  });
+})();

@@ -1,0 +1,106 @@
+"""Example lines on a real feature page: first screen, one column for the firing token, expanding
+to the whole sequence from the token store, and a tooltip by mouse, keyboard and tap."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from tests.browser.conftest import SCHEMES
+
+pytestmark = pytest.mark.browser
+
+VIEWPORTS = {"desktop": (1280, 800), "phone": (390, 844)}
+
+
+def _busiest(site) -> str:
+    """The feature page with the most distinct top examples, whose top window holds a newline."""
+    best = None
+    for entry in orjson.loads((site.path / "site.json").read_bytes())["features"]:
+        record = orjson.loads((site.path / entry["json"]).read_bytes())
+        examples = record["top_examples"]
+        windows = {tuple(e["tokens"]) for e in examples}
+        score = (len(windows), int(bool(examples) and "\n" in "".join(examples[0]["tokens"])))
+        if best is None or score > best[0]:
+            best = (score, entry["html"])
+    return best[1]
+
+
+@pytest.fixture(scope="module")
+def page_rel(real_site) -> str:
+    return _busiest(real_site)
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+@pytest.mark.parametrize("size", VIEWPORTS)
+def test_the_first_example_is_inside_the_first_viewport(visit, real_site, page_rel, scheme, size):
+    width, height = VIEWPORTS[size]
+    v = visit(real_site, scheme, page_rel, viewport={"width": width, "height": height})
+    box = v.page.locator("#top .exs p").first.bounding_box()
+    assert box["y"] + box["height"] <= height, f"first example ends at {box['y'] + box['height']}"
+    assert v.page.locator(".headline").inner_text().strip()
+    v.screenshot(f"examples-first-screen-{size}-{scheme}", full_page=False)
+    v.assert_clean()
+
+
+def test_the_firing_token_sits_at_one_x_down_the_list(visit, real_site, page_rel):
+    v = visit(real_site, "http", page_rel, viewport={"width": 1280, "height": 800})
+    xs = v.page.eval_on_selector_all(
+        "#top .exs p u", "els => els.map(e => Math.round(e.getBoundingClientRect().left))"
+    )
+    assert len(xs) >= 2 and len(set(xs)) == 1, xs
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_expanding_an_example_shows_its_whole_sequence_with_line_breaks(
+    visit, real_site, page_rel, scheme
+):
+    v = visit(real_site, scheme, page_rel, viewport={"width": 1280, "height": 800})
+    line = v.page.locator("#top .exs p").first
+    line.click()
+    full = v.page.locator("#top .full").first
+    full.wait_for()
+    seq_len = orjson.loads((real_site.path / "site.json").read_bytes())["seq_len"]
+    assert full.locator("span").count() == seq_len
+    assert line.get_attribute("aria-expanded") == "true"
+    text = full.inner_text()
+    assert "⏎\n" in text  # a newline mark ends its line
+    assert full.bounding_box()["height"] > 3 * line.bounding_box()["height"]
+    assert full.locator("span.own").count() == 1
+    v.screenshot(f"examples-expanded-{scheme}", full_page=False)
+    line.click()
+    assert v.page.locator("#top .full").count() == 0
+    v.assert_clean()
+
+
+def test_the_tooltip_opens_on_keyboard_focus_and_names_token_activation_and_next_token(
+    visit, real_site, page_rel
+):
+    v = visit(real_site, "file", page_rel, viewport={"width": 1280, "height": 800})
+    v.page.locator("#top .exs p").first.focus()
+    tip = v.page.locator("#tok-tip")
+    tip.wait_for()
+    v.page.wait_for_function("document.getElementById('tok-tip').textContent.includes('next')")
+    text = tip.inner_text()
+    assert "activation" in text and "position" in text and "(id " in text
+    v.page.keyboard.press("Escape")
+    assert tip.is_hidden()
+    v.assert_clean()
+
+
+def test_the_tooltip_opens_on_a_tap(visit, real_site, page_rel):
+    v = visit(
+        real_site,
+        "http",
+        page_rel,
+        viewport={"width": 390, "height": 844},
+        is_mobile=True,
+        has_touch=True,
+    )
+    v.page.locator("#top .exs p u").first.tap()
+    tip = v.page.locator("#tok-tip")
+    tip.wait_for()
+    assert "activation" in tip.inner_text()
+    assert v.page.locator("#top .full").count() == 0  # a tap on a token does not expand
+    v.screenshot("examples-tooltip-tap-phone", full_page=False)
+    v.assert_clean()
