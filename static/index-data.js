@@ -30,6 +30,30 @@
     if (flags & 2) names.push('dense');
     return names.join(' ');
   };
+  // the index's state in its URL: #q=…&t=… (search, table), so Back returns to the same place
+  data.hashGet = function (key) {
+    var parts = location.hash.replace(/^#/, '').split('&');
+    for (var i = 0; i < parts.length; i++) {
+      if (parts[i].lastIndexOf(key + '=', 0) === 0) {
+        try { return decodeURIComponent(parts[i].slice(key.length + 1)); } catch (e) { return ''; }
+      }
+    }
+    return null;
+  };
+  data.hashSet = function (key, value) {
+    var parts = location.hash.replace(/^#/, '').split('&').filter(function (p) {
+      return p && p.lastIndexOf(key + '=', 0) !== 0 && !/^\d+$/.test(p);
+    });
+    if (value) parts.push(key + '=' + encodeURIComponent(value));
+    try {
+      history.replaceState(null, '', parts.length ? '#' + parts.join('&') : location.pathname + location.search);
+    } catch (e) { /* some browsers refuse replaceState on file:// */ }
+  };
+  // index.html#1592 (or ?1592) opens feature 1592: a URL a person can type
+  var typed = /^#(\d+)$/.exec(location.hash) || /^\?(\d+)$/.exec(location.search);
+  if (typed && +typed[1] < rows.length) {
+    location.replace(data.href(+typed[1]));
+  }
   data.codeList = function (parent, tokens) {
     for (var i = 0; i < tokens.length; i++) {
       var code = document.createElement('code');

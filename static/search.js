@@ -11,7 +11,8 @@
   var list = document.getElementById('results');
   var rows = data.rows;
   var n = rows.length;
-  var MAX_RESULTS = 50;
+  var PAGE_RESULTS = 50;
+  var MAX_RESULTS = PAGE_RESULTS;  // grows by PAGE_RESULTS with each "more results"
   var SEP = '\u0001';  // between tokens (and around each token list)
   var FS = '\u0002';   // between the fields of a feature's haystack
   // [row column, name, score of an exact token, score of a token containing the query]
@@ -72,7 +73,13 @@
     return p === 0 ? (end === q.core.length ? 300 : 160) : 100;
   }
 
+  // words for whitespace, and escapes as typed: they search for the marks pages show
+  var ALIASES = { '\\n': '\u23ce', 'newline': '\u23ce', 'new line': '\u23ce', 'linebreak': '\u23ce',
+    '\\t': '\u2192', 'tab': '\u2192', '\\r': '\u21b5', 'space': '\u00b7',
+    'indent': '\u00b7\u00b7', 'indentation': '\u00b7\u00b7' };
   function parse(raw) {
+    var alias = ALIASES[raw.trim().toLowerCase()];
+    if (alias) raw = alias;
     var trimmed = raw.trim();
     var lc = trimmed.toLowerCase();
     var tok = norm(raw.replace(/\s+$/, ''));
@@ -80,7 +87,7 @@
       trimmed: trimmed,
       lc: lc,
       tok: tok,
-      core: strip(norm(trimmed)),
+      core: strip(norm(trimmed)) || norm(trimmed),  // a query of marks only keeps them
       tokExact: SEP + tok + SEP,
       isNum: /^\d+$/.test(trimmed),
       flag: lc === 'dead' ? 1 : lc === 'dense' ? 2 : 0
@@ -112,7 +119,7 @@
       for (var f = 0; f < FIELDS.length; f++) {
         var tokens = rows[i][FIELDS[f][0]];
         for (var r = 0; r < tokens.length; r++) {
-          var key = strip(tokens[r].toLowerCase());
+          var key = strip(tokens[r].toLowerCase()) || tokens[r].toLowerCase();
           var codes = exactMap.get(key);
           if (!codes) exactMap.set(key, codes = []);
           codes.push((i * 4 + f) * 16 + r);
@@ -132,11 +139,20 @@
       var s = labelScore(hay[labelled[l]], q);
       if (s) add(labelled[l], s);
     }
-    var codes = q.core ? exactIndex().get(q.core) || [] : [];
+    var codes = q.core ? (exactIndex().get(q.core) || []).slice() : [];
+    if (q.core && isMark(q.core.charCodeAt(0))) {
+      // whitespace: every token holding the marks (⏎ finds "⏎····" too), below exact ones
+      exactIndex().forEach(function (list, key) {
+        if (key !== q.core && key.indexOf(q.core) >= 0) {
+          for (var k = 0; k < list.length; k++) codes.push(-1 - list[k]);
+        }
+      });
+    }
     for (var c = 0; c < codes.length; c++) {
-      var r = codes[c] % 16, f = Math.floor(codes[c] / 16) % 4, j = Math.floor(codes[c] / 64);
+      var code = codes[c] < 0 ? -1 - codes[c] : codes[c];
+      var r = code % 16, f = Math.floor(code / 16) % 4, j = Math.floor(code / 64);
       var withMarks = rows[j][FIELDS[f][0]][r].toLowerCase() === q.tok ? 10 : 0;
-      add(j, FIELDS[f][2] + withMarks - 3 * r);
+      add(j, (codes[c] < 0 ? FIELDS[f][3] : FIELDS[f][2] + withMarks) - 3 * r);
     }
     return scores;
   }
@@ -151,7 +167,8 @@
       var tokens = rows[i][FIELDS[f][0]];
       for (var r = 0; r < tokens.length; r++) {
         var t = tokens[r].toLowerCase();
-        if (t === q.tok || strip(t) === q.core || (q.core.length > 1 && t.indexOf(q.core) >= 0)) {
+        if (t === q.tok || (strip(t) || t) === q.core ||
+            ((q.core.length > 1 || isMark(q.core.charCodeAt(0))) && t.indexOf(q.core) >= 0)) {
           why.push([FIELDS[f][1], tokens[r]]);
           break;
         }
@@ -225,17 +242,27 @@
     else if (!result.total) status.textContent = 'No feature matches.';
     else status.textContent = result.total + ' feature' + (result.total === 1 ? '' : 's') + ' match' +
       (result.total > result.hits.length ? '; showing the best ' + result.hits.length : '') + '.';
+    more.hidden = !(result.total > result.hits.length);
   }
+  var more = document.createElement('button');
+  more.type = 'button';
+  more.id = 'more-results';
+  more.textContent = 'more results';
+  more.hidden = true;
+  list.parentNode.insertBefore(more, list.nextSibling);
+  more.addEventListener('click', function () {
+    MAX_RESULTS += PAGE_RESULTS;
+    show(search(input.value), input.value);
+  });
 
   var times = window.saesiteSearchTimes = [];
   var hashTimer = 0;
   function remember(raw) {
     // the query goes into the URL (#q=…) so a search can be shared; not on every keystroke
-    try {
-      history.replaceState(null, '', raw.trim() ? '#q=' + encodeURIComponent(raw) : location.pathname);
-    } catch (e) { /* some browsers refuse replaceState on file:// */ }
+    data.hashSet('q', raw.trim() ? raw : '');
   }
   function run() {
+    MAX_RESULTS = PAGE_RESULTS;
     var t0 = performance.now();
     var raw = input.value;
     show(search(raw), raw);
@@ -263,8 +290,9 @@
     var warm = ['e', 'de', '12', 'dead', 'the'];
     for (var w = 0; w < warm.length; w++) search(warm[w]);
   }
-  if (location.hash.lastIndexOf('#q=', 0) === 0) {
-    try { input.value = decodeURIComponent(location.hash.slice(3)); } catch (e) { input.value = ''; }
+  var asked = data.hashGet('q');
+  if (asked) {
+    input.value = asked;
     run();
   }
 })();

@@ -54,6 +54,8 @@
     var pages = Math.max(1, Math.ceil(rows.length / PAGE));
     info.textContent = 'features ' + start + '–' + Math.min(start + PAGE, rows.length) + ' of ' + rows.length +
       ' · page ' + (page + 1) + ' / ' + pages;
+    // sort and page in the URL (#t=column.direction.page), so Back returns here
+    data.hashSet('t', sortCol || sortDir < 0 || page ? sortCol + '.' + sortDir + '.' + page : '');
     prev.disabled = page === 0;
     next.disabled = page + 1 >= pages;
     for (var b = 0; b < buttons.length; b++) {
@@ -98,5 +100,12 @@
   table.parentNode.parentNode.insertBefore(pager, table.parentNode.nextSibling);
   var more = document.getElementById('table-more');
   if (more) more.hidden = true;
+  var saved = /^(\d+)\.(-?1)\.(\d+)$/.exec(data.hashGet('t') || '');
+  if (saved && +saved[1] < columns.length) {
+    sortCol = +saved[1];
+    sortDir = +saved[2];
+    sortRows();
+    page = Math.min(+saved[3], Math.max(0, Math.ceil(rows.length / PAGE) - 1));
+  }
   draw();  // the rows arrive sorted by id, the initial order
 })();

@@ -92,10 +92,16 @@ def describe(feature: Mapping, summary: FeatureSummary) -> str:
     return " · ".join(parts)
 
 
-def _histogram(data: Mapping | None, x_label: str, y_label: str) -> Markup | None:
+def _histogram(
+    data: Mapping | None, x_label: str, y_label: str, bands: Sequence[tuple[float, float]] = ()
+) -> Markup | None:
     if not data or not data.get("counts") or not any(data["counts"]):
         return None
-    return histogram_svg(data["edges"], data["counts"], x_label=x_label, y_label=y_label)
+    # the axis ends at the last non-empty bin (the stored bins run to a power of two)
+    counts = list(data["counts"])
+    last = max(i for i, c in enumerate(counts) if c) + 1
+    edges = list(data["edges"])[: last + 1]
+    return histogram_svg(edges, counts[:last], x_label=x_label, y_label=y_label, bands=bands)
 
 
 def _lines(
@@ -178,7 +184,8 @@ def feature_context(
             cofiring.append(
                 {**link, "value": fmt_num(c["jaccard"]), "count": approx + fmt_int(c["count"])}
             )
-    act_hist = _histogram(feature.get("histogram"), "activation", "tokens")
+    bands = [(q["lo"], q["hi"]) for q in feature.get("quantile_examples") or []]
+    act_hist = _histogram(feature.get("histogram"), "activation", "tokens", bands)
     logit_hist = _histogram(feature.get("logit_histogram"), "effect on logit", "tokens")
     return {
         "index": index,

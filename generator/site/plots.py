@@ -187,10 +187,12 @@ def histogram_svg(
     width: int = 480,
     height: int = 160,
     log_y: bool = False,
+    bands: Sequence[tuple[float, float]] = (),
 ) -> Markup:
     """Bars for ``counts[i]`` over ``[edges[i], edges[i+1])``, drawn as one step ``<path>``.
 
-    With ``log_y`` the bar height is ``log10(count)`` and empty bins draw nothing.
+    With ``log_y`` the bar height is ``log10(count)`` and empty bins draw nothing. ``bands``:
+    ``(lo, hi)`` ranges shaded behind the bars, every other one (the quantile intervals).
     """
     edges, counts = list(edges), list(counts)
     if len(edges) != len(counts) + 1:
@@ -239,6 +241,14 @@ def histogram_svg(
         x_label,
         y_label,
     )
+    for n, (lo, hi) in enumerate(bands):
+        lo, hi = max(lo, edges[0]), min(hi, edges[-1])
+        if n % 2 == 0 and hi > lo:
+            left, right = frame.x(lo), frame.x(hi)
+            parts.append(
+                f'<rect class="plot-band" x="{coord(left)}" y="{coord(frame.top)}" '
+                f'width="{coord(right - left)}" height="{coord(frame.bottom - frame.top)}"/>'
+            )
     if bars:
         parts.append(f'<path class="plot-bars" fill="#4a7fd6" d="{bars}"/>')
     parts.append("</svg>")

@@ -48,14 +48,28 @@ def density_histogram(density: Sequence[float]) -> tuple[list[float], list[int],
     return edges, counts, dead
 
 
-def _charts(steps: Sequence[Mapping], markers: list[float], scaled: bool) -> list[dict]:
+def _charts(
+    steps: Sequence[Mapping], markers: list[float], scaled: bool
+) -> tuple[list[dict], list[str]]:
+    """The curves worth drawing, and one line each for those that would be flat or repeat
+    another: a top-k SAE's loss is its MSE, its L0 is k at every step."""
     xs = [float(s["step"]) for s in steps]
-    charts = []
+    charts, notes = [], []
+    same_as_mse = all(s.get("loss") == s.get("mse") for s in steps)
     for key, title, y_label, log_y, factor in CHARTS:
         if key == "mse" and scaled:
             title = f"{title}; inputs scaled to unit total variance, so ≈ 1 − explained variance"
         values = [s.get(key) for s in steps]
         if not any(v is not None for v in values):
+            continue
+        if key == "loss" and same_as_mse:
+            notes.append("The loss is the MSE at every step (no sparsity penalty): one curve.")
+            continue
+        present = {v for v in values if v is not None}
+        if len(present) == 1:
+            value = present.pop()
+            shown = fmt_pct(value) if key == "dead_fraction" else fmt_num(value)
+            notes.append(f"{title}: {shown} at every logged step.")
             continue
         series = {y_label: [None if v is None else float(v) * factor for v in values]}
         last = next((v for v in reversed(values) if v is not None), None)
@@ -76,7 +90,7 @@ def _charts(steps: Sequence[Mapping], markers: list[float], scaled: bool) -> lis
                 "final": final,
             }
         )
-    return charts
+    return charts, notes
 
 
 def _summary(training: Mapping) -> list[tuple[str, str]]:
@@ -142,9 +156,11 @@ def training_context(training: Mapping) -> dict:
         if counts
         else Markup("")
     )
+    charts, notes = _charts(steps, markers, scaled=config.get("input_scale") is not None)
     return {
         "summary": _summary(training),
-        "charts": _charts(steps, markers, scaled=config.get("input_scale") is not None),
+        "charts": charts,
+        "chart_notes": notes,
         "has_charts": bool(steps),
         "has_resampling": bool(events),
         "resample_events": [

@@ -114,3 +114,14 @@ def test_density_histogram_bins_live_features_and_counts_dead_apart():
 @pytest.mark.parametrize("density", [[], [0.0, 0.0]])
 def test_density_histogram_of_no_live_features_is_empty(density):
     assert density_histogram(density)[:2] == ([], [])
+
+
+def test_a_top_k_log_draws_loss_once_and_states_constant_l0_and_dead_fraction():
+    log = training_log()
+    for step in log["steps"]:
+        step.update(loss=step["mse"], l0=32.0, dead_fraction=0.0)
+    html = render({"training": log})
+    assert html.count('<svg class="plot"') == 2  # MSE and the density histogram
+    assert "The loss is the MSE at every step" in html
+    assert "L0: features firing per token: 32 at every logged step." in html
+    assert "Dead features: 0% at every logged step." in html
