@@ -141,12 +141,16 @@
     }
     var codes = q.core ? (exactIndex().get(q.core) || []).slice() : [];
     if (q.core && isMark(q.core.charCodeAt(0))) {
-      // whitespace: every token holding the marks (⏎ finds "⏎····" too), below exact ones
-      exactIndex().forEach(function (list, key) {
-        if (key !== q.core && key.indexOf(q.core) >= 0) {
-          for (var k = 0; k < list.length; k++) codes.push(-1 - list[k]);
+      // whitespace: every other token holding the marks ("⏎····", "):⏎"), below exact ones
+      for (var i2 = 0; i2 < n; i2++) {
+        for (var f2 = 0; f2 < FIELDS.length; f2++) {
+          var toks = rows[i2][FIELDS[f2][0]];
+          for (var r2 = 0; r2 < toks.length; r2++) {
+            var low = toks[r2].toLowerCase();
+            if (low !== q.core && low.indexOf(q.core) >= 0) codes.push(-1 - ((i2 * 4 + f2) * 16 + r2));
+          }
         }
-      });
+      }
     }
     for (var c = 0; c < codes.length; c++) {
       var code = codes[c] < 0 ? -1 - codes[c] : codes[c];

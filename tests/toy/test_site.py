@@ -79,7 +79,7 @@ def test_latent_pages_show_inputs_as_true_feature_examples(toy_site):
         assert example["window_start"] == 0
         assert example["acts"][example["pos"]] == max(example["acts"], key=abs)
     page = (toy_site / entry["html"]).read_text()
-    lines = re.findall(r"<p><var>[^<]*</var>(.*?)</p>", page)
+    lines = re.findall(r"<p[^>]*><var>[^<]*</var>(.*?)</p>", page)
     assert lines and all(
         re.sub(r"<[^>]+>", "", line).split() == ["f0", "f1", "f2"] for line in lines
     )
