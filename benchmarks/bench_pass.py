@@ -161,7 +161,7 @@ class StageLog(logging.Handler):
             self.lines.append(message)
 
     def __enter__(self) -> StageLog:
-        self.logger = logging.getLogger("generator")
+        self.logger = logging.getLogger("saesite")
         self.level = self.logger.level
         self.logger.setLevel(logging.DEBUG)
         self.logger.addHandler(self)
@@ -202,6 +202,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     import transformer_lens  # noqa: F401
+
     from saesite.config import StatsConfig
     from saesite.stats.pass_ import run_pass
 

@@ -84,8 +84,9 @@ def peak_memory_gib(device: str) -> float:
 
 
 def make_inputs(args):
-    from saesite.sae.model import SAE, SaeConfig, init_sae_
     from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+    from saesite.sae.model import SAE, SaeConfig, init_sae_
 
     torch.manual_seed(0)
     shape = dict(SHAPES[args.shape], n_layers=args.n_layers or SHAPES[args.shape]["n_layers"])

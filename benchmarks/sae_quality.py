@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from saesite.config import TrainSaeConfig
 from saesite.lm.activations import sample_activations
 from saesite.lm.model import DEMO_MODEL, DEMO_TOKENS, load_model
@@ -52,8 +53,9 @@ def training_tokens(tokenizer_json: Path, n_ctx: int, cache: Path) -> torch.Tens
     """The demo model's training split, packed as `train-model` packs it (cached as .npy)."""
     if cache.is_file():
         return torch.from_numpy(np.load(cache)).long()
-    from saesite.train.model import EOT, corpus_files, pack, read_texts, token_stream
     from tokenizers import Tokenizer
+
+    from saesite.train.model import EOT, corpus_files, pack, read_texts, token_stream
 
     tokenizer = Tokenizer.from_file(str(tokenizer_json))
     eot = tokenizer.token_to_id(EOT)

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import torch
+
 from saesite.config import BuildConfig, DataConfig, RenderConfig, StatsConfig
 from saesite.lm.model import DEMO_MODEL, load_model
 from saesite.pipeline import build_site, hook_width

@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from jaxtyping import Int
+from torch import Tensor
+
 from saesite.config import (
     BuildConfig,
     DataConfig,
@@ -40,7 +42,6 @@ from saesite.sae.defaults import resolve_data, resolve_hook, resolve_model
 from saesite.sae.model import SAE, TRAINING_LOG
 from saesite.sae.source import load_one_sae
 from saesite.stats.feature_stats import FeatureStats
-from torch import Tensor
 
 if TYPE_CHECKING:
     from transformer_lens import HookedTransformer

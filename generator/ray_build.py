@@ -22,13 +22,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tqdm.auto import tqdm
+
 from saesite.config import BuildConfig, RenderConfig
 from saesite.errors import SaesiteError
 from saesite.pipeline import preflight_out
 from saesite.shards import TreeMerger, config_from_dict, load_inputs, write_from_state
 from saesite.stats.pass_ import shard_range
 from saesite.stats.state import unpack_stats
-from tqdm.auto import tqdm
 
 log = logging.getLogger(__name__)
 

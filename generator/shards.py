@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from saesite.config import BuildConfig, DataConfig, RenderConfig, StatsConfig, WeightStatsConfig
 from saesite.errors import SaesiteError
 from saesite.pipeline import (

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import saesite
 import torch
+
+import saesite
 from saesite.cli import main
 from saesite.config import StatsConfig
 from saesite.errors import SaesiteError
 from saesite.lm.model import Tokenizer, build_model, save_model
 from saesite.sae.model import SAE, SaeConfig, init_sae_, save_sae
-
 from tests.conftest import TINY_HOOK, TINY_MODEL
 
 STATS = dict(batch_size=8, top_k=5, n_bins=16, n_intervals=4, interval_samples=3, ce_loss=False)

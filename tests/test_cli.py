@@ -10,8 +10,8 @@ import json
 
 import numpy as np
 import pytest
-from saesite.cli import main
 
+from saesite.cli import main
 from tests.conftest import make_tiny_sae_dir
 
 

@@ -16,9 +16,9 @@ import tempfile
 from pathlib import Path
 
 import pytest
+
 from saesite.cli import main
 from saesite.site.out_folder import MANIFEST, TMP_MARKERS, read_manifest
-
 from tests.conftest import make_tiny_sae_dir
 
 

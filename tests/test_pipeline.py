@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
 from saesite.lm.model import load_model
 from saesite.sae.load import load_sae
-
 from tests.conftest import TINY_HOOK
 
 
@@ -135,7 +135,7 @@ def build_command(model, sae, tokens, out) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "generator",
+        "saesite",
         "-q",
         "build",
         "--model",

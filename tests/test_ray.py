@@ -14,7 +14,6 @@ import pytest
 ray = pytest.importorskip("ray")
 
 from saesite.cli import main  # noqa: E402
-
 from tests.conftest import shard_build_args as build_args  # noqa: E402
 from tests.test_pipeline import tree_digest  # noqa: E402
 

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from saesite.cli import main
 
+from saesite.cli import main
 from tests.conftest import shard_build_args as build_args
 from tests.test_pipeline import tree_digest
 

@@ -1,4 +1,5 @@
 import pytest
+
 from saesite.threads import available_cpus, cgroup_cpu_limit, torch_threads
 
 

@@ -18,10 +18,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from jaxtyping import Int
+from torch import Tensor
+
 from saesite.config import DataConfig
 from saesite.errors import SaesiteError
 from saesite.lm.model import DEMO_TOKENS, Tokenizer
-from torch import Tensor
 
 log = logging.getLogger(__name__)
 

@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-from saesite.errors import SaesiteError
-from saesite.lm.tokens import hex_bytes, is_valid_utf8, piece_bytes
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
+
+from saesite.errors import SaesiteError
+from saesite.lm.tokens import hex_bytes, is_valid_utf8, piece_bytes
 
 if TYPE_CHECKING:
     from transformer_lens import HookedTransformer

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+
 from saesite.lm.model import invalid_token_bytes
 from saesite.records.schema import (
     FeatureRecord,
@@ -39,10 +40,11 @@ from saesite.sae.model import SAE, sae_summary
 from saesite.stats.windows import Window
 
 if TYPE_CHECKING:
+    from torch import Tensor
+
     from saesite.lm.model import Tokenizer
     from saesite.stats.feature_stats import FinalStats
     from saesite.stats.weights import WeightStats
-    from torch import Tensor
 
 DENSITY_BINS_PER_DECADE = 4
 FEATURE_CHUNK = 1024

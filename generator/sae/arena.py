@@ -32,11 +32,12 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from saesite.errors import SaesiteError
-from saesite.sae.model import SAE, SaeConfig
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import Tensor
+
+from saesite.errors import SaesiteError
+from saesite.sae.model import SAE, SaeConfig
 
 ArenaFormat = Literal["arena-instances", "gelu-1l"]
 WEIGHT_NORMALIZE_EPS = 1e-8

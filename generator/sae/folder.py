@@ -15,6 +15,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file
+
 from saesite.errors import SaesiteError
 from saesite.sae.model import (
     ARCHITECTURES,
@@ -27,8 +30,6 @@ from saesite.sae.model import (
     SaeConfig,
     sae_from_tensors,
 )
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file
 
 log = logging.getLogger(__name__)
 

@@ -26,9 +26,10 @@ from typing import Any, Literal, NamedTuple
 
 import torch
 from jaxtyping import Float
-from saesite.errors import SaesiteError
 from safetensors.torch import save_file
 from torch import Tensor, nn
+
+from saesite.errors import SaesiteError
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from saesite.site.headline import headline
 from saesite.site.labels import Labels
 from saesite.site.page_context import FeatureSummary
 from saesite.site.search_index import index_row
-from saesite.site.writer import SiteWriter, dumps_json
 from saesite.site.token_markup import TokenDisplay, visible_label
+from saesite.site.writer import SiteWriter, dumps_json
 
 HELD_JSON_BYTES = 384 << 20
 """Feature JSON held in memory between the records and the pages; beyond it, written at once

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import orjson
+
 from saesite.errors import SaesiteError
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import orjson
+
 from saesite.errors import SaesiteError
 
 log = logging.getLogger(__name__)

@@ -27,8 +27,10 @@ from pathlib import Path
 
 import jinja2
 import orjson
-import saesite
 from markupsafe import Markup
+from tqdm import tqdm
+
+import saesite
 from saesite.config import RenderConfig
 from saesite.errors import SaesiteError
 from saesite.site import toy_page, training_page
@@ -42,7 +44,6 @@ from saesite.site.site_json import check_feature, check_site
 from saesite.site.token_markup import TokenDisplay
 from saesite.site.token_store import read_store, sequences_per_shard, store_scripts
 from saesite.site.writer import SiteWriter, dumps_json, is_saesite_build
-from tqdm import tqdm
 
 log = logging.getLogger(__name__)
 

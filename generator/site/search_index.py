@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 
-from saesite.site.writer import json_for_script
 from saesite.site.token_markup import TokenDisplay
+from saesite.site.writer import json_for_script
 
 ROW_FIELDS = (
     "index",

@@ -2,8 +2,8 @@
 
 An example is one line: bare text for zero-activation tokens, an element per shaded token::
 
-    <p data-x="seq,pos,window_start" data-a=",,.8,3.21,"><var>3.21</var><span><span>def x<i class=a2>
-       <b>·</b>foo</i></span></span><span><u class=a8>(</u>)</span></p>
+    <p data-x="seq,pos,window_start" data-a=",,.8,3.21,"><var>3.21</var><span><span>def x
+       <i class=a2><b>·</b>foo</i></span></span><span><u class=a8>(</u>)</span></p>
 
 ``aN`` (N = 1…8) buckets the activation relative to the feature's maximum; ``<u>`` marks the
 example's own token. The size budget is 40 KB per feature, all files counted, so each byte per
@@ -212,7 +212,8 @@ def _example_data(example: Mapping) -> str:
     if "seq" not in example:
         return ""
     acts = ",".join(format_value(a) if a else "" for a in example["acts"])
-    return f' data-x="{int(example["seq"])},{int(example["pos"])},{int(example["window_start"])}" data-a="{acts}"'
+    where = f"{int(example['seq'])},{int(example['pos'])},{int(example['window_start'])}"
+    return f' data-x="{where}" data-a="{acts}"'
 
 
 def visible_label(label: str | None) -> str:

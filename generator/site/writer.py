@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import orjson
+
 from saesite.errors import SaesiteError
 from saesite.site.out_folder import (
     MANIFEST,

@@ -19,11 +19,12 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 from jaxtyping import Float, Int
+from torch import Tensor
+from tqdm.auto import tqdm
+
 from saesite.sae.model import SAE
 from saesite.stats.topk import TopK
 from saesite.stats.windows import Window
-from torch import Tensor
-from tqdm.auto import tqdm
 
 if TYPE_CHECKING:
     from transformer_lens import HookedTransformer

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 
 import torch
 from jaxtyping import Float, Int
-from saesite.stats.keys import feature_salts, sample_keys
 from torch import Tensor
+
+from saesite.stats.keys import feature_salts, sample_keys
 
 
 @dataclass

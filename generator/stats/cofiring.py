@@ -24,8 +24,9 @@ from dataclasses import dataclass
 
 import torch
 from jaxtyping import Float, Int
-from saesite.stats.batch import SparseActs, TokenBatch
 from torch import Tensor
+
+from saesite.stats.batch import SparseActs, TokenBatch
 
 PAIRS_PER_CHUNK = 1 << 22
 """Pairs generated at once in ``update`` (bounds its scratch memory at any L0)."""

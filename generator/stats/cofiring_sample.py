@@ -29,11 +29,12 @@ from collections.abc import Callable
 
 import torch
 from jaxtyping import Float, Int
+from torch import Tensor
+
 from saesite.stats.batch import SparseActs, TokenBatch
 from saesite.stats.cofiring import Cofiring
 from saesite.stats.grouping import best_of_union, float_order, smallest_per_group, sort_by_group
 from saesite.stats.keys import EMPTY
-from torch import Tensor
 
 ELEMENTS_PER_CHUNK = 1 << 22
 

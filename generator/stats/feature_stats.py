@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import torch
 from jaxtyping import Float, Int
+from torch import Tensor
+
 from saesite.config import StatsConfig
 from saesite.stats.batch import TokenBatch
 from saesite.stats.cofiring import Cofiring, CofiringAccumulator
@@ -28,7 +30,6 @@ from saesite.stats.quantiles import IntervalAccumulator, Intervals
 from saesite.stats.topk import TopK, TopKAccumulator
 from saesite.stats.weights import WeightStats
 from saesite.stats.windows import Window
-from torch import Tensor
 
 
 @dataclass(kw_only=True, eq=False)

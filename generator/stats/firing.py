@@ -17,9 +17,10 @@ from dataclasses import dataclass
 
 import torch
 from jaxtyping import Bool, Float, Int
+from torch import Tensor
+
 from saesite.stats.batch import TokenBatch
 from saesite.stats.reduction import TreeReduction
-from torch import Tensor
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 from jaxtyping import Float, Int
+from torch import Tensor
+
 from saesite.sae.model import SAE
 from saesite.stats.batch import SparseActs
 from saesite.stats.continuation import (
@@ -36,7 +38,6 @@ from saesite.stats.continuation import (
     split_hook,
     suffix_supported,
 )
-from torch import Tensor
 
 if TYPE_CHECKING:
     from transformer_lens import HookedTransformer

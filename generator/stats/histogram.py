@@ -18,8 +18,9 @@ from dataclasses import dataclass
 
 import torch
 from jaxtyping import Float, Int
-from saesite.stats.batch import TokenBatch
 from torch import Tensor
+
+from saesite.stats.batch import TokenBatch
 
 E_EMPTY = -160
 """Exponent of a feature that has not fired: n_bins · 2^-160 is below every positive float32

@@ -28,6 +28,9 @@ from typing import TYPE_CHECKING
 
 import torch
 from jaxtyping import Float, Int
+from torch import Tensor
+from tqdm.auto import tqdm
+
 from saesite.config import StatsConfig
 from saesite.errors import SaesiteError
 from saesite.sae.model import SAE
@@ -35,8 +38,6 @@ from saesite.stats.batch import TokenBatch
 from saesite.stats.feature_stats import FeatureStats
 from saesite.stats.forward import HookRunner
 from saesite.stats.heap import reuse_freed_memory
-from torch import Tensor
-from tqdm.auto import tqdm
 
 if TYPE_CHECKING:
     from transformer_lens import HookedTransformer

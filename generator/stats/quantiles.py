@@ -31,12 +31,13 @@ from dataclasses import dataclass
 
 import torch
 from jaxtyping import Float, Int
+from torch import Tensor
+
 from saesite.stats.batch import TokenBatch
 from saesite.stats.grouping import best_of_union, smallest_per_group
 from saesite.stats.histogram import E_EMPTY, MAX_BINS, fold_bins, required_exponent
 from saesite.stats.keys import EMPTY
 from saesite.stats.windows import Window, gather_windows
-from torch import Tensor
 
 
 @dataclass(frozen=True)

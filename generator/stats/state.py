@@ -33,6 +33,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import Tensor
+
 from saesite import __version__
 from saesite.errors import SaesiteError
 from saesite.stats.cofiring import CofiringAccumulator
@@ -44,7 +46,6 @@ from saesite.stats.metrics import LossAccumulator, ReconstructionAccumulator
 from saesite.stats.quantiles import IntervalAccumulator
 from saesite.stats.topk import TopKAccumulator
 from saesite.stats.windows import Window
-from torch import Tensor
 
 FORMAT = "saesite-stats"
 FORMAT_VERSION = 1

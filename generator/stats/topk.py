@@ -19,10 +19,11 @@ from dataclasses import dataclass
 
 import torch
 from jaxtyping import Float, Int
+from torch import Tensor
+
 from saesite.stats.batch import TokenBatch
 from saesite.stats.grouping import best_of_union, float_order, rank_within_group, sort_by_group
 from saesite.stats.windows import Window, gather_windows
-from torch import Tensor
 
 NO_TOKEN = torch.iinfo(torch.int64).max
 """Index of an empty slot while selecting (sorts after every real token)."""

@@ -33,9 +33,10 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 from jaxtyping import Float, Int
+from torch import Tensor
+
 from saesite.config import WeightStatsConfig
 from saesite.sae.model import SAE
-from torch import Tensor
 
 if TYPE_CHECKING:
     from transformer_lens import HookedTransformer

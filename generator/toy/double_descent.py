@@ -27,11 +27,12 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 from jaxtyping import Float, Int
+from torch import Tensor
+from tqdm.auto import tqdm
+
 from saesite.config import DoubleDescentConfig
 from saesite.records.build import round_significant
 from saesite.toy.data import instance_generator
-from torch import Tensor
-from tqdm.auto import tqdm
 
 log = logging.getLogger(__name__)
 

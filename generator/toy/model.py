@@ -23,6 +23,9 @@ from typing import Literal
 
 import torch
 from jaxtyping import Float
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
 from saesite.toy.data import (
     BatchStream,
     ToyDataConfig,
@@ -30,8 +33,6 @@ from saesite.toy.data import (
     sample_batch,
     target,
 )
-from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 log = logging.getLogger(__name__)
 

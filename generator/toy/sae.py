@@ -28,13 +28,14 @@ from typing import Literal
 import numpy as np
 import torch
 from jaxtyping import Float
+from torch import Tensor
+
 from saesite.config import TrainSaeConfig
 from saesite.records.build import round_significant
 from saesite.records.schema import Example, FeatureRecord, example_record, feature_record
 from saesite.sae.model import SAE, SaeConfig
 from saesite.stats.histogram import required_exponent
 from saesite.toy.data import ToyDataConfig, sample_features
-from torch import Tensor
 
 RECOVERED_COSINE = 0.95
 MATCH_COSINE = 0.9

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
+
 from saesite.config import RenderConfig, ToyConfig
 from saesite.records.build import density_histogram, round_significant
 from saesite.records.schema import site_record
@@ -47,7 +49,6 @@ from saesite.toy.sae import (
     latent_records,
     recovery_table,
 )
-from tqdm.auto import tqdm
 
 log = logging.getLogger(__name__)
 

@@ -19,9 +19,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
+
 from saesite.config import TrainModelConfig
 from saesite.errors import SaesiteError
-from tqdm.auto import tqdm
 
 log = logging.getLogger(__name__)
 

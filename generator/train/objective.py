@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import torch
 from jaxtyping import Float
+from torch import Tensor
+
 from saesite.config import TrainSaeConfig
 from saesite.sae.model import SAE
-from torch import Tensor
 
 AUX_K_COEF = 1 / 32
 """Weight of the TopK auxiliary loss (OpenAI's alpha)."""

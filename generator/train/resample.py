@@ -23,8 +23,9 @@ from typing import Literal
 
 import torch
 from jaxtyping import Bool, Float, Int
-from saesite.sae.model import SAE
 from torch import Tensor
+
+from saesite.sae.model import SAE
 
 ENCODER_SCALE = 0.2
 """New encoder columns get this fraction of the mean alive encoder norm."""

@@ -35,6 +35,9 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from jaxtyping import Float, Int
+from torch import Tensor
+from tqdm.auto import tqdm
+
 from saesite.config import TrainSaeConfig
 from saesite.sae.model import SAE, TRAINING_LOG, SaeConfig, init_sae_, save_sae
 from saesite.train.objective import (
@@ -46,8 +49,6 @@ from saesite.train.objective import (
     resample_steps,
 )
 from saesite.train.resample import resample_dead_
-from torch import Tensor
-from tqdm.auto import tqdm
 
 if TYPE_CHECKING:
     from transformer_lens import HookedTransformer

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
 import saesite
 from saesite.config import RenderConfig
 from saesite.site.render import write_site
-
 from tests.fixtures.sample_records import adversarial_site, sample_site
 
 CHROMIUM = "/usr/bin/chromium"

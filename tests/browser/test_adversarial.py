@@ -7,8 +7,8 @@ may request the network.
 from __future__ import annotations
 
 import pytest
-from saesite.site.token_markup import visible_label
 
+from saesite.site.token_markup import visible_label
 from tests.browser.conftest import SCHEMES
 from tests.fixtures.sample_records import ADVERSARIAL_LABELS, ADVERSARIAL_TOKENS, PWN
 

@@ -12,6 +12,7 @@ import shutil
 import statistics
 
 import pytest
+
 from saesite.site.intake import feature_paths
 from saesite.site.page_context import FeatureSummary
 from saesite.site.render import (
@@ -21,7 +22,6 @@ from saesite.site.render import (
     render_page,
 )
 from saesite.site.search_index import shard_scripts
-
 from tests.browser.conftest import ARTIFACTS
 
 pytestmark = pytest.mark.browser

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from saesite.lm.activations import (
     ActivationStream,
     hook_activations,

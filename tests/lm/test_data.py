@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+
 from saesite.config import DataConfig
 from saesite.errors import SaesiteError
 from saesite.lm.data import load_tokens

@@ -3,6 +3,7 @@ import math
 import numpy as np
 import pytest
 import torch
+
 from saesite.config import BuildConfig, DataConfig, StatsConfig, WeightStatsConfig
 from saesite.pipeline import compute, load, write_records
 from saesite.records.build import density_histogram, round_significant

@@ -4,6 +4,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 from saesite.records.schema import (
     METRIC_KEYS,
     Example,

@@ -10,10 +10,11 @@ import json
 
 import pytest
 import torch
+from safetensors.torch import save_file
+
 from saesite.errors import SaesiteError
 from saesite.sae.arena import detect_arena_format
 from saesite.sae.source import load_one_sae, load_saes
-from safetensors.torch import save_file
 
 N_INST, D_IN, D_SAE = 3, 8, 20
 

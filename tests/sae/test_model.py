@@ -8,6 +8,7 @@ import warnings
 
 import pytest
 import torch
+
 from saesite.errors import SaesiteError
 from saesite.sae.load import load_sae
 from saesite.sae.model import SAE, SaeConfig, init_sae_, save_sae

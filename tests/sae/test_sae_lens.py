@@ -10,9 +10,9 @@ import warnings
 import numpy as np
 import pytest
 import torch
+
 from saesite.errors import SaesiteError
 from saesite.sae.load import load_sae
-
 from tests.fixtures.hf_cache import RELEASES
 
 sae_lens = pytest.importorskip("sae_lens")
@@ -94,6 +94,7 @@ def test_without_saelens_release_names_ask_for_the_extra(offline_hf):
 
 def test_constant_norm_rescale_and_decoder_norm_rescaling_match_saelens():
     from sae_lens import TopKSAE, TopKSAEConfig
+
     from saesite.sae.sae_lens import from_sae_lens
 
     cfg = TopKSAEConfig(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from saesite.site.headline import firing_shares, generated_headline, headline
 from saesite.site.token_markup import TokenDisplay
 

@@ -1,11 +1,11 @@
 from pathlib import Path
 
 import orjson
+
 from saesite.site.intake import Intake, take_records
 from saesite.site.labels import Labels
 from saesite.site.token_markup import TokenDisplay
 from saesite.site.writer import SiteWriter
-
 from tests.fixtures.sample_records import sample_site
 
 

@@ -1,6 +1,7 @@
 import os
 
 import pytest
+
 from saesite.site.parallel import map_ranges, ranges, worker_count
 
 

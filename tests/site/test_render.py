@@ -1,17 +1,14 @@
 import html
 import logging
 import re
-import subprocess
-import sys
-import types
 from pathlib import Path
 
 import orjson
 import pytest
 
-from saesite.site import intake, render
 from saesite.config import RenderConfig
 from saesite.errors import SaesiteError
+from saesite.site import intake, render
 from saesite.site.intake import feature_paths
 from saesite.site.render import rerender_site, write_site
 from tests.fixtures.sample_records import ADVERSARIAL_TOKENS, adversarial_site, sample_site

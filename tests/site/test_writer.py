@@ -14,8 +14,8 @@ import saesite.site.writer as site_writer
 from saesite.config import RenderConfig
 from saesite.errors import SaesiteError
 from saesite.site.render import write_site
-from tests.fixtures.sample_records import sample_site
 from saesite.site.writer import SiteWriter, clean_debris, is_saesite_build, json_for_script
+from tests.fixtures.sample_records import sample_site
 
 WRITE_SCRIPT = """
 import sys

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+
 from saesite.stats.batch import TokenBatch
 
 N_SEQ, SEQ_LEN, D_SAE = 12, 10, 24

@@ -1,10 +1,10 @@
 import torch
 import torch.nn.functional as F
+
 from saesite.config import StatsConfig
 from saesite.stats.ablation import ablation_effects
 from saesite.stats.pass_ import run_pass
 from saesite.stats.windows import Window
-
 from tests.stats.test_pass import tiny_model, tiny_sae, tiny_tokens
 
 HOOK = "blocks.0.mlp.hook_post"

@@ -2,9 +2,9 @@
 
 import pytest
 import torch
+
 from saesite.stats.batch import SparseActs, TokenBatch
 from saesite.stats.cofiring import CofiringAccumulator, active_pairs, pair_offset
-
 from tests.stats.shards import D_SAE, SHARD_SPLITS, feed_shards, random_acts
 
 

@@ -1,8 +1,8 @@
 import pytest
 import torch
+
 from saesite.stats.batch import SparseActs
 from saesite.stats.cofiring_sample import SampledCofiringAccumulator, coactive_sets
-
 from tests.stats.shards import D_SAE, SHARD_SPLITS, batches, random_acts
 
 

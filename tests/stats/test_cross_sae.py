@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from saesite.stats.cross_sae import (
     HISTOGRAM_EDGES,
     best_match,

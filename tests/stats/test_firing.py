@@ -1,7 +1,7 @@
 import pytest
 import torch
-from saesite.stats.firing import FiringAccumulator
 
+from saesite.stats.firing import FiringAccumulator
 from tests.stats.shards import D_SAE, SHARD_SPLITS, feed_shards, random_acts
 
 

@@ -1,6 +1,6 @@
 import torch
-from saesite.stats.forward import HookRunner, hook_block, stop_layer
 
+from saesite.stats.forward import HookRunner, hook_block, stop_layer
 from tests.stats.test_pass import tiny_model, tiny_sae, tiny_tokens
 
 

@@ -1,4 +1,5 @@
 import torch
+
 from saesite.stats.grouping import rank_within_group, smallest_per_group
 
 

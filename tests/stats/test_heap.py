@@ -1,6 +1,7 @@
 import ctypes
 
 import pytest
+
 from saesite.stats.heap import _libc, reuse_freed_memory
 
 BLOCK = 64 << 20

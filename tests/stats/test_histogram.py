@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+
 from saesite.stats.histogram import (
     E_EMPTY,
     HistogramAccumulator,
@@ -8,7 +9,6 @@ from saesite.stats.histogram import (
     fold_bins,
     required_exponent,
 )
-
 from tests.stats.shards import D_SAE, SHARD_SPLITS, feed_shards, random_acts
 
 

@@ -1,5 +1,6 @@
 import pytest
 import torch
+
 from saesite.stats.metrics import LossAccumulator, ReconstructionAccumulator
 
 

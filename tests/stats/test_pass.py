@@ -1,5 +1,6 @@
 import pytest
 import torch
+
 from saesite.config import StatsConfig
 from saesite.lm.model import build_model
 from saesite.sae.model import SAE, SaeConfig, init_sae_
@@ -133,6 +134,7 @@ def test_nan_in_hook_activations_is_counted_and_refused_with_its_first_position(
     tiny_model_dir, tiny_sae_dir, tiny_tokens_npy
 ):
     import numpy as np
+
     from saesite.config import StatsConfig
     from saesite.errors import SaesiteError
     from saesite.lm.model import load_model

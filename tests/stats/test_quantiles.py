@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 import torch
+
 from saesite.stats.histogram import HistogramAccumulator
 from saesite.stats.quantiles import IntervalAccumulator
 from saesite.stats.windows import Window
-
 from tests.stats.shards import D_SAE, SEQ_LEN, SHARD_SPLITS, batches, random_acts
 
 N_BINS, N_INTERVALS, SAMPLES, BEFORE, AFTER = 16, 3, 4, 2, 1

@@ -1,6 +1,7 @@
 import random
 
 import torch
+
 from saesite.stats.keys import EMPTY, feature_salts, mix, sample_keys
 from saesite.stats.reduction import TreeReduction
 

@@ -6,11 +6,11 @@ import json
 
 import pytest
 import torch
+
 from saesite.config import BuildConfig, StatsConfig
 from saesite.errors import SaesiteError
 from saesite.stats.pass_ import run_pass, shard_range
 from saesite.stats.state import HEADER, load_stats, provenance, save_stats
-
 from tests.stats.test_pass import tiny_model, tiny_sae, tiny_tokens
 
 HOOK = "blocks.0.mlp.hook_post"

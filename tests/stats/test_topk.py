@@ -1,8 +1,8 @@
 import pytest
 import torch
+
 from saesite.stats.topk import TopKAccumulator
 from saesite.stats.windows import Window
-
 from tests.stats.shards import D_SAE, SEQ_LEN, SHARD_SPLITS, feed_shards, random_acts
 
 

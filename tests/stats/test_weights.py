@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+
 from saesite.config import WeightStatsConfig
 from saesite.stats.weights import logit_histogram, weight_stats
-
 from tests.stats.test_pass import tiny_model, tiny_sae
 
 CFG = WeightStatsConfig(n_logits=5, n_neurons=4, n_neighbours=3, n_logit_bins=8, chunk_size=7)

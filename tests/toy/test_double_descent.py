@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from saesite.config import DoubleDescentConfig
 from saesite.toy.double_descent import (
     _group_loss,

@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+
 from saesite.toy.model import (
     ToyModelConfig,
     ToyTrainConfig,

@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+
 from saesite.records.schema import Example, FeatureRecord
 from saesite.sae.model import SAE, SaeConfig
 from saesite.toy.data import ToyDataConfig, instance_generator, sample_features

@@ -6,6 +6,7 @@ import json
 import re
 
 import pytest
+
 from saesite.config import DoubleDescentConfig, ToyConfig
 from saesite.toy.model import ToyModelConfig
 from saesite.toy.site import build_toy_site

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+
 from saesite.cli import main
 from saesite.config import TrainModelConfig
 from saesite.lm.model import load_model
 from saesite.train.model import is_held_out, pack, train_model
-
 from tests.conftest import TINY_TEXT
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from saesite.sae.model import SAE, SaeConfig, init_sae_
 from saesite.train.resample import ENCODER_SCALE, resample_dead_
 

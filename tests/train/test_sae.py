@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from saesite.config import TrainSaeConfig
 from saesite.lm.model import build_model
 from saesite.sae.load import load_sae
