@@ -166,6 +166,8 @@ class BuildConfig:
     (sae/arena.py). None: the bundled demo SAE."""
     instance: int | None = None
     """Which instance of an ARENA n_instances state dict to build (0-based)."""
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    """The model's dtype for the forward pass (statistics accumulate in float32 / float64)."""
     hook: str | None = None
     """Hook point. None: the SAE's metadata.hook_name."""
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"

@@ -159,8 +159,12 @@ def load(
     check_labels(labels, sae_module.cfg.d_sae)
     training = read_training_log(sae_dir) if sae_dir.is_dir() else None
     hook = resolve_hook(hook, sae_module)
-    model_name = resolve_model(model, sae_module, sae is not None)
-    loaded = load_model(model_name, device, dtype=dtype)
+    loaded = load_model(
+        resolve_model(model, sae_module, sae is not None),
+        device,
+        dtype,
+        sae_module.cfg.extra_metadata.get("model_from_pretrained_kwargs"),
+    )
     check_sae_fits(loaded.model, sae_module, hook)
     cfg = loaded.model.cfg
     data = resolve_data(data or DataConfig(), sae_module, cfg.n_ctx)

@@ -136,10 +136,11 @@ def tiny_site(tmp_path_factory, tiny_model_dir, tiny_sae_dir, tiny_tokens_npy) -
 
 @pytest.fixture(scope="session")
 def hf_home(tmp_path_factory) -> Path:
-    """A Hugging Face cache with tiny SAEs under real SAELens release repos (tests/fixtures)."""
+    """A Hugging Face cache with tiny SAEs under real SAELens release repos and a tiny
+    TinyStories-1M (tests/fixtures/hf_cache.py)."""
     from tests.fixtures.hf_cache import make_hf_cache
 
-    return make_hf_cache(tmp_path_factory.mktemp("hf-home"))
+    return make_hf_cache(tmp_path_factory.mktemp("hf-home"), TINY_TEXT)
 
 
 @pytest.fixture

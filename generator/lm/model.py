@@ -151,32 +151,44 @@ def _config_problem(err: Exception, config: Mapping[str, Any]) -> str:
     return text[:200]
 
 
-def load_model(name_or_dir: str | None, device: str = "cpu", dtype: str = "float32") -> LoadedModel:
-    """The bundled demo (None), a local model folder, or a TransformerLens hub name, with its
-    weights in ``dtype`` (float32, bfloat16, float16)."""
+PATH_SUFFIXES = (".json", ".safetensors", ".pt", ".pth", ".bin", ".npy", ".npz")
+
+
+def _looks_like_path(name: str) -> bool:
+    """A path the user meant (not a hub name, which may hold dots: pythia-1.4b, Qwen2.5)."""
+    return (
+        name.startswith(("/", "./", "../", "~"))
+        or name.endswith("/")
+        or Path(name).exists()
+        or name.endswith(PATH_SUFFIXES)
+    )
+
+
+def load_model(
+    name_or_dir: str | None,
+    device: str = "cpu",
+    dtype: str = "float32",
+    from_pretrained_kwargs: dict[str, Any] | None = None,
+) -> LoadedModel:
+    """The bundled demo (None), a local model folder, a Hugging Face model folder or snapshot,
+    or any TransformerLens name; the forward runs in ``dtype``."""
+    from saesite.lm.hub import is_hf_folder, load_hf_folder, load_hub_model
+
     path = DEMO_MODEL if name_or_dir is None else Path(name_or_dir)
     if path.is_dir():
+        if is_hf_folder(path):
+            model, name = load_hf_folder(path, device, dtype)
+            return LoadedModel(model, Tokenizer(model.tokenizer, name=name), name)
         name = "demo" if name_or_dir is None else str(path)
         return _load_folder(path, device, name=name, dtype=dtype)
-    if name_or_dir is not None and (path.suffix or "/" in name_or_dir and path.exists()):
+    if _looks_like_path(name_or_dir):
         raise SaesiteError(
             f"--model {name_or_dir}: not a model folder; expected a folder with "
-            "config.json, model.safetensors and tokenizer.json, or a hub name"
+            "config.json, model.safetensors and tokenizer.json, a Hugging Face model folder, "
+            "or a TransformerLens model name"
         )
-    from transformer_lens import HookedTransformer
-
-    log.info("loading %s from the hub", name_or_dir)
-    try:
-        model = HookedTransformer.from_pretrained(
-            name_or_dir, device=device, dtype=getattr(torch, dtype)
-        )
-    except Exception as err:  # network errors, unknown names: one line for the user
-        raise SaesiteError(
-            f"--model {name_or_dir}: could not load from the hub ({type(err).__name__}: "
-            f"{str(err).splitlines()[0] if str(err) else ''}); for offline use pass a local "
-            "model folder"
-        ) from None
-    return LoadedModel(model.eval(), Tokenizer(model.tokenizer, name=name_or_dir), name_or_dir)
+    model = load_hub_model(name_or_dir, device, dtype, from_pretrained_kwargs)
+    return LoadedModel(model, Tokenizer(model.tokenizer, name=name_or_dir), name_or_dir)
 
 
 def _load_folder(path: Path, device: str, name: str, dtype: str = "float32") -> LoadedModel:

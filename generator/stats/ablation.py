@@ -77,7 +77,7 @@ def ablation_effects(
         features = feature_idx[part].to(device)
 
         def ablate(act: Tensor, hook, features: Tensor = features) -> Tensor:
-            flat = act.reshape(act.shape[0], act.shape[1], -1)
+            flat = act.reshape(act.shape[0], act.shape[1], -1).float()
             flat_in, norm = sae.normalize(flat)
             acts = sae.encode_normalized(flat_in)
             own = acts.gather(2, features[:, None, None].expand(-1, flat.shape[1], 1))
@@ -85,7 +85,7 @@ def ablation_effects(
             if norm is not None:  # the decoder works in the normalised space
                 contribution = contribution * norm.factor
             flat = flat - contribution
-            return flat.reshape(act.shape)
+            return flat.reshape(act.shape).to(act.dtype)
 
         logits = model.run_with_hooks(batch, fwd_hooks=[(hook, ablate)])
         delta = next_token_losses(logits, batch).cpu() - clean[seq[part]]
