@@ -33,8 +33,8 @@ from torch import Tensor
 
 from saesite.stats.batch import SparseActs, TokenBatch
 from saesite.stats.cofiring import Cofiring
-from saesite.stats.grouping import best_of_union, float_order, smallest_per_group, sort_by_group
-from saesite.stats.keys import EMPTY
+from saesite.stats.grouping import best_of_union, float_order, sort_by_group
+from saesite.stats.keys import EMPTY, offer
 
 ELEMENTS_PER_CHUNK = 1 << 22
 
@@ -122,17 +122,7 @@ class SampledCofiringAccumulator:
         """Offer items to their features' samples; ``fetch(ids)`` gives the winners' sets."""
         if feat.numel() == 0:
             return
-        chosen, rank = smallest_per_group(feat, key, self.m)
-        rows, row_of = torch.unique_consecutive(feat[chosen], return_inverse=True)
-        device = key.device
-        new_keys = torch.full((rows.numel(), self.m), EMPTY, dtype=torch.int64, device=device)
-        item = torch.full((rows.numel(), self.m), -1, dtype=torch.int64, device=device)
-        new_keys[row_of, rank] = key[chosen]
-        item[row_of, rank] = chosen
-        dst, src = best_of_union(self.keys[rows], new_keys)
-        won = item[src[:, 0], src[:, 1]]
-        r, c = rows[dst[:, 0]], dst[:, 1]
-        self.keys[r, c] = key[won]
+        r, c, won = offer(self.keys, feat, key)
         self.sets[r, c] = fetch(won).to(torch.int32)
 
     def merge(self, other: SampledCofiringAccumulator) -> None:

@@ -23,6 +23,8 @@ import torch
 from jaxtyping import Int
 from torch import Tensor
 
+from saesite.stats.grouping import best_of_union, smallest_per_group
+
 EMPTY = torch.iinfo(torch.int64).max
 """Key of an unused reservoir slot (larger than every real key but one in 2^64)."""
 
@@ -75,3 +77,26 @@ def sample_keys(
     ``salts`` from ``feature_salts(seed, d_sae)``.
     """
     return mix_(token.long().mul(PHI).add_(salts[feature]))
+
+
+def offer(
+    keys: Int[Tensor, "n_groups size"], group: Int[Tensor, " n"], key: Int[Tensor, " n"]
+) -> tuple[Int[Tensor, " won"], Int[Tensor, " won"], Int[Tensor, " won"]]:
+    """Offer items to per-group reservoirs that keep the ``size`` smallest keys (in place).
+
+    ``group`` must be sorted. Writes the winners' keys into ``keys`` and returns ``(r, c, won)``:
+    the reservoir cells that changed and the index (into ``group``/``key``) of the item now in
+    each, so the caller gathers payloads for the winners only.
+    """
+    size = keys.shape[1]
+    chosen, rank = smallest_per_group(group, key, size)
+    rows, row_of = torch.unique_consecutive(group[chosen], return_inverse=True)
+    new_keys = torch.full((rows.numel(), size), EMPTY, dtype=torch.int64, device=key.device)
+    item = torch.full((rows.numel(), size), -1, dtype=torch.int64, device=key.device)
+    new_keys[row_of, rank] = key[chosen]
+    item[row_of, rank] = chosen
+    dst, src = best_of_union(keys[rows], new_keys)
+    won = item[src[:, 0], src[:, 1]]
+    r, c = rows[dst[:, 0]], dst[:, 1]
+    keys[r, c] = key[won]
+    return r, c, won

@@ -36,7 +36,7 @@ from torch import Tensor
 from saesite.stats.batch import TokenBatch
 from saesite.stats.grouping import best_of_union, smallest_per_group
 from saesite.stats.histogram import E_EMPTY, MAX_BINS, fold_bins, required_exponent
-from saesite.stats.keys import EMPTY
+from saesite.stats.keys import EMPTY, offer
 from saesite.stats.windows import Window, gather_windows
 
 
@@ -94,18 +94,8 @@ class IntervalAccumulator:
         """
         if slot.numel() == 0:
             return
-        chosen, rank = smallest_per_group(slot, key, self.s)
-        rows, row_of = torch.unique_consecutive(slot[chosen], return_inverse=True)
-        device = key.device
-        new_keys = torch.full((rows.numel(), self.s), EMPTY, dtype=torch.int64, device=device)
-        item = torch.full((rows.numel(), self.s), -1, dtype=torch.int64, device=device)
-        new_keys[row_of, rank] = key[chosen]
-        item[row_of, rank] = chosen
-        dst, src = best_of_union(self.keys[rows], new_keys)
-        won = item[src[:, 0], src[:, 1]]
-        r, c = rows[dst[:, 0]], dst[:, 1]
+        r, c, won = offer(self.keys, slot, key)
         index, values, windows = fetch(won)
-        self.keys[r, c] = key[won]
         self.index[r, c] = index
         self.values[r, c] = values
         self.windows[r, c] = windows.to(torch.float16)
