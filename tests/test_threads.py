@@ -1,6 +1,7 @@
 import pytest
+import torch
 
-from saesite.threads import available_cpus, cgroup_cpu_limit, torch_threads
+from saesite.threads import available_cpus, cgroup_cpu_limit, one_thread, torch_threads
 
 
 def test_cgroup_v2_quota_caps_the_cpus_and_max_means_no_quota(tmp_path, monkeypatch):
@@ -28,3 +29,17 @@ def test_threads_are_shared_between_processes_and_never_zero(tmp_path, monkeypat
     assert torch_threads(1, tmp_path) == 2
     assert torch_threads(2, tmp_path) == 1
     assert torch_threads(8, tmp_path) == 1  # more processes than CPUs: one thread each
+
+
+def test_one_thread_runs_the_block_on_one_thread_and_restores_the_count():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with one_thread():
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2
+        with pytest.raises(RuntimeError), one_thread():
+            raise RuntimeError("inside")
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -37,6 +37,7 @@ from torch import Tensor
 
 from saesite.config import WeightStatsConfig
 from saesite.sae.model import SAE
+from saesite.threads import one_thread
 
 if TYPE_CHECKING:
     from transformer_lens import HookedTransformer
@@ -146,7 +147,8 @@ def logit_histogram_(
         counts = torch.zeros(bins.shape[0], n_bins, dtype=torch.int64, device=bins.device)
         return edges, counts.scatter_add_(1, bins, torch.ones_like(bins))
     bins = effects.to(torch.uint8 if n_bins <= 256 else torch.int32)  # truncation: floor
-    counts = torch.stack([torch.bincount(row, minlength=n_bins) for row in bins])
+    with one_thread():  # a bincount per row: thousands of small calls
+        counts = torch.stack([torch.bincount(row, minlength=n_bins) for row in bins])
     return edges, counts
 
 

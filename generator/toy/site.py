@@ -19,12 +19,12 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
 from saesite.config import RenderConfig, ToyConfig
 from saesite.records.build import density_histogram, round_significant
 from saesite.records.schema import site_record
+from saesite.threads import one_thread
 from saesite.toy.data import instance_generator, sample_features, stable_seed
 from saesite.toy.double_descent import double_descent_entry
 from saesite.toy.model import (
@@ -195,12 +195,8 @@ def build_toy_site(
     from saesite.site.writer import check_output_folder
 
     check_output_folder(cfg.out, replace_folder=replace_folder)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         return _build(cfg, replace_folder, models or default_models(cfg.seeds_per_level))
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _build(cfg: ToyConfig, replace_folder: str | None, models: list[ToyModelConfig]) -> Path:
