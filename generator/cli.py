@@ -282,6 +282,11 @@ def _add_distributed_args(b: argparse.ArgumentParser) -> None:
     )
     b.add_argument("--state-out", metavar="DIR", help="folder for the --shard state")
     b.add_argument(
+        "--feature-shard",
+        metavar="J/M",
+        help="with --shard: only the features of feature shard J of 0..M-1 (very wide SAEs)",
+    )
+    b.add_argument(
         "--ray",
         nargs="?",
         const="local",
@@ -290,6 +295,13 @@ def _add_distributed_args(b: argparse.ArgumentParser) -> None:
     )
     b.add_argument(
         "--shards", type=int, help="--ray: number of token shards (default: one per CPU)"
+    )
+    b.add_argument(
+        "--feature-shards",
+        type=int,
+        default=1,
+        metavar="M",
+        help="--ray: split each token shard's features over M tasks (very wide SAEs)",
     )
     b.add_argument(
         "--max-retries", type=int, default=3, help="--ray: retries of a task whose worker died"
@@ -320,14 +332,31 @@ def _run_build(config: BuildConfig, args: argparse.Namespace) -> None:
         raise SaesiteError("--shard and --ray exclude each other; expected one of them")
     if args.shards is not None and (args.ray is None or args.shards < 1):
         raise SaesiteError(f"--shards {args.shards}; expected a positive count with --ray")
+    if args.feature_shard is not None and args.shard is None:
+        raise SaesiteError("--feature-shard goes with --shard I/N; expected both")
+    if args.feature_shards != 1 and (args.ray is None or args.feature_shards < 1):
+        raise SaesiteError(
+            f"--feature-shards {args.feature_shards}; expected a positive count with --ray"
+        )
     if args.shard is not None:
         from saesite.shards import build_shard, parse_shard
 
-        build_shard(config, *parse_shard(args.shard), args.state_out)
+        feature_shard = (
+            parse_shard(args.feature_shard, "--feature-shard")
+            if args.feature_shard is not None
+            else None
+        )
+        build_shard(config, *parse_shard(args.shard), args.state_out, feature_shard)
     elif args.ray is not None:
         from saesite.ray_build import ray_build
 
-        ray_build(config, args.ray, args.shards, max_retries=args.max_retries)
+        ray_build(
+            config,
+            args.ray,
+            args.shards,
+            max_retries=args.max_retries,
+            n_feature_shards=args.feature_shards,
+        )
     else:
         from saesite.pipeline import build_site
         from saesite.threads import use_available_cpus

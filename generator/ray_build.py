@@ -8,6 +8,10 @@ they finish (one progress bar: shards done / total), merges them in the tree fix
 position, each pair as soon as both halves are back (``shards.TreeMerger``), so the finishing
 order does not matter and memory holds only the unmerged frontier; then it computes the weight
 statistics and writes records and pages here, with the renderer's local worker processes.
+With ``n_feature_shards`` M > 1 each token shard is also split over M feature ranges (tasks of
+one token shard × one feature range; ``stats/feature_range.py``): a task's accumulators are
+those of its features only, the token shards of each range merge in their tree, and the ranges
+are joined in feature order (``shards.GridMerger``).
 
 Faults: a task whose worker dies (killed process, lost node) is run again by Ray, up to
 ``max_retries`` times; the shard's result does not depend on the attempt. A shard that still
@@ -27,7 +31,13 @@ from tqdm.auto import tqdm
 from saesite.config import BuildConfig, RenderConfig
 from saesite.errors import SaesiteError
 from saesite.pipeline import preflight_out
-from saesite.shards import TreeMerger, config_from_dict, load_inputs, write_from_state
+from saesite.shards import (
+    GridMerger,
+    config_from_dict,
+    feature_range_of,
+    load_inputs,
+    write_from_state,
+)
 from saesite.stats.pass_ import shard_range
 from saesite.stats.state import unpack_stats
 
@@ -62,14 +72,16 @@ def connect(address: str | None) -> bool:
     return True
 
 
-def _shard_task(build: dict, shard: int, n_shards: int) -> tuple[dict, bytes]:
+def _shard_task(
+    build: dict, shard: int, n_shards: int, feature_shard: tuple[int, int] | None = None
+) -> tuple[dict, bytes]:
     """Body of the Ray task: one shard's state as (header, safetensors bytes)."""
     from saesite.shards import compute_shard
     from saesite.stats.state import pack_stats
 
     config = config_from_dict(build, RenderConfig())
     inputs = load_inputs(config)
-    state = compute_shard(inputs, shard, n_shards)
+    state = compute_shard(inputs, shard, n_shards, feature_shard)
     return pack_stats(state, inputs.provenance, build)
 
 
@@ -84,8 +96,9 @@ def ray_build(
     n_shards: int | None = None,
     max_retries: int = MAX_RETRIES,
     num_cpus_per_task: float = 1,
+    n_feature_shards: int = 1,
 ) -> Path:
-    """Build ``config``'s site with its token shards computed as Ray tasks."""
+    """Build ``config``'s site with its token shards (× feature shards) computed as Ray tasks."""
     started = time.perf_counter()
     ray = require_ray()
     preflight_out(config)
@@ -95,15 +108,22 @@ def ray_build(
         n_shards = n_shards or default_shards(ray)
         build = config.to_dict()
         task = ray.remote(max_retries=max_retries, num_cpus=num_cpus_per_task)(_shard_task)
+        ranges = [
+            feature_range_of(inputs, (j, n_feature_shards) if n_feature_shards > 1 else None)
+            for j in range(n_feature_shards)
+        ]
         pending = {
-            task.options(name=f"saesite-shard-{shard}").remote(build, shard, n_shards): shard
+            task.options(name=f"saesite-shard-{shard}-features-{j}").remote(
+                build, shard, n_shards, (j, n_feature_shards) if n_feature_shards > 1 else None
+            ): (shard, j)
             for shard in range(n_shards)
+            for j in range(len(ranges))
         }
-        merger = TreeMerger(n_shards)
-        with tqdm(total=n_shards, desc="shards", unit="shard", disable=None) as bar:
+        merger = GridMerger(n_shards, ranges)
+        with tqdm(total=len(pending), desc="shards", unit="shard", disable=None) as bar:
             while pending:
                 done, _ = ray.wait(list(pending), num_returns=1)
-                shard = pending.pop(done[0])
+                shard, j = pending.pop(done[0])
                 try:
                     header, blob = ray.get(done[0])
                 except ray.exceptions.RayError as err:
@@ -117,11 +137,11 @@ def ray_build(
                         if isinstance(err, ray.exceptions.RayTaskError)
                         else f"failed after {max_retries} retries"
                     )
-                    raise SaesiteError(
-                        f"shard {shard}/{n_shards} (sequences {first}..{stop - 1}) {how}: {cause}"[
-                            :400
-                        ]
-                    ) from None
+                    features = ranges[j]
+                    what = f"shard {shard}/{n_shards} (sequences {first}..{stop - 1}"
+                    if n_feature_shards > 1:
+                        what += f", features {features.start}..{features.stop - 1}"
+                    raise SaesiteError(f"{what}) {how}: {cause}"[:400]) from None
                 source = f"shard {shard}/{n_shards}"
                 merger.add(shard, unpack_stats(header, blob, inputs.provenance, source))
                 del header, blob
@@ -130,5 +150,11 @@ def ray_build(
         if started_ray:
             ray.shutdown()
     out = write_from_state(config, inputs, merger.result())
-    log.info("wrote %s (%d shards on Ray) in %.1f s", out, n_shards, time.perf_counter() - started)
+    log.info(
+        "wrote %s (%d token × %d feature shards on Ray) in %.1f s",
+        out,
+        n_shards,
+        n_feature_shards,
+        time.perf_counter() - started,
+    )
     return out

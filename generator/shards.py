@@ -1,6 +1,8 @@
 """Builds split over token shards: one shard's state, and the merge of states into a site.
 
     saesite build … --shard 3/16 --state-out DIR    shard 3 of 0..15: its sequences' state
+    saesite build … --shard 3/16 --feature-shard 1/4 --state-out DIR
+                                                    … of the second quarter of the features
     saesite merge DIR… --out site                   every shard's state -> records -> site
 
 A shard is a contiguous run of whole batches of the one-process pass (``shard_range``), so
@@ -35,6 +37,7 @@ from saesite.pipeline import (
     render,
     write_records,
 )
+from saesite.stats.feature_range import FeatureRange, feature_ranges, join_feature_stats
 from saesite.stats.feature_stats import FeatureStats
 from saesite.stats.pass_ import run_pass, shard_range
 from saesite.stats.state import check_provenance, load_stats, provenance, read_header, save_stats
@@ -42,7 +45,7 @@ from saesite.stats.state import check_provenance, load_stats, provenance, read_h
 log = logging.getLogger(__name__)
 
 
-def parse_shard(text: str) -> tuple[int, int]:
+def parse_shard(text: str, option: str = "--shard") -> tuple[int, int]:
     """``"3/16"`` -> (3, 16): shard 3 of shards 0..15."""
     index, _, count = text.partition("/")
     try:
@@ -50,7 +53,7 @@ def parse_shard(text: str) -> tuple[int, int]:
     except ValueError:
         shard, n_shards = -1, 0
     if n_shards < 1 or not 0 <= shard < n_shards:
-        raise SaesiteError(f"--shard {text!r}; expected I/N with 0 <= I < N, e.g. 3/16")
+        raise SaesiteError(f"{option} {text!r}; expected I/N with 0 <= I < N, e.g. 3/16")
     return shard, n_shards
 
 
@@ -83,24 +86,53 @@ def load_inputs(config: BuildConfig) -> Inputs:
     return Inputs(loaded=loaded, stats=stats, provenance=prov)
 
 
-def compute_shard(inputs: Inputs, shard: int, n_shards: int) -> FeatureStats:
-    """The pass over shard ``shard`` of ``n_shards`` (sequences from ``shard_range``)."""
+def feature_range_of(inputs: Inputs, feature_shard: tuple[int, int] | None) -> FeatureRange:
+    """The features of feature shard ``(J, M)`` (all of them for None)."""
+    d_sae = inputs.loaded.sae.cfg.d_sae
+    if feature_shard is None:
+        return FeatureRange.every(d_sae)
+    index, count = feature_shard
+    if count > d_sae:
+        raise SaesiteError(
+            f"--feature-shard {index}/{count}: the SAE has {d_sae} features; expected at most "
+            f"{d_sae} feature shards"
+        )
+    return feature_ranges(d_sae, count)[index]
+
+
+def compute_shard(
+    inputs: Inputs, shard: int, n_shards: int, feature_shard: tuple[int, int] | None = None
+) -> FeatureStats:
+    """The pass over shard ``shard`` of ``n_shards`` (sequences from ``shard_range``), for the
+    features of ``feature_shard`` (J, M), or all."""
     loaded = inputs.loaded
     tokens = torch.as_tensor(loaded.tokens, dtype=torch.int64)
     first, stop = shard_range(tokens.shape[0], inputs.stats.batch_size, shard, n_shards)
-    return run_pass(loaded.model, loaded.sae, tokens[first:stop], loaded.hook, inputs.stats, first)
+    features = feature_range_of(inputs, feature_shard)
+    return run_pass(
+        loaded.model, loaded.sae, tokens[first:stop], loaded.hook, inputs.stats, first, features
+    )
 
 
-def build_shard(config: BuildConfig, shard: int, n_shards: int, state_out: str | Path) -> Path:
-    """``saesite build --shard I/N --state-out DIR``: one shard's state, written to DIR."""
+def build_shard(
+    config: BuildConfig,
+    shard: int,
+    n_shards: int,
+    state_out: str | Path,
+    feature_shard: tuple[int, int] | None = None,
+) -> Path:
+    """``saesite build --shard I/N [--feature-shard J/M] --state-out DIR``: one shard's state,
+    written to DIR."""
     started = time.perf_counter()
     inputs = load_inputs(config)
-    state = compute_shard(inputs, shard, n_shards)
+    state = compute_shard(inputs, shard, n_shards, feature_shard)
     out = save_stats(state, state_out, inputs.provenance, config.to_dict())
     log.info(
-        "shard %d/%d: sequences %d..%d -> %s in %.1f s",
+        "shard %d/%d, features %d..%d: sequences %d..%d -> %s in %.1f s",
         shard,
         n_shards,
+        state.features.start,
+        state.features.stop - 1,
         state.seq_start,
         state.seq_start + state.n_seq - 1,
         out,
@@ -152,6 +184,20 @@ def merge_tree(states: list[FeatureStats]) -> FeatureStats:
     return merger.result()
 
 
+class GridMerger:
+    """``TreeMerger`` per feature range; the ranges joined in feature order at the end."""
+
+    def __init__(self, n_shards: int, ranges: list[FeatureRange]):
+        self.mergers = {r: TreeMerger(n_shards) for r in ranges}
+
+    def add(self, index: int, state: FeatureStats) -> None:
+        self.mergers[state.features].add(index, state)
+
+    def result(self) -> FeatureStats:
+        parts = [merger.result() for merger in self.mergers.values()]
+        return parts[0] if len(parts) == 1 else join_feature_stats(parts)
+
+
 def check_coverage(ranges: list[tuple[int, int, str]], n_seq: int) -> None:
     """Refuse states that leave out, or repeat, some of the dataset's sequences."""
     cursor = 0
@@ -166,6 +212,22 @@ def check_coverage(ranges: list[tuple[int, int, str]], n_seq: int) -> None:
     if cursor != n_seq:
         raise SaesiteError(
             f"states cover sequences 0..{cursor - 1} of {n_seq}; expected every shard's state"
+        )
+
+
+def check_feature_tiling(spans: list[tuple[int, int, int]]) -> None:
+    """Refuse feature shards that leave out, or repeat, some of the SAE's features."""
+    cursor, d_sae = 0, spans[0][2]
+    for first, stop, width in sorted(spans):
+        if width != d_sae or first != cursor:
+            raise SaesiteError(
+                f"states of features {first}..{stop - 1} do not follow feature {cursor - 1}; "
+                f"expected feature shards covering 0..{d_sae - 1} once"
+            )
+        cursor = stop
+    if cursor != d_sae:
+        raise SaesiteError(
+            f"states cover features 0..{cursor - 1} of {d_sae}; expected every feature shard"
         )
 
 
@@ -201,16 +263,26 @@ def merge_states(dirs: list[str | Path], render_cfg: RenderConfig) -> Path:
                 f"of {dirs[0]}"
             )
     n_seq = first["provenance"]["tokens"]["n_seq"]
-    ranges = [
-        (h["range"]["first_seq"], h["range"]["stop_seq"], str(d)) for d, h in zip(dirs, headers)
-    ]
-    check_coverage(ranges, n_seq)
+    by_features: dict[tuple[int, int, int], list[tuple[int, int, str]]] = {}
+    for directory, header in zip(dirs, headers):
+        span = header["range"]
+        key = (span["first_feature"], span["stop_feature"], span["d_sae"])
+        by_features.setdefault(key, []).append(
+            (span["first_seq"], span["stop_seq"], str(directory))
+        )
+    check_feature_tiling(list(by_features))
+    for ranges in by_features.values():
+        check_coverage(ranges, n_seq)
     config = config_from_dict(first["build"], render_cfg)
     preflight_out(config)
     inputs = load_inputs(config)
     states = [load_stats(d, inputs.provenance, inputs.stats.device)[0] for d in dirs]
     merge_started = time.perf_counter()
-    state = merge_tree(states)
+    groups: dict[FeatureRange, list[FeatureStats]] = {}
+    for one in states:
+        groups.setdefault(one.features, []).append(one)
+    parts = [merge_tree(group) for group in groups.values()]
+    state = parts[0] if len(parts) == 1 else join_feature_stats(parts)
     log.info("merged %d states in %.2f s", len(states), time.perf_counter() - merge_started)
     out = write_from_state(config, inputs, state)
     log.info("wrote %s in %.1f s", out, time.perf_counter() - started)

@@ -55,6 +55,15 @@ def test_a_ray_build_writes_the_bytes_of_shard_and_merge_and_of_one_process(
     assert tree_digest(ray_site) == expected
 
 
+def test_a_ray_build_over_token_and_feature_shards_writes_the_one_process_bytes(
+    tmp_path, inputs, ray_local, one_process_site
+):
+    ray_site = tmp_path / "ray"
+    args = [*build_args(*inputs, ray_site), "--ray", "--shards", "2", "--feature-shards", "2"]
+    assert main(args) == 0
+    assert tree_digest(ray_site) == tree_digest(one_process_site)
+
+
 def test_a_shard_task_killed_mid_shard_is_retried_and_the_site_is_unchanged(
     tmp_path, inputs, ray_local, one_process_site
 ):

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from saesite.cli import main
+from tests.conftest import TINY_D_SAE
 from tests.conftest import shard_build_args as build_args
 from tests.test_pipeline import tree_digest
 
@@ -54,6 +55,42 @@ def test_sites_merged_from_token_shards_are_byte_identical_to_the_one_process_si
     assert tree_digest(out) == expected
 
 
+def test_sites_merged_from_token_and_feature_shards_are_byte_identical_to_one_process(
+    tmp_path, inputs, one_process_site
+):
+    # 2 token shards × 2 feature shards: each state holds half the features' accumulators
+    dirs = []
+    for shard in range(2):
+        for part in range(2):
+            state = tmp_path / f"state-{shard}-{part}"
+            args = [*build_args(*inputs), "--shard", f"{shard}/2", "--feature-shard", f"{part}/2"]
+            assert main([*args, "--state-out", str(state)]) == 0
+            dirs.append(state)
+    header = json.loads((dirs[1] / "stats.json").read_text())
+    d_sae = header["range"]["d_sae"]
+    assert (header["range"]["first_feature"], header["range"]["stop_feature"]) == (
+        d_sae // 2,
+        d_sae,
+    )
+    out = tmp_path / "merged"
+    assert main(["-q", "merge", *map(str, reversed(dirs)), "--out", str(out)]) == 0
+    assert tree_digest(out) == tree_digest(one_process_site)
+
+
+def test_merge_refuses_feature_shards_that_leave_features_out_with_one_line(
+    tmp_path, inputs, capsys
+):
+    state = tmp_path / "half"
+    args = [*build_args(*inputs), "--shard", "0/1", "--feature-shard", "1/2"]
+    assert main([*args, "--state-out", str(state)]) == 0
+    assert main(["merge", str(state), "--out", str(tmp_path / "site")]) == 2
+    err = capsys.readouterr().err
+    half, last = TINY_D_SAE // 2, TINY_D_SAE - 1
+    assert f"features {half}..{last}" in err and f"covering 0..{last}" in err
+    assert err.count("\n") == 1
+    assert not (tmp_path / "site").exists()
+
+
 def test_merge_refuses_a_missing_or_repeated_shard_with_one_line(tmp_path, states, capsys):
     dirs = states(5)
     for given in ([dirs[0], dirs[2]], [dirs[0], dirs[1], dirs[1], dirs[2]]):
@@ -94,10 +131,16 @@ def test_a_state_header_names_what_it_was_computed_from(inputs, states):
     (state,) = states(1)
     header = json.loads((state / "stats.json").read_text())
     prov = header["provenance"]
-    assert header["format"] == "saesite-stats" and header["format_version"] == 1
+    assert header["format"] == "saesite-stats" and header["format_version"] == 2
     assert prov["model"] == str(inputs[0]) and prov["hook"] == "blocks.0.mlp.hook_post"
     assert len(prov["sae_fingerprint"]) == 64 and prov["tokens"]["n_seq"] == 24
-    assert header["range"] == {"first_seq": 0, "stop_seq": 24}
+    assert header["range"] == {
+        "first_seq": 0,
+        "stop_seq": 24,
+        "first_feature": 0,
+        "stop_feature": TINY_D_SAE,
+        "d_sae": TINY_D_SAE,
+    }
     assert prov["config"]["stats"]["top_k"] == 5
 
 

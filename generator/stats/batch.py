@@ -7,6 +7,11 @@ batch maximum) are computed once and cached.
 Token indexing: a batch holds whole sequences ``seq_start .. seq_start + batch - 1``; row ``t``
 of ``acts`` is position ``t % seq_len`` of sequence ``seq_start + t // seq_len``, and its global
 token index is ``seq_start * seq_len + t`` (dataset order).
+
+Feature shards (``stats/feature_range.py``): a pass over features ``start .. stop - 1`` hands
+the accumulators ``active`` restricted to them, renumbered from 0, with ``feature_start`` saying
+where they begin (sampling keys hash the global feature) and ``all_active`` holding every
+feature's non-zeros (co-firing pairs a shard's features with all others).
 """
 
 from __future__ import annotations
@@ -50,6 +55,17 @@ class SparseActs:
             self._feature_max = out.scatter_reduce_(0, self.feat, self.values, "amax")
         return self._feature_max
 
+    def restrict(self, start: int, stop: int) -> SparseActs:
+        """The entries of features ``start .. stop - 1``, renumbered from 0 (order kept)."""
+        keep = torch.nonzero((self.feat >= start) & (self.feat < stop)).squeeze(1)
+        return SparseActs(
+            values=self.values[keep],
+            tok=self.tok[keep],
+            feat=self.feat[keep] - start,
+            d_sae=stop - start,
+            n_tok=self.n_tok,
+        )
+
     def row_ptr(self) -> Int[Tensor, " n_tok_plus_1"]:
         """Entries of row t are ``row_ptr[t] : row_ptr[t + 1]`` (CSR row pointers)."""
         if self._row_ptr is None:
@@ -66,6 +82,10 @@ class TokenBatch:
     seq_start: int
     """Dataset index of the batch's first sequence."""
     active: SparseActs
+    feature_start: int = 0
+    """Global index of ``active``'s feature 0 (non-zero in a feature shard)."""
+    all_active: SparseActs | None = None
+    """Every feature's non-zeros, where ``active`` holds a feature shard's; else None."""
     _keys: dict[int, Tensor] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -73,6 +93,11 @@ class TokenBatch:
         cls, token_ids: Int[Tensor, "batch pos"], seq_start: int, acts: Float[Tensor, "tok d_sae"]
     ) -> TokenBatch:
         return cls(token_ids=token_ids, seq_start=seq_start, active=SparseActs.from_dense(acts))
+
+    @property
+    def every_feature(self) -> SparseActs:
+        """The non-zeros of all the SAE's features (global numbering)."""
+        return self.active if self.all_active is None else self.all_active
 
     @property
     def seq_len(self) -> int:
@@ -93,8 +118,9 @@ class TokenBatch:
         keys = self._keys.get(seed)
         if keys is None:
             active = self.active
-            salts = feature_salts(seed, active.d_sae, str(active.feat.device))
+            start = self.feature_start
+            salts = feature_salts(seed, start + active.d_sae, str(active.feat.device))
             keys = self._keys[seed] = sample_keys(
-                salts, active.feat, active.tok + self.token_offset
+                salts[start:], active.feat, active.tok + self.token_offset
             )
         return keys

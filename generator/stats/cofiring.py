@@ -50,20 +50,21 @@ def pair_offset(f: Tensor, d_sae: int) -> Tensor:
     return f * d_sae - f * (f + 1) // 2 - f - 1
 
 
-def active_pairs(
-    active: SparseActs, tok_start: int, tok_stop: int, row_start: Tensor | None = None
-) -> Int[Tensor, " pairs"]:
-    """Packed indices of every pair (f < g) firing together on tokens ``tok_start … stop - 1``
-    (a pair once per token). ``row_start``: ``pair_offset(arange(d_sae))``, if at hand."""
+def pair_features(
+    active: SparseActs, tok_start: int, tok_stop: int
+) -> tuple[Int[Tensor, " pairs"], Int[Tensor, " pairs"]]:
+    """Every pair of features (f < g) firing together on tokens ``tok_start … stop - 1``, as
+    two index lists (a pair once per token)."""
     ptr = active.row_ptr()
     start, length = (
         ptr[tok_start:tok_stop],
         ptr[tok_start + 1 : tok_stop + 1] - ptr[tok_start:tok_stop],
     )
     width = int(length.max()) if length.numel() else 0
-    if width < 2:
-        return torch.empty(0, dtype=torch.int64, device=active.feat.device)
     device = active.feat.device
+    if width < 2:
+        none = torch.empty(0, dtype=torch.int64, device=device)
+        return none, none
     slot = torch.arange(width, device=device)
     valid = slot[None, :] < length[:, None]
     feats = torch.where(valid, active.feat[torch.where(valid, start[:, None] + slot, 0)], -1)
@@ -73,9 +74,44 @@ def active_pairs(
     if not bool(valid.all()):
         keep = g >= 0
         f, g = f[keep], g[keep]
+    return f.reshape(-1), g.reshape(-1)
+
+
+def pair_chunks(active: SparseActs, n_tok: int) -> list[tuple[int, int]]:
+    """Token ranges whose pairs number at most about ``PAIRS_PER_CHUNK`` (at any L0)."""
+    ptr = active.row_ptr()
+    if n_tok == 0 or ptr[-1] == 0:
+        return []
+    widest = int((ptr[1:] - ptr[:-1]).max())
+    step = max(1, PAIRS_PER_CHUNK // max(1, widest * (widest - 1) // 2))
+    return [(start, min(start + step, n_tok)) for start in range(0, n_tok, step)]
+
+
+def active_pairs(
+    active: SparseActs, tok_start: int, tok_stop: int, row_start: Tensor | None = None
+) -> Int[Tensor, " pairs"]:
+    """Packed indices of every pair (f < g) firing together on tokens ``tok_start … stop - 1``
+    (a pair once per token). ``row_start``: ``pair_offset(arange(d_sae))``, if at hand."""
+    f, g = pair_features(active, tok_start, tok_stop)
     if row_start is None:
-        row_start = pair_offset(torch.arange(active.d_sae, device=device), active.d_sae)
-    return (row_start[f] + g).reshape(-1)
+        row_start = pair_offset(torch.arange(active.d_sae, device=f.device), active.d_sae)
+    return row_start[f] + g
+
+
+def partners_from_keys(
+    best: Int[Tensor, "rows n"], fired_rows: Int[Tensor, " rows"], fired: Int[Tensor, " d_sae"]
+) -> Cofiring:
+    """Decode each row's best keys ``count·d_sae + (d_sae − 1 − partner)`` (-1: none) into
+    partners, counts and Jaccard indices; ``fired``: every feature's firing count, ``fired_rows``
+    the rows' own."""
+    d_sae = fired.shape[0]
+    both = best.clamp_min(0) // d_sae
+    index = torch.where(both > 0, d_sae - 1 - best % d_sae, -1)
+    both = torch.where(index >= 0, both, 0)
+    other = fired[index.clamp_min(0)]
+    union = (fired_rows[:, None] + other - both).double()
+    jaccard = torch.where(index >= 0, both / union.clamp_min(1), 0.0)
+    return Cofiring(index=index, count=both, jaccard=jaccard, exact=True)
 
 
 class CofiringAccumulator:
@@ -91,14 +127,8 @@ class CofiringAccumulator:
     def update(self, acts: Float[Tensor, "tok d_sae"], batch: TokenBatch) -> None:
         active = batch.active
         self.count += torch.bincount(active.feat, minlength=self.d_sae)
-        n_tok = active.n_tok or batch.n_tokens
-        ptr = active.row_ptr()
-        if n_tok == 0 or ptr[-1] == 0:
-            return
-        widest = int((ptr[1:] - ptr[:-1]).max())
-        step = max(1, PAIRS_PER_CHUNK // max(1, widest * (widest - 1) // 2))
-        for start in range(0, n_tok, step):
-            index = active_pairs(active, start, min(start + step, n_tok), self.row_start)
+        for start, stop in pair_chunks(active, active.n_tok or batch.n_tokens):
+            index = active_pairs(active, start, stop, self.row_start)
             if index.numel():
                 ones = torch.ones(index.shape, dtype=torch.int32, device=index.device)
                 self.pairs.scatter_add_(0, index, ones)
@@ -145,14 +175,8 @@ class CofiringAccumulator:
             from_columns.append(keys.topk(min(n, stop - start), dim=0).values.T)
         if n:
             best = torch.cat(from_columns, 1).topk(n, dim=1).values
-        both = best.clamp_min(0) // d_sae
-        index = torch.where(both > 0, d_sae - 1 - best % d_sae, -1)
-        both = torch.where(index >= 0, both, 0)
         fired = self.count.cpu()
-        other = fired[index.clamp_min(0)]
-        union = (fired[:, None] + other - both).double()
-        jaccard = torch.where(index >= 0, both / union.clamp_min(1), 0.0)
-        return Cofiring(index=index, count=both, jaccard=jaccard, exact=True)
+        return partners_from_keys(best, fired, fired)
 
     def state_dict(self) -> dict[str, Tensor | int | float | str]:
         return {

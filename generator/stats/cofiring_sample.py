@@ -16,6 +16,10 @@ largest activations wherever it fires with f (all g when L0 <= C); its standard 
 ``1 / (2·sqrt(m_f))``, and it is exact when n_f <= m. Features are reported by estimated count,
 descending (ties by index).
 
+Feature shards (``stats/feature_range.py``): with ``rows``, samples are kept for those features
+only (their keys hash the global feature), while co-active sets and firing counts come from
+every feature's non-zeros, so each row equals the one-process row.
+
 Bounded: memory d_sae · m · (C + 3) numbers, whatever the number of tokens. Merge: union of the
 two samples, keep the m smallest keys. Keys are a hash of (seed, feature, global token)
 (``stats/keys.py``), so shards merged in any order keep exactly one pass's sample. Cost after
@@ -33,6 +37,7 @@ from torch import Tensor
 
 from saesite.stats.batch import SparseActs, TokenBatch
 from saesite.stats.cofiring import Cofiring
+from saesite.stats.feature_range import FeatureRange
 from saesite.stats.grouping import best_of_union, float_order, sort_by_group
 from saesite.stats.keys import EMPTY, offer
 
@@ -99,23 +104,28 @@ class SampledCofiringAccumulator:
         candidates: int,
         seed: int = 0,
         device: str = "cpu",
+        rows: FeatureRange | None = None,
     ):
         self.d_sae, self.n_cofiring, self.m, self.c = d_sae, n_cofiring, samples, candidates
         self.seed = seed
+        self.rows = rows or FeatureRange.every(d_sae)
+        """The features sampled (a feature shard's; all by default)."""
+        width = self.rows.width
         self.count = torch.zeros(d_sae, dtype=torch.int64, device=device)
-        self.keys = torch.full((d_sae, samples), EMPTY, dtype=torch.int64, device=device)
-        self.sets = torch.full((d_sae, samples, candidates), -1, dtype=torch.int32, device=device)
+        """Every feature's firing count (partners' too)."""
+        self.keys = torch.full((width, samples), EMPTY, dtype=torch.int64, device=device)
+        self.sets = torch.full((width, samples, candidates), -1, dtype=torch.int32, device=device)
 
     @torch.no_grad()
     def update(self, acts: Float[Tensor, "tok d_sae"], batch: TokenBatch) -> None:
-        active = batch.active
-        self.count += torch.bincount(active.feat, minlength=self.d_sae)
+        active, every = batch.active, batch.every_feature
+        self.count += torch.bincount(every.feat, minlength=self.d_sae)
         key = batch.sample_keys(self.seed)
         threshold = self.keys.max(1).values
         cand = torch.nonzero(key < threshold[active.feat]).squeeze(1)
         tok = active.tok[cand]
         self._insert(
-            active.feat[cand], key[cand], lambda ids: coactive_sets(active, tok[ids], self.c)
+            active.feat[cand], key[cand], lambda ids: coactive_sets(every, tok[ids], self.c)
         )
 
     def _insert(self, feat: Tensor, key: Tensor, fetch: Callable[[Tensor], Tensor]) -> None:
@@ -126,6 +136,8 @@ class SampledCofiringAccumulator:
         self.sets[r, c] = fetch(won).to(torch.int32)
 
     def merge(self, other: SampledCofiringAccumulator) -> None:
+        if other.rows != self.rows:
+            raise ValueError(f"co-firing rows {other.rows} cannot merge into {self.rows}")
         self.count += other.count
         rows = torch.nonzero((other.keys != EMPTY).any(1)).squeeze(1)
         dst, src = best_of_union(self.keys[rows], other.keys[rows])
@@ -135,23 +147,25 @@ class SampledCofiringAccumulator:
 
     def finalize(self) -> Cofiring:
         d_sae, n = self.d_sae, min(self.n_cofiring, self.d_sae - 1)
+        width, first = self.rows.width, self.rows.start
         count = self.count.cpu()
         keys, sets = self.keys.cpu(), self.sets.cpu()
         samples = (keys != EMPTY).sum(1)
-        index = torch.full((d_sae, n), -1, dtype=torch.int64)
-        top = torch.zeros(d_sae, n, dtype=torch.int64)
+        index = torch.full((width, n), -1, dtype=torch.int64)
+        top = torch.zeros(width, n, dtype=torch.int64)
         chunk = max(1, ELEMENTS_PER_CHUNK // (self.m * self.c))
-        for start in range(0, d_sae, chunk):
-            stop = min(start + chunk, d_sae)
+        for start in range(0, width, chunk):
+            stop = min(start + chunk, width)
             ids = sets[start:stop].reshape(stop - start, -1).long()
-            own = torch.arange(start, stop)[:, None]
+            own = torch.arange(first + start, first + stop)[:, None]
             ids = torch.where((ids < 0) | (ids == own), d_sae, ids)  # d_sae: nothing
             index[start:stop], top[start:stop] = most_frequent(ids, n, d_sae)
+        own_count = count[first : first + width, None]
         rate = top.double() / samples[:, None].clamp_min(1)
-        estimate = rate * count[:, None]
+        estimate = rate * own_count
         other = count[index.clamp_min(0)].double()
         estimate = torch.where(index >= 0, torch.minimum(estimate, other), 0.0)
-        union = count[:, None].double() + other - estimate
+        union = own_count.double() + other - estimate
         jaccard = torch.where(index >= 0, estimate / union.clamp_min(1e-12), 0.0).clamp(0, 1)
         return Cofiring(index=index, count=estimate.round().long(), jaccard=jaccard, exact=False)
 
@@ -163,6 +177,8 @@ class SampledCofiringAccumulator:
             "samples": self.m,
             "candidates": self.c,
             "seed": self.seed,
+            "start": self.rows.start,
+            "stop": self.rows.stop,
             "count": self.count,
             "keys": self.keys,
             "sets": self.sets,
@@ -177,6 +193,7 @@ class SampledCofiringAccumulator:
             state["candidates"],
             seed=state["seed"],
             device=device,
+            rows=FeatureRange(state["start"], state["stop"], state["d_sae"]),
         )
         acc.count, acc.keys = state["count"].to(device), state["keys"].to(device)
         acc.sets = state["sets"].to(device)

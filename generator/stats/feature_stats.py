@@ -9,6 +9,8 @@ Sharding: a ``FeatureStats`` covers the contiguous sequences ``seq_start .. seq_
 1`` of the dataset (``token_ids`` holds exactly those rows); accumulators index tokens globally
 (``seq * seq_len + pos``), so shards of one dataset merge without renumbering. ``merge`` takes
 an adjacent shard (before or after this one) and leaves one ``FeatureStats`` over both.
+A feature shard (``stats/feature_range.py``) holds accumulators for ``features`` only; shards
+of one token range are put together by ``feature_range.join_feature_stats``.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from torch import Tensor
 from saesite.config import StatsConfig
 from saesite.stats.batch import TokenBatch
 from saesite.stats.cofiring import Cofiring, CofiringAccumulator
+from saesite.stats.cofiring_rows import CofiringRowsAccumulator
 from saesite.stats.cofiring_sample import SampledCofiringAccumulator
+from saesite.stats.feature_range import FeatureRange
 from saesite.stats.firing import FiringAccumulator, FiringStats
 from saesite.stats.histogram import HistogramAccumulator, Histograms
 from saesite.stats.metrics import LossAccumulator, ReconstructionAccumulator
@@ -50,17 +54,24 @@ class FeatureStats:
     """Top-k tokens per feature with their context windows."""
     intervals: IntervalAccumulator
     """Stratified reservoirs -> quantile intervals with uniform samples."""
-    cofiring: CofiringAccumulator | SampledCofiringAccumulator
-    """Exact co-firing pair counts, or above ``cofiring_exact_max_features`` a sampled estimate."""
+    cofiring: CofiringAccumulator | CofiringRowsAccumulator | SampledCofiringAccumulator
+    """Exact co-firing pair counts (a feature shard's rows of them), or above
+    ``cofiring_exact_max_features`` a sampled estimate."""
     reconstruction: ReconstructionAccumulator
     """Reconstruction MSE and explained variance at the hook."""
     losses: LossAccumulator
     """Clean / spliced / zero-ablated next-token loss sums (empty without ``ce_loss``)."""
+    features: FeatureRange | None = None
+    """The features the per-feature accumulators cover (None: every feature of the SAE)."""
     weights: WeightStats | None = None
     """Statistics of the weights alone (the same for every shard); set by ``compute``."""
     ablation: Float[Tensor, "d_sae k width"] | None = None
     """Per top example, the change in next-token loss when its feature is ablated (computed on
     the final top-k, after any merge; ``StatsConfig.ablation``)."""
+
+    def __post_init__(self) -> None:
+        if self.features is None:
+            self.features = FeatureRange.every(self.firing.d_sae)
 
     @classmethod
     def empty(
@@ -70,19 +81,24 @@ class FeatureStats:
         cfg: StatsConfig,
         token_ids: Int[Tensor, "n_seq seq_len"],
         seq_start: int = 0,
+        features: FeatureRange | None = None,
     ) -> FeatureStats:
-        """Fresh accumulators for ``token_ids`` (sequences from ``seq_start`` on)."""
+        """Fresh accumulators for ``token_ids`` (sequences from ``seq_start`` on) and the
+        features ``features`` (all by default)."""
         device = cfg.device
         window = Window(cfg.context_before, cfg.context_after)
+        features = features or FeatureRange.every(d_sae)
+        width = features.width
         return cls(
             token_ids=token_ids.to("cpu", torch.int64),
             seq_start=seq_start,
             window=window,
-            firing=FiringAccumulator(d_sae, cfg.dense_threshold, device=device),
-            histograms=HistogramAccumulator(d_sae, cfg.n_bins, device=device),
-            topk=TopKAccumulator(d_sae, cfg.top_k, window, device=device),
+            features=features,
+            firing=FiringAccumulator(width, cfg.dense_threshold, device=device),
+            histograms=HistogramAccumulator(width, cfg.n_bins, device=device),
+            topk=TopKAccumulator(width, cfg.top_k, window, device=device),
             intervals=IntervalAccumulator(
-                d_sae,
+                width,
                 cfg.n_bins,
                 cfg.n_intervals,
                 cfg.interval_samples,
@@ -90,7 +106,7 @@ class FeatureStats:
                 seed=cfg.seed,
                 device=device,
             ),
-            cofiring=cofiring_accumulator(d_sae, cfg),
+            cofiring=cofiring_accumulator(features, cfg),
             reconstruction=ReconstructionAccumulator(d_in, device=device),
             losses=LossAccumulator(device=device),
         )
@@ -115,6 +131,11 @@ class FeatureStats:
 
     def merge(self, other: FeatureStats) -> None:
         """Add an adjacent shard of the same dataset: afterwards ``self`` covers both."""
+        if other.features != self.features:
+            raise ValueError(
+                f"cannot merge stats of features {other.features} into {self.features}; "
+                "expected token shards of one feature range"
+            )
         if other.window != self.window or other.seq_len != self.seq_len:
             raise ValueError(
                 f"cannot merge stats with window {other.window} and seq_len {other.seq_len} into "
@@ -166,11 +187,15 @@ class FeatureStats:
 
 
 def cofiring_accumulator(
-    d_sae: int, cfg: StatsConfig
-) -> CofiringAccumulator | SampledCofiringAccumulator:
-    """Exact pair counts up to ``cfg.cofiring_exact_max_features`` features, else sampled."""
+    features: FeatureRange, cfg: StatsConfig
+) -> CofiringAccumulator | CofiringRowsAccumulator | SampledCofiringAccumulator:
+    """Exact pair counts up to ``cfg.cofiring_exact_max_features`` features (a feature shard's
+    rows of them), else sampled."""
+    d_sae = features.d_sae
     if d_sae <= cfg.cofiring_exact_max_features:
-        return CofiringAccumulator(d_sae, cfg.n_cofiring, device=cfg.device)
+        if features.is_every:
+            return CofiringAccumulator(d_sae, cfg.n_cofiring, device=cfg.device)
+        return CofiringRowsAccumulator(features, cfg.n_cofiring, device=cfg.device)
     return SampledCofiringAccumulator(
         d_sae,
         cfg.n_cofiring,
@@ -178,6 +203,7 @@ def cofiring_accumulator(
         cfg.cofiring_candidates,
         seed=cfg.seed,  # the intervals' keys: each non-zero is hashed once per batch
         device=cfg.device,
+        rows=features,
     )
 
 

@@ -35,6 +35,7 @@ from saesite.config import StatsConfig
 from saesite.errors import SaesiteError
 from saesite.sae.model import SAE
 from saesite.stats.batch import TokenBatch
+from saesite.stats.feature_range import FeatureRange
 from saesite.stats.feature_stats import FeatureStats
 from saesite.stats.forward import HookRunner
 from saesite.stats.heap import reuse_freed_memory
@@ -78,10 +79,13 @@ def run_pass(
     hook: str,
     cfg: StatsConfig,
     seq_start: int = 0,
+    features: FeatureRange | None = None,
 ) -> FeatureStats:
     """Stream ``tokens`` (the dataset's sequences from ``seq_start`` on) through the model and
-    SAE once; return the accumulators, not yet finalised (so shards can merge)."""
-    stats = FeatureStats.empty(sae.cfg.d_sae, sae.cfg.d_in, cfg, tokens, seq_start)
+    SAE once; return the accumulators, not yet finalised (so shards can merge). ``features``:
+    accumulate only those (a feature shard, ``stats/feature_range.py``)."""
+    stats = FeatureStats.empty(sae.cfg.d_sae, sae.cfg.d_in, cfg, tokens, seq_start, features)
+    shard = None if stats.features.is_every else stats.features
     runner = HookRunner(model, sae, hook)
     loss_seqs = loss_sequences(cfg, tokens.shape[1])
     on_gpu = torch.device(cfg.device).type == "cuda"
@@ -101,7 +105,17 @@ def run_pass(
         else:
             check_finite(out.x, *place)
         batch = TokenBatch(token_ids=batch_tokens, seq_start=seq_start + start, active=out.active)
-        stats.update(out.acts, batch)
+        acts = out.acts
+        if shard is not None:
+            batch = TokenBatch(
+                token_ids=batch_tokens,
+                seq_start=seq_start + start,
+                active=out.active.restrict(shard.start, shard.stop),
+                feature_start=shard.start,
+                all_active=out.active,
+            )
+            acts = acts[:, shard.start : shard.stop]
+        stats.update(acts, batch)
         # Positions order the float sums (stats/reduction.py), so shards reduce like one pass.
         first, stop = seq_start + start, seq_start + start + batch_tokens.shape[0]
         stats.reconstruction.update(out.x, out.x_hat, first, stop)

@@ -1,6 +1,6 @@
 """The pass's state on disk: a folder per shard, merged later into one site (docs/distributed.md).
 
-Format (version 1), a folder holding two files:
+Format (version 2), a folder holding two files:
 
     stats.safetensors   every tensor of every accumulator, named ``<accumulator>.<name>``
                         (``firing.count``, ``topk.windows``, ``reconstruction.tree.value.3``
@@ -8,7 +8,9 @@ Format (version 1), a folder holding two files:
     stats.json          {"format": "saesite-stats", "format_version": 1,
                          "provenance": {saesite_version, model, hook, sae_fingerprint,
                                         tokens: {n_seq, seq_len, fingerprint}, config},
-                         "range": {first_seq, stop_seq},      sequences this state covers
+                         "range": {first_seq, stop_seq,       sequences this state covers,
+                                   first_feature, stop_feature, d_sae},  and features
+                                   (a feature shard's, stats/feature_range.py; else all)
                          "build": the BuildConfig it was computed for (``saesite merge`` reuses it),
                          "scalars": {<accumulator>: {name: int | float | str},
                                      "shard": {seq_start, context_before, context_after}}}
@@ -38,7 +40,9 @@ from torch import Tensor
 from saesite import __version__
 from saesite.errors import SaesiteError
 from saesite.stats.cofiring import CofiringAccumulator
+from saesite.stats.cofiring_rows import CofiringRowsAccumulator
 from saesite.stats.cofiring_sample import SampledCofiringAccumulator
+from saesite.stats.feature_range import FeatureRange
 from saesite.stats.feature_stats import FeatureStats
 from saesite.stats.firing import FiringAccumulator
 from saesite.stats.histogram import HistogramAccumulator
@@ -48,7 +52,8 @@ from saesite.stats.topk import TopKAccumulator
 from saesite.stats.windows import Window
 
 FORMAT = "saesite-stats"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2: feature ranges (feature shards) in ``range``, co-firing rows (``kind: exact_rows``)."""
 HEADER = "stats.json"
 TENSORS = "stats.safetensors"
 ACCUMULATORS = {
@@ -76,6 +81,8 @@ def _class(name: str, part: dict) -> type:
     """The accumulator class of a state part (co-firing: exact or sampled, by its ``kind``)."""
     if name == "cofiring" and part.get("kind") == "sampled":
         return SampledCofiringAccumulator
+    if name == "cofiring" and part.get("kind") == "exact_rows":
+        return CofiringRowsAccumulator
     return ACCUMULATORS[name]
 
 
@@ -149,7 +156,13 @@ def pack_stats(stats: FeatureStats, prov: dict, build: dict) -> tuple[dict, byte
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "provenance": prov,
-        "range": {"first_seq": stats.seq_start, "stop_seq": stats.seq_start + stats.n_seq},
+        "range": {
+            "first_seq": stats.seq_start,
+            "stop_seq": stats.seq_start + stats.n_seq,
+            "first_feature": stats.features.start,
+            "stop_feature": stats.features.stop,
+            "d_sae": stats.features.d_sae,
+        },
         "build": build,
         "scalars": scalars,
     }
@@ -218,7 +231,9 @@ def unpack_stats(
         name, _, rest = key.partition(".")
         parts[name][rest] = tensor
     shard = parts.pop("shard")
+    span = header["range"]
     return FeatureStats(
+        features=FeatureRange(span["first_feature"], span["stop_feature"], span["d_sae"]),
         token_ids=shard["token_ids"],
         seq_start=shard["seq_start"],
         window=Window(shard["context_before"], shard["context_after"]),

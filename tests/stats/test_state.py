@@ -100,9 +100,9 @@ def test_a_state_written_by_another_saesite_version_is_refused_by_default(tmp_pa
     (tmp_path / HEADER).write_text(json.dumps(header))
     with pytest.raises(SaesiteError, match="saesite version"):
         load_stats(tmp_path)
-    header["format_version"] = 2
+    header["format_version"] = 1  # before feature shards
     (tmp_path / HEADER).write_text(json.dumps(header))
-    with pytest.raises(SaesiteError, match="version 2; expected 'saesite-stats' version 1"):
+    with pytest.raises(SaesiteError, match="version 1; expected 'saesite-stats' version 2"):
         load_stats(tmp_path)
 
 
