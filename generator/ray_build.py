@@ -102,23 +102,26 @@ def ray_build(
     started = time.perf_counter()
     ray = require_ray()
     preflight_out(config)
-    inputs = load_inputs(config)
     started_ray = connect(address)
+    pending: dict = {}
     try:
         n_shards = n_shards or default_shards(ray)
         build = config.to_dict()
         task = ray.remote(max_retries=max_retries, num_cpus=num_cpus_per_task)(_shard_task)
-        ranges = [
-            feature_range_of(inputs, (j, n_feature_shards) if n_feature_shards > 1 else None)
-            for j in range(n_feature_shards)
-        ]
+        # Submitted first: the workers start and load their inputs while the driver loads its
+        # own (it needs them for the provenance check and the pages), not after.
         pending = {
             task.options(name=f"saesite-shard-{shard}-features-{j}").remote(
                 build, shard, n_shards, (j, n_feature_shards) if n_feature_shards > 1 else None
             ): (shard, j)
             for shard in range(n_shards)
-            for j in range(len(ranges))
+            for j in range(n_feature_shards)
         }
+        inputs = load_inputs(config)
+        ranges = [
+            feature_range_of(inputs, (j, n_feature_shards) if n_feature_shards > 1 else None)
+            for j in range(n_feature_shards)
+        ]
         merger = GridMerger(n_shards, ranges)
         with tqdm(total=len(pending), desc="shards", unit="shard", disable=None) as bar:
             while pending:
@@ -146,6 +149,10 @@ def ray_build(
                 merger.add(shard, unpack_stats(header, blob, inputs.provenance, source))
                 del header, blob
                 bar.update(1)
+    except BaseException:
+        for ref in pending:  # on a cluster that outlives this build, stop what is left
+            ray.cancel(ref, force=True)
+        raise
     finally:
         if started_ray:
             ray.shutdown()
