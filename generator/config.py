@@ -2,12 +2,26 @@
 
 Validation happens in ``__post_init__`` and raises ``ValueError`` naming the bad value and what
 was expected; the command line turns it into a one-line error with exit code 2.
+
+How to add an option: add a field here, with a default and a docstring under it. That is all:
+the field is the option (saesite/options.py). ``context_before: int = 8`` under
+``StatsConfig`` is ``saesite build --context-before N``, its default 8 and its help the
+docstring; ``Literal[...]`` gives the choices, ``X | None`` an optional value. Where the plain
+name does not fit, say so with ``option(...)``: ``option(2048, flag="--sae-batch-size")``,
+``option(None, flag="--no-bos", const=False)``, ``option(4096, parse=count_or_all)``, a nested
+config's ``option(default_factory=..., prefix="dd-")``. A field of a config the command takes
+only in part (``saesite render`` takes three of ``RenderConfig``'s) is listed in cli.py's
+``COMMANDS``. tests/test_options.py fails when a field has no option, an option no field, or a
+field no docstring. Options of the command line alone (``--debug``, ``--shard``) are fields of
+the dataclasses in cli.py, the same way. Validate the value in ``__post_init__``.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from typing import Literal
+
+from saesite.options import count_or_all, option
 
 MODEL_DTYPES = ("float32", "bfloat16", "float16")
 
@@ -32,9 +46,9 @@ class DataConfig:
     seq_len: int | None = None
     """Sequence length for text datasets (ignored for `.npy`, whose rows are sequences).
     None: the SAE's metadata.context_size (capped by the model's n_ctx), else 128."""
-    prepend_bos: bool | None = None
-    """Text datasets: start every packed sequence with the tokenizer's BOS token.
-    None: the SAE's metadata.prepend_bos, else true."""
+    prepend_bos: bool | None = option(None, flag="--no-bos", const=False)
+    """Text datasets: start every packed sequence with the tokenizer's BOS token (--no-bos: do
+    not). None: the SAE's metadata.prepend_bos, else true."""
 
     def __post_init__(self) -> None:
         _positive("n_tokens", self.n_tokens)
@@ -73,9 +87,9 @@ class StatsConfig:
     ce_loss: bool = True
     """Compute clean / spliced / zero-ablated language-model loss (the model from the hook on,
     three times)."""
-    ce_tokens: int | None = 4096
-    """Tokens (whole sequences from the start of the dataset) the CE losses are computed on;
-    site.json reports the standard error of CE loss recovered. None: every token."""
+    ce_tokens: int | None = option(4096, parse=count_or_all)
+    """Tokens (whole sequences from the start of the dataset) the CE losses are computed on, or
+    'all'; site.json reports the standard error of CE loss recovered. None: every token."""
     ablation: bool = False
     """Per top example, the change in next-token loss when the feature is ablated."""
     seed: int = 0
@@ -136,7 +150,7 @@ class RenderConfig:
     out: str = "site"
     """Output folder. Replaced atomically at the end of the build: the files the previous site's
     manifest lists are removed, any other file in it is carried over (docs/output-folder.md)."""
-    replace_folder: str | None = None
+    replace_folder: str | None = option(None, metavar="PATH")
     """Consent to delete a folder saesite did not write and everything in it: must name ``out``
     again. None: such a folder is refused."""
     labels: str | None = None
@@ -170,8 +184,6 @@ class BuildConfig:
     """The model's dtype for the forward pass (statistics accumulate in float32 / float64)."""
     hook: str | None = None
     """Hook point. None: the SAE's metadata.hook_name."""
-    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
-    """Model weights' dtype (bfloat16 / float16 for GPUs); the SAE and statistics stay float32."""
     data: DataConfig = field(default_factory=DataConfig)
     stats: StatsConfig = field(default_factory=StatsConfig)
     weights: WeightStatsConfig = field(default_factory=WeightStatsConfig)
@@ -199,16 +211,27 @@ class TrainModelConfig:
     corpus: str | None = None
     """Text file or folder. None: the Python standard library's own source files."""
     vocab_size: int = 4096
+    """Tokens in the byte-level BPE vocabulary."""
     n_layers: int = 1
+    """Transformer blocks."""
     d_model: int = 128
+    """Residual stream width."""
     n_heads: int = 4
+    """Attention heads per block (d_model must divide by it)."""
     d_mlp: int = 512
+    """MLP hidden width."""
     n_ctx: int = 128
+    """Context length (tokens per training sequence)."""
     batch_size: int = 32
+    """Sequences per optimiser step."""
     lr: float = 3e-3
+    """Adam learning rate."""
     steps: int = 2000
+    """Optimiser steps."""
     seed: int = 0
+    """Seed for the weights and the batches."""
     device: str = "cpu"
+    """Torch device for training."""
     demo_tokens: int = 131072
     """Held-out tokens written as demo_tokens.npy (the default build dataset)."""
 
@@ -247,7 +270,7 @@ class TrainSaeConfig:
     """The learning rate decays linearly to 0 over this final fraction of the steps."""
     steps: int = 1500
     """Optimiser steps."""
-    batch_size: int = 2048
+    batch_size: int = option(2048, flag="--sae-batch-size")
     """Activation vectors per optimiser step."""
     buffer_batches: int = 16
     """Model batches held in the shuffled activation buffer."""
@@ -305,7 +328,8 @@ class DoubleDescentConfig:
     """`saesite toy`'s double-descent sweep: one 2-D toy model per dataset size T."""
 
     sizes: tuple[int, ...] = (3, 5, 8, 12, 20, 30, 50, 100, 300, 1000)
-    """Dataset sizes T swept (training points per model). Empty: no sweep."""
+    """Dataset sizes T swept (training points per model; comma-separated, e.g. 3,10,100).
+    Empty (''): no sweep."""
     steps: int = 3000
     """Full-batch AdamW steps per model (5% linear warm-up, then cosine decay to 0)."""
     n_features: int = 50
@@ -342,7 +366,7 @@ class DoubleDescentConfig:
 class ToyConfig:
     """`saesite toy`: toy models of superposition, SAEs on them, and their site."""
 
-    out: str
+    out: str = "site-toy"
     """Output folder for the site."""
     seed: int = 0
     """Seed for every toy model's weights and data, and every SAE."""
@@ -362,7 +386,7 @@ class ToyConfig:
     """Toy-model instances trained per sparsity level; the lowest-loss one is kept."""
     n_samples: int = 8192
     """Inputs per instance from which the SAE latents' feature pages are computed."""
-    double_descent: DoubleDescentConfig = field(default_factory=DoubleDescentConfig)
+    double_descent: DoubleDescentConfig = option(default_factory=DoubleDescentConfig, prefix="dd-")
     """The memorisation-to-generalisation sweep over dataset sizes."""
 
     def __post_init__(self) -> None:
