@@ -96,13 +96,15 @@ def test_no_option_exists_without_a_config_field():
         (["toy"], lambda args: cli.from_args(config.ToyConfig, args) == config.ToyConfig()),
         (
             ["train-sae", "--out", "x"],
-            lambda args: cli.from_args(config.TrainSaeConfig, args)
-            == config.TrainSaeConfig(out="x"),
+            lambda args: (
+                cli.from_args(config.TrainSaeConfig, args) == config.TrainSaeConfig(out="x")
+            ),
         ),
         (
             ["train-model", "--out", "x"],
-            lambda args: cli.from_args(config.TrainModelConfig, args)
-            == config.TrainModelConfig(out="x"),
+            lambda args: (
+                cli.from_args(config.TrainModelConfig, args) == config.TrainModelConfig(out="x")
+            ),
         ),
     ],
 )
