@@ -92,6 +92,9 @@ class StatsConfig:
     'all'; site.json reports the standard error of CE loss recovered. None: every token."""
     ablation: bool = False
     """Per top example, the change in next-token loss when the feature is ablated."""
+    include_special_tokens: bool = False
+    """Measure L0, MSE, explained variance and the CE losses over BOS / EOS / padding too
+    (default: left out, as SAELens' run_evals; site.json metrics say which)."""
     seed: int = 0
     """Seed for the interval reservoirs."""
     device: str = "cpu"

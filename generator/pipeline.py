@@ -237,7 +237,8 @@ def compute(loaded: Loaded, stats: StatsConfig, weights: WeightStatsConfig) -> F
     tokens = torch.as_tensor(loaded.tokens, dtype=torch.int64)
     check_stats_sizes(stats, *tokens.shape, loaded.sae.cfg.d_sae)
     stats = bounded_batch(stats, tokens.shape[1], loaded.sae.cfg.d_sae)
-    result = run_pass(loaded.model, loaded.sae, tokens, loaded.hook, stats)
+    special = loaded.tokenizer.special_ids()
+    result = run_pass(loaded.model, loaded.sae, tokens, loaded.hook, stats, special_ids=special)
     complete(loaded, result, stats, weights)
     log.info("statistics (pass and weights) in %.1f s", time.perf_counter() - started)
     return result

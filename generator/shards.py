@@ -110,7 +110,14 @@ def compute_shard(
     first, stop = shard_range(tokens.shape[0], inputs.stats.batch_size, shard, n_shards)
     features = feature_range_of(inputs, feature_shard)
     return run_pass(
-        loaded.model, loaded.sae, tokens[first:stop], loaded.hook, inputs.stats, first, features
+        loaded.model,
+        loaded.sae,
+        tokens[first:stop],
+        loaded.hook,
+        inputs.stats,
+        first,
+        features,
+        special_ids=loaded.tokenizer.special_ids(),
     )
 
 

@@ -416,6 +416,13 @@ BAD_SITE_EDITS = [
         "site.json: metrics.mse is 'low'; expected a number",
     ),
     (
+        "excluded-token-ids-not-integers",
+        lambda s: _edit_json(
+            s, "site.json", lambda d: d["metrics"].update(excluded_token_ids=["<bos>"])
+        ),
+        "site.json: metrics.excluded_token_ids is ['<bos>']; expected a list of integers",
+    ),
+    (
         "feature-entry-index-string",
         lambda s: _edit_json(s, "site.json", lambda d: d["features"][0].update(index="zero")),
         "site.json: features[0].index is 'zero'; expected an integer",

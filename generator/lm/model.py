@@ -55,6 +55,18 @@ CONFIG_FIELDS = (
 )
 
 
+SPECIAL_TOKEN_ATTRS = (
+    "bos_token_id",
+    "eos_token_id",
+    "pad_token_id",
+    "sep_token_id",
+    "decoder_start_token_id",
+)
+"""The structural special tokens SAELens' run_evals leaves out (sae_lens.util)."""
+RAW_SPECIAL_TOKENS = ("<|endoftext|>", "<bos>", "<s>", "</s>", "<eos>", "<pad>", "<|padding|>")
+"""Their usual spellings, for a bare ``tokenizers`` file, which has no such attributes."""
+
+
 class Tokenizer:
     """What saesite needs of a tokenizer: encode text, decode one id, know its raw bytes."""
 
@@ -89,6 +101,15 @@ class Tokenizer:
             if token_id is not None:
                 return token_id
         return None
+
+    def special_ids(self) -> list[int]:
+        """BOS, EOS, padding (and SEP, decoder start) ids: the tokens SAELens' run_evals leaves
+        out of its metrics (``sae_lens.util.get_special_token_ids``)."""
+        if self._hf:
+            ids = {getattr(self.backend, attr, None) for attr in SPECIAL_TOKEN_ATTRS}
+        else:
+            ids = {self.backend.token_to_id(name) for name in RAW_SPECIAL_TOKENS}
+        return sorted(i for i in ids if isinstance(i, int))
 
     def encode(self, text: str) -> list[int]:
         if self._hf:

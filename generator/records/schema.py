@@ -114,8 +114,14 @@ METRIC_KEYS = (
     "ce_loss_recovered",
     "ce_loss_recovered_se",
     "ce_loss_tokens",
+    "l0_all_tokens",
+    "n_tokens_measured",
+    "excluded_token_ids",
 )
-"""Keys ``metrics`` may hold (a toy site has only the counts)."""
+"""Keys ``metrics`` may hold (a toy site has only the counts). ``l0``, ``mse``,
+``explained_variance`` and the CE losses are over the ``n_tokens_measured`` tokens whose ids are
+not in ``excluded_token_ids`` (BOS / EOS / padding unless ``config.stats.include_special_tokens``);
+``l0_all_tokens`` counts every token."""
 
 
 def example_record(

@@ -242,6 +242,8 @@ def table_row(summary: FeatureSummary, root: str) -> dict:
 
 _METRICS = (
     ("l0", "L0 (features firing per token)", fmt_num),
+    ("n_tokens_measured", "tokens L0, MSE and explained variance are over", fmt_int),
+    ("l0_all_tokens", "L0 over every token, special ones included", fmt_num),
     ("explained_variance", "explained variance", fmt_num),
     ("mse", "MSE", fmt_num),
     ("ce_loss_recovered", "CE loss recovered", fmt_num),

@@ -126,10 +126,16 @@ def check_fields(data: object, fields: Mapping[str, Check], source: str, where: 
             )
 
 
+METRIC_LISTS: dict[str, Check] = {"excluded_token_ids": _list_of(INT)}
+"""The metrics that are not numbers: the token ids left out of the others."""
+
+
 def _check_numbers(data: Mapping, source: str, where: str) -> None:
     for key, value in data.items():
-        if not _or_null(NUMBER)(value):
-            raise SaesiteError(f"{source}: {where}{key} is {value!r:.60}; expected a number")
+        check = METRIC_LISTS.get(key, _or_null(NUMBER))
+        if not check(value):
+            what = "a list of integers" if key in METRIC_LISTS else "a number"
+            raise SaesiteError(f"{source}: {where}{key} is {value!r:.60}; expected {what}")
 
 
 def check_site(site: object, source: str) -> None:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
-from jaxtyping import Float, Int
+from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
 if TYPE_CHECKING:
@@ -112,21 +112,29 @@ def final_residual(
     return model(resid, start_at_layer=start_layer, stop_at_layer=model.cfg.n_layers)
 
 
-def next_token_targets(tokens: Int[Tensor, "seq pos"], copies: int) -> Int[Tensor, " tok"]:
+def next_token_targets(
+    tokens: Int[Tensor, "seq pos"], copies: int, measured: Bool[Tensor, "seq pos"] | None = None
+) -> Int[Tensor, " tok"]:
     """token[p+1] for each position of ``copies`` stacked copies of ``tokens``; −100 (ignored)
-    at the last position, which predicts nothing."""
-    return F.pad(tokens[:, 1:], (0, 1), value=-100).repeat(copies, 1).reshape(-1)
+    at the last position, which predicts nothing, and where ``measured`` is false (the
+    predictions made at special tokens, left out as SAELens' run_evals does)."""
+    target = F.pad(tokens[:, 1:], (0, 1), value=-100)
+    if measured is not None:
+        target = target.masked_fill(~measured, -100)
+    return target.repeat(copies, 1).reshape(-1)
 
 
 def sequence_losses(
     model: HookedTransformer,
     final: Float[Tensor, "batch pos d_model"],
     tokens: Int[Tensor, "seq pos"],
+    measured: Bool[Tensor, "seq pos"] | None = None,
 ) -> Float[Tensor, " batch"]:
-    """Σ_p −log p(token[p+1] | ≤ p) per row of ``final`` in float64; its rows are copies of
-    ``tokens`` stacked (batch = copies × seq). Logits exist a chunk of rows at a time."""
+    """Σ_p −log p(token[p+1] | ≤ p) per row of ``final`` in float64, over the positions p
+    ``measured`` marks (default all); its rows are copies of ``tokens`` stacked (batch = copies
+    × seq). Logits exist a chunk of rows at a time."""
     n_rows, pos, d_model = final.shape
-    target = next_token_targets(tokens, n_rows // tokens.shape[0])
+    target = next_token_targets(tokens, n_rows // tokens.shape[0], measured)
     flat = final.reshape(-1, d_model)
     losses = torch.empty(flat.shape[0], dtype=torch.float32, device=flat.device)
     step = max(pos, LOGIT_ELEMENTS.get(flat.device.type, 1 << 25) // model.cfg.d_vocab)

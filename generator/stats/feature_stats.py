@@ -58,7 +58,7 @@ class FeatureStats:
     """Exact co-firing pair counts (a feature shard's rows of them), or above
     ``cofiring_exact_max_features`` a sampled estimate."""
     reconstruction: ReconstructionAccumulator
-    """Reconstruction MSE and explained variance at the hook."""
+    """Reconstruction MSE, explained variance and L0 at the hook over the measured tokens."""
     losses: LossAccumulator
     """Clean / spliced / zero-ablated next-token loss sums (empty without ``ce_loss``)."""
     features: FeatureRange | None = None
@@ -82,9 +82,11 @@ class FeatureStats:
         token_ids: Int[Tensor, "n_seq seq_len"],
         seq_start: int = 0,
         features: FeatureRange | None = None,
+        excluded_token_ids: tuple[int, ...] = (),
     ) -> FeatureStats:
         """Fresh accumulators for ``token_ids`` (sequences from ``seq_start`` on) and the
-        features ``features`` (all by default)."""
+        features ``features`` (all by default); the global metrics leave out the tokens
+        ``excluded_token_ids``."""
         device = cfg.device
         window = Window(cfg.context_before, cfg.context_after)
         features = features or FeatureRange.every(d_sae)
@@ -107,7 +109,9 @@ class FeatureStats:
                 device=device,
             ),
             cofiring=cofiring_accumulator(features, cfg),
-            reconstruction=ReconstructionAccumulator(d_in, device=device),
+            reconstruction=ReconstructionAccumulator(
+                d_in, device=device, excluded_token_ids=excluded_token_ids
+            ),
             losses=LossAccumulator(device=device),
         )
 
@@ -164,9 +168,9 @@ class FeatureStats:
     def finalize(self) -> FinalStats:
         """Every statistic in final form (pure: mutates nothing, may be called twice)."""
         firing = self.firing.finalize()
-        metrics: dict[str, float | int | None] = {
+        metrics: dict[str, float | int | list[int] | None] = {
             **self.reconstruction.finalize(),
-            "l0": firing.l0,
+            "l0_all_tokens": firing.l0,
             "dead_count": int(firing.dead.sum()),
             "dense_count": int(firing.dense.sum()),
             **self.losses.finalize(),
@@ -219,7 +223,7 @@ class FinalStats:
     topk: TopK
     intervals: Intervals
     cofiring: Cofiring
-    metrics: dict[str, float | int | None]
+    metrics: dict[str, float | int | list[int] | None]
     """site.json ``metrics``: reconstruction, L0, dead / dense counts, losses."""
     weights: WeightStats | None
     """None when the statistics came from ``run_pass`` alone (``compute`` adds them)."""

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
-from jaxtyping import Float, Int
+from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
 from saesite.sae.model import SAE
@@ -87,6 +87,19 @@ def decode_sparse(sae: SAE, active: SparseActs) -> Float[Tensor, "tok d_in"]:
         return torch.addmm(sae.b_dec, csr, sae.W_dec)
 
 
+def _spliced(
+    clean: Float[Tensor, "seq pos ..."],
+    x_hat: Float[Tensor, "tok d_in"],
+    measured: Bool[Tensor, "seq pos"] | None,
+) -> Float[Tensor, "seq pos ..."]:
+    """The hook's activation with the reconstruction at the ``measured`` tokens (default all)."""
+    spliced = x_hat.view(clean.shape).to(clean.dtype)
+    if measured is None:
+        return spliced
+    keep = measured.view(*measured.shape, *([1] * (clean.ndim - 2)))
+    return torch.where(keep, spliced, clean)
+
+
 def reconstruct(sae: SAE, x: Float[Tensor, "tok d_in"]) -> tuple[Tensor, SparseActs, Tensor]:
     """(acts, their non-zeros, x_hat) for flattened hook activations; x_hat in x's own space
     (an SAE that normalises its inputs has its reconstruction de-normalised, as SAELens does)."""
@@ -109,13 +122,21 @@ class HookRunner:
         """Whether the three copies start at the hook itself (else at its block's input)."""
 
     @torch.no_grad()
-    def run(self, tokens: Int[Tensor, "batch pos"], n_loss: int = 0) -> HookOutput:
-        """Activations for the batch; the three losses of its first ``n_loss`` sequences."""
+    def run(
+        self,
+        tokens: Int[Tensor, "batch pos"],
+        n_loss: int = 0,
+        measured: Bool[Tensor, "batch pos"] | None = None,
+    ) -> HookOutput:
+        """Activations for the batch; the three losses of its first ``n_loss`` sequences, over
+        the predictions made at the ``measured`` tokens (default all), the SAE spliced in at
+        those tokens only (special tokens keep their activation, as in SAELens' run_evals)."""
         if n_loss == 0:
             return self._to_hook(tokens)
+        measured = measured[:n_loss] if measured is not None else None
         if self.from_hook:
-            return self._with_loss_from_hook(tokens, n_loss)
-        return self._with_loss_replayed(tokens, n_loss)
+            return self._with_loss_from_hook(tokens, n_loss, measured)
+        return self._with_loss_replayed(tokens, n_loss, measured)
 
     def _flat(self, act: Tensor) -> Tensor:
         d_in = self.sae.cfg.d_in
@@ -143,7 +164,9 @@ class HookRunner:
         acts, active, x_hat = reconstruct(self.sae, x)
         return HookOutput(x=x, acts=acts, active=active, x_hat=x_hat, loss=None)
 
-    def _with_loss_from_hook(self, tokens: Int[Tensor, "batch pos"], n_loss: int) -> HookOutput:
+    def _with_loss_from_hook(
+        self, tokens: Int[Tensor, "batch pos"], n_loss: int, measured: Tensor | None
+    ) -> HookOutput:
         """The model to the hook once; from the hook on, three copies of the first ``n_loss``
         sequences (``stats/continuation.py``)."""
         block_idx, name = split_hook(self.hook)
@@ -172,17 +195,17 @@ class HookRunner:
         x = self._flat(value)
         acts, active, x_hat = reconstruct(self.sae, x)
         clean = value[:n_loss]
-        copies = torch.cat(
-            [clean, x_hat[: clean.numel() // x.shape[1]].view(clean.shape).to(clean.dtype)]
-            + [torch.zeros_like(clean)]
-        )
+        spliced = _spliced(clean, x_hat[: clean.numel() // x.shape[1]], measured)
+        copies = torch.cat([clean, spliced, torch.zeros_like(clean)])
         context = captured[context_hook][:n_loss].repeat(3, 1, 1) if context_hook else None
         resid_post = block_suffix(self.model.blocks[block_idx], name, copies, context)
         final = final_residual(self.model, resid_post, block_idx + 1)
-        loss = sequence_losses(self.model, final, tokens[:n_loss])
+        loss = sequence_losses(self.model, final, tokens[:n_loss], measured)
         return HookOutput(x=x, acts=acts, active=active, x_hat=x_hat, loss=loss.view(3, n_loss))
 
-    def _with_loss_replayed(self, tokens: Int[Tensor, "batch pos"], n_loss: int) -> HookOutput:
+    def _with_loss_replayed(
+        self, tokens: Int[Tensor, "batch pos"], n_loss: int, measured: Tensor | None
+    ) -> HookOutput:
         """The hook's block (or, outside the blocks, the whole model) runs on the batch and on
         two more copies of its first ``n_loss`` sequences; a hook splices the copies."""
         n = tokens.shape[0]
@@ -192,9 +215,8 @@ class HookRunner:
             x = self._flat(act[:n])
             acts, active, x_hat = reconstruct(self.sae, x)
             captured.update(x=x, acts=acts, active=active, x_hat=x_hat)
-            spliced = act[n : n + n_loss]
-            rows = x_hat[: spliced.numel() // x.shape[1]]
-            act[n : n + n_loss] = rows.view(spliced.shape).to(act.dtype)
+            clean = act[n : n + n_loss]
+            act[n : n + n_loss] = _spliced(clean, x_hat[: clean.numel() // x.shape[1]], measured)
             act[n + n_loss :] = 0
             return act
 
@@ -204,7 +226,7 @@ class HookRunner:
         if self.start_layer is None:
             logits = self.model.run_with_hooks(three(tokens), fwd_hooks=[(self.hook, splice)])
             rows = torch.cat([logits[:n_loss], logits[n:]])
-            target = next_token_targets(tokens[:n_loss], 3)
+            target = next_token_targets(tokens[:n_loss], 3, measured)
             losses = F.cross_entropy(
                 rows.flatten(0, 1).float(), target, reduction="none", ignore_index=-100
             )
@@ -218,6 +240,6 @@ class HookRunner:
                 fwd_hooks=[(self.hook, splice)],
             )
             loss = sequence_losses(
-                self.model, torch.cat([final[:n_loss], final[n:]]), tokens[:n_loss]
+                self.model, torch.cat([final[:n_loss], final[n:]]), tokens[:n_loss], measured
             )
         return HookOutput(loss=loss.view(3, n_loss), **captured)

@@ -24,10 +24,11 @@ batches the pass costs little more than the forward and the encoder matmul
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import torch
-from jaxtyping import Float, Int
+from jaxtyping import Bool, Float, Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
@@ -70,6 +71,14 @@ def loss_sequences(cfg: StatsConfig, seq_len: int) -> int:
     return -(-cfg.ce_tokens // seq_len)
 
 
+def n_predictions(measured: Bool[Tensor, "batch pos"] | None, n_loss: int, seq_len: int) -> int:
+    """Next-token predictions the losses of the first ``n_loss`` sequences sum over: one per
+    position but the last, made at a ``measured`` token (default all)."""
+    if measured is None:
+        return n_loss * (seq_len - 1)
+    return int(measured[:n_loss, :-1].sum())
+
+
 @torch.no_grad()
 @reuse_freed_memory()  # each batch allocates the same large tensors again
 def run_pass(
@@ -80,11 +89,19 @@ def run_pass(
     cfg: StatsConfig,
     seq_start: int = 0,
     features: FeatureRange | None = None,
+    special_ids: Sequence[int] = (),
 ) -> FeatureStats:
     """Stream ``tokens`` (the dataset's sequences from ``seq_start`` on) through the model and
     SAE once; return the accumulators, not yet finalised (so shards can merge). ``features``:
-    accumulate only those (a feature shard, ``stats/feature_range.py``)."""
-    stats = FeatureStats.empty(sae.cfg.d_sae, sae.cfg.d_in, cfg, tokens, seq_start, features)
+    accumulate only those (a feature shard, ``stats/feature_range.py``).
+
+    ``special_ids`` (BOS, EOS, padding: ``Tokenizer.special_ids``) are left out of L0, MSE,
+    explained variance and the CE losses unless ``cfg.include_special_tokens``, as SAELens'
+    run_evals does; the feature statistics see every token."""
+    excluded = () if cfg.include_special_tokens else tuple(special_ids)
+    stats = FeatureStats.empty(
+        sae.cfg.d_sae, sae.cfg.d_in, cfg, tokens, seq_start, features, excluded
+    )
     shard = None if stats.features.is_every else stats.features
     runner = HookRunner(model, sae, hook)
     loss_seqs = loss_sequences(cfg, tokens.shape[1])
@@ -96,7 +113,8 @@ def run_pass(
     for start in tqdm(starts, desc="statistics", unit="batch", disable=None, leave=False):
         batch_tokens = tokens[start : start + cfg.batch_size].to(cfg.device, non_blocking=True)
         n_loss = min(max(loss_seqs - (seq_start + start), 0), batch_tokens.shape[0])
-        out = runner.run(batch_tokens, n_loss)
+        measured = stats.reconstruction.measured(batch_tokens)
+        out = runner.run(batch_tokens, n_loss, measured)
         place = (seq_start + start, batch_tokens.shape[1], hook)
         if on_gpu:  # check the previous batch, already computed: no wait for this one
             if unchecked is not None:
@@ -118,9 +136,12 @@ def run_pass(
         stats.update(acts, batch)
         # Positions order the float sums (stats/reduction.py), so shards reduce like one pass.
         first, stop = seq_start + start, seq_start + start + batch_tokens.shape[0]
-        stats.reconstruction.update(out.x, out.x_hat, first, stop)
+        n_active = out.active.row_ptr().diff()
+        flat_ids = batch_tokens.flatten()
+        stats.reconstruction.update(out.x, out.x_hat, n_active, flat_ids, first, stop)
         if out.loss is not None:
-            stats.losses.update(out.loss, batch_tokens.shape[1], first, stop)
+            predictions = n_predictions(measured, n_loss, batch_tokens.shape[1])
+            stats.losses.update(out.loss, predictions, first, stop)
     if unchecked is not None:
         check_finite(*unchecked)
     return stats

@@ -196,3 +196,45 @@ def test_a_builds_l0_and_explained_variance_equal_saelens_on_the_same_tokens(
 def metrics_ignored(site) -> list[int]:
     """The token ids the build says it left out of its metrics (site.json)."""
     return json.loads((site / "site.json").read_text())["metrics"].get("excluded_token_ids", [])
+
+
+def test_a_builds_ce_losses_leave_out_special_tokens_as_saelens_get_recons_loss(
+    offline_hf, tiny_model_dir, tiny_tokens_npy, tmp_path
+):
+    from sae_lens.evals import get_recons_loss
+    from sae_lens.training.activation_scaler import ActivationScaler
+
+    from saesite.config import BuildConfig, DataConfig, RenderConfig, StatsConfig
+    from saesite.lm.model import load_model
+    from saesite.pipeline import build_site
+
+    loaded = load_model(str(tiny_model_dir))
+    special = loaded.tokenizer.special_ids()
+    tokens = torch.from_numpy(np.load(tiny_tokens_npy)).long()[:8]
+    tokens[:, 0] = special[0]  # BOS at every start, and end-of-text inside
+    tokens[::3, 9] = special[0]
+    np.save(tmp_path / "tokens.npy", tokens.numpy())
+    release, sae_id = GPT2_RELEASES[0]
+    out = build_site(
+        BuildConfig(
+            model=str(tiny_model_dir),
+            sae=f"{release}/{sae_id}",
+            data=DataConfig(dataset=str(tmp_path / "tokens.npy")),
+            stats=StatsConfig(batch_size=4, top_k=2, n_bins=8, n_intervals=2, ce_tokens=None),
+            render=RenderConfig(out=str(tmp_path / "site"), workers=1),
+        )
+    )
+    metrics = json.loads((out / "site.json").read_text())["metrics"]
+    assert metrics["excluded_token_ids"] == special
+    lens = lens_sae(release, sae_id)
+    losses = get_recons_loss(
+        lens, loaded.model, ActivationScaler(), tokens, False, True, ignore_tokens=special
+    )
+    keep = ~torch.isin(tokens, torch.tensor(special))[:, :-1]  # as run_evals masks them
+    assert metrics["ce_loss_tokens"] == int(keep.sum()) < tokens.shape[0] * (tokens.shape[1] - 1)
+    for ours, theirs in (
+        ("ce_loss_clean", "ce_loss_without_sae"),
+        ("ce_loss_spliced", "ce_loss_with_sae"),
+        ("ce_loss_zero_ablated", "ce_loss_with_ablation"),
+    ):
+        assert metrics[ours] == pytest.approx(losses[theirs][keep].mean().item(), rel=1e-5), ours

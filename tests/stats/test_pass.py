@@ -204,3 +204,78 @@ def test_bfloat16_model_gives_the_float32_statistics_within_its_precision():
     )
     for key in ("ce_loss_clean", "ce_loss_spliced", "ce_loss_zero_ablated", "l0"):
         assert half[key] == pytest.approx(full[key], rel=0.05), key
+
+
+def masked_reference(model, sae, tokens, hook, keep):
+    """run_evals' numbers computed directly: L0 / MSE / explained variance over the kept tokens;
+    the three mean losses over the predictions made at kept tokens, the SAE spliced in at the
+    kept tokens only."""
+
+    def splice(act, hook):
+        flat = act.reshape(act.shape[0] * act.shape[1], -1)
+        out = sae(flat).reshape(act.shape)
+        return torch.where(keep.view(*keep.shape, *[1] * (act.ndim - 2)), out, act)
+
+    def zero(act, hook):
+        return torch.zeros_like(act)
+
+    with torch.no_grad():
+        _, cache = model.run_with_cache(tokens, names_filter=hook)
+        x = cache[hook].reshape(tokens.numel(), -1)[keep.flatten()].double()
+        acts = sae.encode(x.float())
+        x_hat = sae.decode(acts).double()
+        losses = [
+            model.run_with_hooks(tokens, return_type="loss", loss_per_token=True, fwd_hooks=hooks)
+            for hooks in ([], [(hook, splice)], [(hook, zero)])
+        ]
+    sse = (x - x_hat).square().sum()
+    predicting = keep[:, :-1]
+    return {
+        "n_tokens_measured": int(keep.sum()),
+        "l0": (acts > 0).sum(1).double().mean().item(),
+        "mse": (sse / x.shape[0]).item(),
+        "explained_variance": 1 - (sse / (x - x.mean(0)).square().sum()).item(),
+        "ce_loss_tokens": int(predicting.sum()),
+        **{
+            key: loss[predicting].double().mean().item()
+            for key, loss in zip(
+                ("ce_loss_clean", "ce_loss_spliced", "ce_loss_zero_ablated"), losses, strict=True
+            )
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    "hook,d_in",
+    [
+        ("blocks.0.mlp.hook_post", 64),  # the copies start at the hook
+        ("blocks.1.mlp.hook_pre", 64),  # the block is replayed
+        ("ln_final.hook_normalized", 32),  # the model is replayed
+    ],
+)
+def test_special_tokens_are_left_out_of_l0_mse_variance_and_ce_as_in_run_evals(hook, d_in):
+    model, sae, tokens = tiny_model(), tiny_sae(d_in), tiny_tokens()
+    special = [0, 3, 7]
+    tokens[:, 0] = 0  # a BOS at every sequence start, and EOS / padding ids inside
+    keep = ~torch.isin(tokens, torch.tensor(special))
+    cfg = StatsConfig(batch_size=4, top_k=3, n_bins=8, n_intervals=2, ce_loss=True)
+    stats = run_pass(model, sae, tokens, hook, cfg, special_ids=special).finalize()
+    metrics, expected = stats.metrics, masked_reference(model, sae, tokens, hook, keep)
+    assert metrics["excluded_token_ids"] == special
+    assert expected["n_tokens_measured"] < tokens.numel() - tokens.shape[0]  # not only BOS
+    for key, value in expected.items():
+        assert metrics[key] == pytest.approx(value, rel=1e-5), key
+    assert metrics["l0_all_tokens"] == stats.firing.l0 != metrics["l0"]
+
+
+def test_include_special_tokens_measures_every_token():
+    model, sae, tokens = tiny_model(), tiny_sae(64), tiny_tokens()
+    hook = "blocks.0.mlp.hook_post"
+    cfg = StatsConfig(batch_size=4, top_k=3, n_bins=8, n_intervals=2, include_special_tokens=True)
+    metrics = run_pass(model, sae, tokens, hook, cfg, special_ids=[0, 3]).finalize().metrics
+    expected = masked_reference(model, sae, tokens, hook, torch.ones_like(tokens, dtype=bool))
+    assert metrics["excluded_token_ids"] == []
+    assert metrics["n_tokens_measured"] == tokens.numel()
+    assert metrics["l0"] == metrics["l0_all_tokens"]
+    for key, value in expected.items():
+        assert metrics[key] == pytest.approx(value, rel=1e-5), key

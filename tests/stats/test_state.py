@@ -17,9 +17,9 @@ HOOK = "blocks.0.mlp.hook_post"
 CFG = StatsConfig(batch_size=2, top_k=4, n_bins=16, n_intervals=4, interval_samples=3)
 
 
-def shard(model, sae, tokens, index: int, n_shards: int):
+def shard(model, sae, tokens, index: int, n_shards: int, special_ids=()):
     first, stop = shard_range(tokens.shape[0], CFG.batch_size, index, n_shards)
-    return run_pass(model, sae, tokens[first:stop], HOOK, CFG, first)
+    return run_pass(model, sae, tokens[first:stop], HOOK, CFG, first, special_ids=special_ids)
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +63,26 @@ def test_a_saved_state_loads_back_tensor_for_tensor_and_keeps_merging_exactly(tm
     assert torch.equal(merged.intervals.index, whole.intervals.index)
     assert torch.equal(merged.firing.mean, whole.firing.mean)
     assert merged.metrics == whole.metrics
+
+
+def test_metrics_without_special_tokens_from_saved_shards_equal_one_passes_to_the_bit(
+    tmp_path, setup
+):
+    model, sae, tokens, build, prov = setup
+    tokens = tokens.clone()
+    tokens[:, 0] = 0  # BOS at every start; 3 stands for EOS / padding inside
+    special = [0, 3]
+    whole = run_pass(model, sae, tokens, HOOK, CFG, special_ids=special).finalize().metrics
+    states = []
+    for index in range(3):
+        save_stats(shard(model, sae, tokens, index, 3, special), tmp_path / f"{index}", prov, build)
+        states.append(load_stats(tmp_path / f"{index}", prov)[0])
+    states[2].merge(states[1])
+    states[2].merge(states[0])
+    merged = states[2].finalize().metrics
+    assert merged == whole
+    assert merged["excluded_token_ids"] == special
+    assert merged["n_tokens_measured"] == int((~torch.isin(tokens, torch.tensor(special))).sum())
 
 
 @pytest.mark.parametrize(
