@@ -34,8 +34,9 @@ from saesite.config import (
     WeightStatsConfig,
 )
 from saesite.errors import SaesiteError
-from saesite.lm.data import check_tokens, load_tokens, tokens_from_array
+from saesite.lm.data import check_readable, check_tokens, load_tokens, tokens_from_array
 from saesite.lm.model import DEMO_SAE, LoadedModel, Tokenizer, check_hook, load_model
+from saesite.lm.skeleton import check_hook_before_weights, skeleton_config, width_problem
 from saesite.preflight import check_device, check_labels, check_stats_sizes, published_path
 from saesite.records.build import Records, build_records
 from saesite.sae.defaults import resolve_data, resolve_hook, resolve_model
@@ -83,10 +84,7 @@ class _Stop(Exception):
 def check_sae_fits(model, sae: SAE, hook: str) -> None:
     width = hook_width(model, hook)
     if width != sae.cfg.d_in:
-        raise SaesiteError(
-            f"SAE d_in is {sae.cfg.d_in} but hook {hook!r} has width {width}; "
-            "expected them to match (wrong --hook or --sae?)"
-        )
+        raise SaesiteError(width_problem(sae.cfg.d_in, hook, width))
 
 
 def build_inputs(config: BuildConfig) -> list[str]:
@@ -159,12 +157,14 @@ def load(
     check_labels(labels, sae_module.cfg.d_sae)
     training = read_training_log(sae_dir) if sae_dir.is_dir() else None
     hook = resolve_hook(hook, sae_module)
-    loaded = load_model(
-        resolve_model(model, sae_module, sae is not None),
-        device,
-        dtype,
-        sae_module.cfg.extra_metadata.get("model_from_pretrained_kwargs"),
-    )
+    model_name = resolve_model(model, sae_module, sae is not None)
+    model_kwargs = sae_module.cfg.extra_metadata.get("model_from_pretrained_kwargs")
+    # The hook and the SAE's width from the model's config, before its weights load.
+    skeleton = skeleton_config(model_name, model_kwargs)
+    if skeleton is not None:
+        check_hook_before_weights(skeleton, hook, sae_module.cfg.d_in)
+    check_readable(data or DataConfig())
+    loaded = load_model(model_name, device, dtype, model_kwargs)
     check_sae_fits(loaded.model, sae_module, hook)
     cfg = loaded.model.cfg
     data = resolve_data(data or DataConfig(), sae_module, cfg.n_ctx)

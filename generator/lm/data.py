@@ -57,6 +57,22 @@ def load_tokens(
     return tokens
 
 
+def check_readable(cfg: DataConfig) -> None:
+    """The dataset found, of a known kind, its header readable: before the model loads."""
+    if cfg.dataset is None:
+        return
+    path = Path(cfg.dataset)
+    if not path.exists():
+        raise SaesiteError(f"--dataset {path}: no such file or folder")
+    if path.suffix == ".npy":
+        shape, dtype, _ = _npy_header(path)
+        _check_array(shape, dtype, str(path))
+    elif path.is_dir():
+        _text_files(path)
+    else:
+        _check_suffix(path)
+
+
 def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype, int]:
     """``(shape, dtype, header bytes)`` of a ``.npy`` file, checked against the file's size so
     a header claiming more data than the file holds is refused before anything is allocated."""
@@ -120,15 +136,27 @@ def _load_npy(path: Path, n_tokens: int | None = None) -> Tensor:
     return torch.from_numpy(np.array(array, dtype=np.int64))
 
 
+def _text_files(folder: Path) -> list[Path]:
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in TEXT_SUFFIXES)
+    if not files:
+        raise SaesiteError(
+            f"--dataset {folder}: folder holds no {'/'.join(TEXT_SUFFIXES)} "
+            "files; expected text files"
+        )
+    return files
+
+
+def _check_suffix(path: Path) -> None:
+    if path.suffix not in (*TEXT_SUFFIXES, ".jsonl", ""):
+        raise SaesiteError(
+            f"--dataset {path}: unknown file type {path.suffix!r}; expected .npy, "
+            ".txt, .jsonl or a folder of text files"
+        )
+
+
 def _read_documents(path: Path) -> list[str]:
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in TEXT_SUFFIXES)
-        if not files:
-            raise SaesiteError(
-                f"--dataset {path}: folder holds no {'/'.join(TEXT_SUFFIXES)} "
-                "files; expected text files"
-            )
-        return [p.read_text(encoding="utf-8", errors="replace") for p in files]
+        return [p.read_text(encoding="utf-8", errors="replace") for p in _text_files(path)]
     if path.suffix == ".jsonl":
         docs = []
         for line_no, line in enumerate(_read_utf8(path).splitlines(), 1):
@@ -142,12 +170,8 @@ def _read_documents(path: Path) -> list[str]:
                 raise SaesiteError(f"{path}:{line_no}: expected an object with a 'text' string")
             docs.append(row["text"])
         return docs
-    if path.suffix in TEXT_SUFFIXES or path.suffix == "":
-        return [path.read_text(encoding="utf-8", errors="replace")]
-    raise SaesiteError(
-        f"--dataset {path}: unknown file type {path.suffix!r}; expected .npy, "
-        ".txt, .jsonl or a folder of text files"
-    )
+    _check_suffix(path)
+    return [path.read_text(encoding="utf-8", errors="replace")]
 
 
 DEFAULT_SEQ_LEN = 128

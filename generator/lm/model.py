@@ -212,6 +212,17 @@ def load_model(
     return LoadedModel(model, Tokenizer(model.tokenizer, name=name_or_dir), name_or_dir)
 
 
+def read_folder_config(path: Path) -> dict[str, Any]:
+    """The HookedTransformerConfig fields of a saesite model folder's config.json."""
+    try:
+        config = json.loads((path / "config.json").read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise SaesiteError(f"{path / 'config.json'}: not valid JSON ({err})") from None
+    if not isinstance(config, dict):
+        raise SaesiteError(f"{path / 'config.json'}: expected a JSON object of config fields")
+    return config
+
+
 def _load_folder(path: Path, device: str, name: str, dtype: str = "float32") -> LoadedModel:
     for filename in ("config.json", "model.safetensors", "tokenizer.json"):
         if not (path / filename).is_file():
@@ -219,12 +230,7 @@ def _load_folder(path: Path, device: str, name: str, dtype: str = "float32") -> 
                 f"--model {path}: {filename} missing; a model folder needs "
                 "config.json, model.safetensors and tokenizer.json"
             )
-    try:
-        config = json.loads((path / "config.json").read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise SaesiteError(f"{path / 'config.json'}: not valid JSON ({err})") from None
-    if not isinstance(config, dict):
-        raise SaesiteError(f"{path / 'config.json'}: expected a JSON object of config fields")
+    config = read_folder_config(path)
     model = build_model(config, device, source=str(path / "config.json"), dtype=dtype)
     try:
         state = load_file(str(path / "model.safetensors"))
@@ -278,14 +284,20 @@ def hook_names(model: HookedTransformer) -> list[str]:
 
 def check_hook(model: HookedTransformer, hook: str) -> None:
     """Raise a SaesiteError suggesting close names when ``hook`` is not in the model."""
+    problem = hook_problem(hook_names(model), hook)
+    if problem is not None:
+        raise SaesiteError(problem)
+
+
+def hook_problem(names: list[str], hook: str) -> str | None:
+    """One line when ``hook`` is not among the model's hook ``names`` (with close names)."""
     import difflib
 
-    names = hook_names(model)
     if hook in names:
-        return
+        return None
     close = difflib.get_close_matches(hook, names, n=3, cutoff=0.5)
     hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-    raise SaesiteError(f"--hook {hook!r} is not a hook point of the model{hint}")
+    return f"--hook {hook!r} is not a hook point of the model{hint}"
 
 
 def invalid_token_bytes(tokenizer: Tokenizer, token_ids: set[int]) -> dict[str, str]:
