@@ -40,7 +40,11 @@ class DataConfig:
 
     dataset: str | None = None
     """Path to a `.npy` [n_seq, seq_len] token array, a `.txt` file, a folder of text files,
-    or a `.jsonl` file with a `text` field. None: the bundled demo tokens."""
+    a `.jsonl` file with a `text` field, `.parquet` / `.arrow` files, or a Hugging Face dataset
+    `NAME[:SPLIT]` (streamed). None: the bundled demo tokens."""
+    text_column: str | None = None
+    """Hugging Face datasets: the column holding the text. None: `text`, or a pre-tokenised
+    `input_ids` column used as it is."""
     n_tokens: int | None = None
     """Use at most this many tokens (whole sequences, rounded down). None: all of them."""
     seq_len: int | None = None

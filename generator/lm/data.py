@@ -6,6 +6,10 @@
   with the end-of-text token between documents; the stream is cut into sequences of
   ``seq_len`` tokens, each starting with BOS (the end-of-text token for GPT-2 style tokenizers)
   unless ``prepend_bos`` is off. The incomplete tail is dropped.
+- a Hugging Face dataset (``NAME[:SPLIT]``, ``.parquet`` / ``.arrow`` files, a saved dataset
+  folder): streamed through ``lm/hf_data.py``, its text packed as above, or its pre-tokenised
+  ``input_ids`` rows used as they are.
+Text is read only until ``n_tokens`` worth of sequences is packed.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +27,7 @@ from torch import Tensor
 
 from saesite.config import DataConfig
 from saesite.errors import SaesiteError
+from saesite.lm.hf_data import TOKENS_COLUMN, is_hf_dataset, rows
 from saesite.lm.model import DEMO_TOKENS, Tokenizer
 
 log = logging.getLogger(__name__)
@@ -39,9 +45,11 @@ def load_tokens(
     else:
         path = Path(cfg.dataset)
         source = f"--dataset {path}"
-        if not path.exists():
+        if is_hf_dataset(cfg.dataset):
+            tokens = _load_hf(cfg, tokenizer)
+        elif not path.exists():
             raise SaesiteError(f"{source}: no such file or folder")
-        if path.suffix == ".npy":
+        elif path.suffix == ".npy":
             tokens = _load_npy(path, cfg.n_tokens)
         else:
             tokens = _pack(_read_documents(path), tokenizer, cfg)
@@ -62,9 +70,11 @@ def check_readable(cfg: DataConfig) -> None:
     if cfg.dataset is None:
         return
     path = Path(cfg.dataset)
-    if not path.exists():
+    if is_hf_dataset(cfg.dataset):
+        rows(cfg.dataset, cfg.text_column)  # opened, its first row read, the column found
+    elif not path.exists():
         raise SaesiteError(f"--dataset {path}: no such file or folder")
-    if path.suffix == ".npy":
+    elif path.suffix == ".npy":
         shape, dtype, _ = _npy_header(path)
         _check_array(shape, dtype, str(path))
     elif path.is_dir():
@@ -189,24 +199,63 @@ def _read_utf8(path: Path) -> str:
         ) from None
 
 
-def _pack(docs: list[str], tokenizer: Tokenizer, cfg: DataConfig) -> Tensor:
+def _load_hf(cfg: DataConfig, tokenizer: Tokenizer) -> Tensor:
+    """A Hugging Face dataset, streamed: text packed like the text files, or ``input_ids``
+    rows as they are; no row read past ``n_tokens``."""
+    column, values = rows(str(cfg.dataset), cfg.text_column)
+    if column != TOKENS_COLUMN:
+        return _pack(_texts(values, cfg.dataset, column), tokenizer, cfg)
+    seqs: list[list[int]] = []
+    for row in values:
+        if not isinstance(row, list) or not all(isinstance(t, int) for t in row) or not row:
+            raise SaesiteError(
+                f"--dataset {cfg.dataset}: row {len(seqs)} of {column} is {str(row):.40}; "
+                "expected a list of token ids"
+            )
+        if seqs and len(row) != len(seqs[0]):
+            raise SaesiteError(
+                f"--dataset {cfg.dataset}: row {len(seqs)} has {len(row)} tokens, row 0 has "
+                f"{len(seqs[0])}; expected pre-tokenised rows of one length"
+            )
+        seqs.append(row)
+        if cfg.n_tokens is not None and len(seqs) >= max(1, cfg.n_tokens // len(row)):
+            break
+    return torch.tensor(seqs, dtype=torch.int64)
+
+
+def _texts(values: Iterator[object], dataset: str | None, column: str) -> Iterator[str]:
+    for index, value in enumerate(values):
+        if not isinstance(value, str):
+            raise SaesiteError(
+                f"--dataset {dataset}: row {index} of column {column!r} is {str(value):.40}; "
+                "expected text (--text-column names the text)"
+            )
+        yield value
+
+
+def _pack(docs: Iterable[str], tokenizer: Tokenizer, cfg: DataConfig) -> Tensor:
+    """Documents tokenised into one stream (end-of-text between them) and cut into sequences;
+    documents are read only until the ``n_tokens`` worth of sequences is full."""
     bos = tokenizer.bos_id
     prepend_bos = cfg.prepend_bos is not False
     seq_len = cfg.seq_len or DEFAULT_SEQ_LEN
     if prepend_bos and bos is None:
         raise SaesiteError("the tokenizer has no BOS token; pass --no-bos")
-    stream: list[int] = []
-    for doc in docs:
-        if doc:
-            stream.extend(tokenizer.encode(doc))
-            if bos is not None:
-                stream.append(bos)
     body = seq_len - 1 if prepend_bos else seq_len
     if body < 1:
         raise SaesiteError(
             f"--seq-len {seq_len} leaves no room for text after BOS in --dataset "
             f"{cfg.dataset}; expected --seq-len 2 or more (or --no-bos)"
         )
+    enough = max(1, cfg.n_tokens // seq_len) * body if cfg.n_tokens is not None else None
+    stream: list[int] = []
+    for doc in docs:
+        if doc:
+            stream.extend(tokenizer.encode(doc))
+            if bos is not None:
+                stream.append(bos)
+        if enough is not None and len(stream) >= enough:
+            break
     n_seq = len(stream) // body if body > 0 else 0
     if n_seq == 0:
         raise SaesiteError(

@@ -88,8 +88,11 @@ def test_empty_text_dataset_is_refused(tmp_path, tokenizer):
 def test_missing_dataset_and_unknown_suffix_are_named(tmp_path, tokenizer):
     with pytest.raises(SaesiteError, match="no such file"):
         load_tokens(DataConfig(dataset=str(tmp_path / "nope.npy")), tokenizer, 300)
+    (tmp_path / "x.csv").write_bytes(b"a,b")
+    with pytest.raises(SaesiteError, match="unknown file type '.csv'"):
+        load_tokens(DataConfig(dataset=str(tmp_path / "x.csv")), tokenizer, 300)
     (tmp_path / "x.parquet").write_bytes(b"PAR1")
-    with pytest.raises(SaesiteError, match="unknown file type '.parquet'"):
+    with pytest.raises(SaesiteError, match="x.parquet: cannot be opened .*ArrowInvalid"):
         load_tokens(DataConfig(dataset=str(tmp_path / "x.parquet")), tokenizer, 300)
 
 
