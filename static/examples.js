@@ -31,8 +31,9 @@
     var shard = Math.floor(seq / per), root = box.getAttribute('data-root') || '';
     load(root, 'vocab', function () {
       load(root, 'seq-' + shard, function () {
-        var rows = store.shards[shard];
-        if (store.vocab && rows && rows[seq - shard * per]) ready(rows[seq - shard * per]);
+        var rows = store.shards[shard], joins = store.joins && store.joins[shard];
+        // joins: tokens whose bytes complete a character with their neighbours', as lines draw them
+        if (store.vocab && rows && rows[seq - shard * per]) ready(rows[seq - shard * per], (joins && joins[seq - shard * per]) || {});
       });
     });
   }
@@ -55,7 +56,7 @@
     var box = p.parentNode, w = where(p), max = 0;
     for (var k = 0; k < w.acts.length; k++) max = Math.max(max, +w.acts[k] || 0);
     max = parseFloat(box.getAttribute('data-max')) || max;
-    withSequence(box, w.seq, function (ids) {
+    withSequence(box, w.seq, function (ids, joins) {
       var div = document.createElement('div');
       div.className = 'full';
       var html = [];
@@ -66,7 +67,7 @@
         if (i === w.pos) cls += ' own';
         // a newline mark ends its line: the mark stays, the break follows it
         html.push('<span data-i="' + i + '"' + (cls ? ' class="' + cls + '"' : '') +
-          (act ? ' tabindex="0"' : '') + '>' + v[0].replace(/\u23ce/g, '\u23ce\n') + '</span>');
+          (act ? ' tabindex="0"' : '') + '>' + (joins[i] || v[0]).replace(/\u23ce/g, '\u23ce\n') + '</span>');
       }
       div.innerHTML = html.join('');
       div.setAttribute('data-seq', w.seq);

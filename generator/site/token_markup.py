@@ -20,10 +20,12 @@ from collections.abc import Mapping
 
 from markupsafe import Markup
 
-from saesite.lm.tokens import display_segments, parse_hex_bytes
+from saesite.lm.tokens import display_segments, joined_segments, parse_hex_bytes
 
 N_BUCKETS = 8
 EMPTY_MARK = "∅"
+PART_MARK = "‸"
+"""Shown by a token holding the first bytes of a character a later token completes."""
 _WHITESPACE = {" ": "·", "\n": "⏎", "\t": "→", "\r": "↵"}
 # Text content needs only & < > escaped; double-quoted attribute values also need ". Shorter
 # than markupsafe's escape (which also turns ' into &#39;), and as safe in these two places.
@@ -71,6 +73,13 @@ def token_inner_html(text: str, raw: bytes | None = None, *, mark_spaces: bool =
     """
     if raw is None and text.isprintable() and (" " not in text or not mark_spaces):
         return escape_text(text) if text else f"<b>{EMPTY_MARK}</b>"
+    return segments_html(display_segments(text, raw), mark_spaces=mark_spaces)
+
+
+def segments_html(segments: list[tuple[str, str]], *, mark_spaces: bool = True) -> str:
+    """HTML of display segments (``lm.tokens``): ``text`` escaped with its whitespace marked,
+    ``byte`` chips in ``<kbd>``, and ``part`` (bytes of a character the next tokens complete,
+    ``joined_segments``) as a ``<kbd class=p>`` mark holding the bytes in ``data-b``."""
     parts: list[str] = []
     run: list[str] = []
     run_kind = ""
@@ -87,7 +96,12 @@ def token_inner_html(text: str, raw: bytes | None = None, *, mark_spaces: bool =
             parts.append(f"<kbd>{escape_text(body)}</kbd>")
         run.clear()
 
-    for kind, segment in display_segments(text, raw):
+    for kind, segment in segments:
+        if kind == "part":
+            flush()
+            run_kind = ""
+            parts.append(f'<kbd class=p data-b="{escape_attr(segment)}">{PART_MARK}</kbd>')
+            continue
         if kind == "byte":
             if run_kind != "byte":
                 flush()
@@ -148,6 +162,23 @@ class TokenDisplay:
             self._html[key] = hit
         return hit
 
+    def _joined(self, ids) -> dict[int, list[tuple[str, str]]]:
+        """Display segments of the tokens of a line whose bytes join into characters."""
+        if not self.raw or ids is None:
+            return {}
+        raw = self.raw
+        if sum(1 for token_id in ids if token_id in raw) < 2:
+            return {}
+        return joined_segments([raw.get(token_id) for token_id in ids])
+
+    def _segments_hit(self, segments: list[tuple[str, str]]) -> tuple[str, str, str]:
+        return (segments_html(segments), segments_html(segments, mark_spaces=False), "")
+
+    def joined_html(self, ids) -> dict[int, str]:
+        """``{position: inner html}`` of the tokens of a sequence whose display joins their
+        neighbours' bytes (the expanded view draws them instead of the vocabulary's)."""
+        return {j: segments_html(seg) for j, seg in self._joined(ids).items()}
+
     def plain(self, text: str, token_id: int | None = None) -> str:
         """The visible text of one token (unescaped)."""
         raw = self.raw.get(token_id) if token_id is not None else None
@@ -174,10 +205,14 @@ class TokenDisplay:
         # this loop runs for every token of a site: the cache is read inline, and zero tokens
         # (most of them) take the shortest path
         cache, get = self._html, self._get
+        joined = self._joined(ids)
         parts = []
         for j, (text, act) in enumerate(zip(tokens, acts)):
             token_id = None if ids is None else ids[j]
-            hit = cache.get(text if token_id is None else token_id) or get(token_id, text)
+            if j in joined:  # a character split over tokens: shown where it completes
+                hit = self._segments_hit(joined[j])
+            else:
+                hit = cache.get(text if token_id is None else token_id) or get(token_id, text)
             if j != own and (not act > 0 or scale == 0.0):
                 parts.append(hit[1])
                 continue

@@ -5,6 +5,9 @@ loads on demand (``static/examples.js`` adds a ``<script src>``)::
 
     tokens/vocab.js     window.SAESITE_TOKENS.vocab = {"<id>": [inner html, visible text], …}
     tokens/seq-K.js     window.SAESITE_TOKENS.shards[K] = [[id, id, …], …]   (sequences of shard K)
+                        and, where a character's bytes span tokens (GPT-2's "’" = âĢ + Ļ),
+                        window.SAESITE_TOKENS.joins[K] = {"<row>": {"<pos>": inner html}}: those
+                        tokens as lines draw them (``TokenDisplay.joined_html``)
 
 Shard K holds sequences ``K·per_shard … (K + 1)·per_shard − 1``, about ``TOKENS_PER_SHARD``
 tokens. A vocabulary entry is a token as example lines show it (``token_markup``: escaped, with
@@ -55,8 +58,17 @@ def store_scripts(dataset: Mapping, display: TokenDisplay) -> list[tuple[str, st
     scripts = [("tokens/vocab.js", f"{_HEAD}.vocab={vocab};\n")]
     per = sequences_per_shard(len(sequences[0]) if len(sequences) else 1)
     for number, start in enumerate(range(0, len(sequences), per)):
-        rows = json_for_script([list(map(int, row)) for row in sequences[start : start + per]])
-        scripts.append((f"tokens/seq-{number}.js", f"{_HEAD}.shards[{number}]={rows};\n"))
+        rows = [list(map(int, row)) for row in sequences[start : start + per]]
+        script = f"{_HEAD}.shards[{number}]={json_for_script(rows)};"
+        joins = {}
+        for r, row in enumerate(rows):
+            by_pos = display.joined_html(row)
+            if by_pos:
+                joins[str(r)] = {str(j): html for j, html in by_pos.items()}
+        if joins:
+            script += f"({_HEAD}.joins||(window.{GLOBAL}.joins={{}}))[{number}]="
+            script += f"{json_for_script(joins)};"
+        scripts.append((f"tokens/seq-{number}.js", script + "\n"))
     return scripts
 
 
@@ -77,6 +89,7 @@ def read_store(site_dir: Path) -> dict | None:
     number = 0
     while (folder / f"seq-{number}.js").is_file():
         text = (folder / f"seq-{number}.js").read_text(encoding="utf-8")
+        text = text.split(";", 1)[0] + ";\n"  # the rows (ids hold no ;), not the joins
         sequences.extend(_payload(text, f"{_HEAD}.shards[{number}]="))
         number += 1
     return {"sequences": sequences, "vocab": vocab}

@@ -36,3 +36,46 @@ def test_valid_text_around_an_invalid_byte_is_kept_as_text():
 
 def test_a_complete_emoji_is_text():
     assert display_segments("🙂", "🙂".encode()) == [("text", "🙂")]
+
+
+def gpt2_line():
+    """(ids, raw bytes of the tokens that are not UTF-8 alone) of SPLIT_TEXT, real GPT-2 ids."""
+    from saesite.lm.model import Tokenizer
+    from tests.fixtures.gpt2 import SPLIT_TEXT, gpt2_tokenizer
+
+    tokenizer = Tokenizer(gpt2_tokenizer())
+    ids = tokenizer.encode(SPLIT_TEXT)
+    raws = [tokenizer.invalid_utf8_bytes(i) for i in ids]
+    return ids, [bytes.fromhex(r) if r else None for r in raws], tokenizer
+
+
+def test_characters_gpt2_splits_across_tokens_are_shown_by_the_token_completing_them():
+    from saesite.lm.tokens import joined_segments
+
+    ids, raws, tokenizer = gpt2_line()
+    assert ids[:4] == [732, 447, 247, 303]  # we âĢ Ļ ve: tiktoken's ids
+    joined = joined_segments(raws)
+    assert joined[1] == [("part", "e2 80")] and joined[2] == [("text", "’")]
+    shown = "".join(
+        "".join(text for kind, text in joined[j] if kind == "text")
+        if j in joined
+        else tokenizer.decode_token(token_id)
+        for j, token_id in enumerate(ids)
+    )
+    from tests.fixtures.gpt2 import SPLIT_TEXT
+
+    assert shown == SPLIT_TEXT  # every character whole, none lost or doubled
+    assert not any(kind == "byte" for segments in joined.values() for kind, _ in segments)
+    emoji = next(j for j, segments in joined.items() if ("text", "🦜") in segments)
+    assert joined[emoji - 2] == [("text", " "), ("part", "f0 9f")]  # ĠðŁ ¦ ľ
+    assert joined[emoji - 1] == [("part", "a6")]
+
+
+def test_bytes_that_complete_no_character_stay_byte_chips():
+    from saesite.lm.tokens import joined_segments
+
+    # a window that starts inside "’" and ends inside "🙂": nothing to join
+    assert joined_segments([b"\x99", None, b"\xf0\x9f"]) == {}
+    # a lone continuation byte before a joined pair keeps its chip
+    joined = joined_segments([b"\x99", b"\xe2\x80", b"\x9d"])
+    assert joined == {0: [("byte", "\\x99")], 1: [("part", "e2 80")], 2: [("text", "”")]}

@@ -122,3 +122,27 @@ def test_labels_keep_spaces_but_show_control_characters():
     assert visible_label("two words") == "two words"
     assert visible_label("a\u202eb\x00") == "aU+202EbU+0000"
     assert visible_label(None) == ""
+
+
+def test_an_example_line_shows_gpt2_split_characters_whole_with_the_parts_still_marked():
+    from saesite.lm.model import invalid_token_bytes
+    from tests.lm.test_tokens import gpt2_line
+
+    ids, _, tokenizer = gpt2_line()
+    display = TokenDisplay(invalid_token_bytes(tokenizer, set(ids)))
+    example = {
+        "act": 1.0,
+        "pos": 2,
+        "window_start": 0,
+        "tokens": [tokenizer.decode_token(i) for i in ids],
+        "token_ids": ids,
+        "acts": [1.0 if j == 2 else 0.5 if j % 2 else 0.0 for j in range(len(ids))],
+    }
+    html = str(display.example(example, 1.0))
+    text = re.sub(r"<[^>]+>", "", html)
+    for whole in ("we‸’ve", "“", "”", "‸‸🦜", "日", "本", "語", "文", "章"):
+        assert whole in text, whole
+    assert "\\x" not in text and "�" not in text
+    assert html.count("<kbd class=p") == 11  # one per token holding a character's first bytes
+    assert '<u class=a8><kbd class=p data-b="e2 80">‸</kbd></u>' not in html  # own token: ’
+    assert "<u class=a8>’</u>" in html
