@@ -13,21 +13,16 @@ original ones in the last bits when the model batches differently.)
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Any
 
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from saesite.lm.hooks import run_to_hook, stop_layer
+
 if TYPE_CHECKING:
     from transformer_lens import HookedTransformer
-
-
-def stop_layer(hook: str) -> int | None:
-    """The `stop_at_layer` that still runs ``hook``: blocks.L.* -> L + 1; other hooks -> None."""
-    match = re.match(r"blocks\.(\d+)\.", hook)
-    return int(match.group(1)) + 1 if match else None
 
 
 @torch.no_grad()
@@ -35,13 +30,7 @@ def hook_activations(
     model: HookedTransformer, tokens: Int[Tensor, "batch pos"], hook: str
 ) -> Float[Tensor, "batch pos d_in"]:
     """Run the model only as far as ``hook`` and return its activation (trailing dims flattened)."""
-    store: dict[str, Tensor] = {}
-
-    def save(act: Tensor, hook: Any) -> None:
-        store["act"] = act.detach()
-
-    model.run_with_hooks(tokens, fwd_hooks=[(hook, save)], stop_at_layer=stop_layer(hook))
-    act = store["act"]
+    act = run_to_hook(model, tokens, hook, stop_at_layer=stop_layer(hook))[hook].detach()
     return act.reshape(act.shape[0], act.shape[1], -1).float()
 
 

@@ -21,13 +21,14 @@ the final norm, the unembedding and the cross-entropy run a bounded number of ro
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
+
+from saesite.lm.hooks import split_hook
 
 if TYPE_CHECKING:
     from transformer_lens import HookedTransformer
@@ -46,12 +47,6 @@ SUFFIX_CONTEXT = {
 LOGIT_ELEMENTS = {"cpu": 1 << 25, "cuda": 1 << 28}
 """Bound on rows × d_vocab of one chunk of logits: 128 MiB in float32 on the CPU, 1 GiB on a
 GPU (where small unembedding matmuls would leave it idle)."""
-
-
-def split_hook(hook: str) -> tuple[int, str] | None:
-    """``blocks.3.mlp.hook_post`` -> (3, "mlp.hook_post"); None outside the blocks."""
-    match = re.match(r"blocks\.(\d+)\.(.+)$", hook)
-    return (int(match.group(1)), match.group(2)) if match else None
 
 
 def suffix_supported(model: HookedTransformer, hook: str) -> bool:

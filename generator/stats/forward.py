@@ -17,7 +17,6 @@ outside the blocks (``hook_embed``, ``ln_final.*``) and shortformer models repla
 from __future__ import annotations
 
 import math
-import re
 import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -27,6 +26,7 @@ import torch.nn.functional as F
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
+from saesite.lm.hooks import hook_block, run_to_hook, split_hook, stop_layer
 from saesite.sae.model import SAE
 from saesite.stats.batch import SparseActs
 from saesite.stats.continuation import (
@@ -35,32 +35,11 @@ from saesite.stats.continuation import (
     final_residual,
     next_token_targets,
     sequence_losses,
-    split_hook,
     suffix_supported,
 )
 
 if TYPE_CHECKING:
     from transformer_lens import HookedTransformer
-
-EMBED_HOOKS = ("hook_embed", "hook_pos_embed", "hook_tokens")
-
-
-def hook_block(hook: str) -> int | None:
-    """Index of the block holding ``hook`` (``blocks.3.mlp.hook_post`` -> 3), else None."""
-    match = re.match(r"blocks\.(\d+)\.", hook)
-    return int(match.group(1)) if match else None
-
-
-def stop_layer(hook: str) -> int | None:
-    """``stop_at_layer`` that still runs ``hook``: its block + 1, 0 for embeddings, else None."""
-    block = hook_block(hook)
-    if block is not None:
-        return block + 1
-    return 0 if hook in EMBED_HOOKS else None
-
-
-class _Stop(Exception):
-    """Raised from the hook to end the forward once the activation is captured."""
 
 
 @dataclass
@@ -148,19 +127,8 @@ class HookRunner:
         return act.reshape(-1, d_in).to(self.sae.W_enc.dtype)  # bf16/fp16 models: SAE in fp32
 
     def _to_hook(self, tokens: Int[Tensor, "batch pos"]) -> HookOutput:
-        captured: dict[str, Tensor] = {}
-
-        def capture(act: Tensor, hook) -> None:
-            captured["x"] = act
-            raise _Stop
-
-        try:
-            self.model.run_with_hooks(
-                tokens, stop_at_layer=stop_layer(self.hook), fwd_hooks=[(self.hook, capture)]
-            )
-        except _Stop:
-            pass
-        x = self._flat(captured["x"])
+        captured = run_to_hook(self.model, tokens, self.hook, stop_at_layer=stop_layer(self.hook))
+        x = self._flat(captured[self.hook])
         acts, active, x_hat = reconstruct(self.sae, x)
         return HookOutput(x=x, acts=acts, active=active, x_hat=x_hat, loss=None)
 
@@ -176,21 +144,19 @@ class HookRunner:
         if name == "hook_resid_pre":
             captured["value"] = resid
         else:
-            capture = lambda key: lambda act, hook: captured.__setitem__(key, act)  # noqa: E731
-
-            def stop(act: Tensor, hook) -> None:
-                captured["value"] = act
-                raise _Stop
-
-            hooks = [(f"blocks.{block_idx}.{name}", stop)]
-            if context_hook == "hook_resid_mid":
-                hooks.insert(0, (f"blocks.{block_idx}.hook_resid_mid", capture(context_hook)))
-            try:
-                self.model.run_with_hooks(
-                    resid, start_at_layer=block_idx, stop_at_layer=block_idx + 1, fwd_hooks=hooks
-                )
-            except _Stop:
-                pass
+            block = f"blocks.{block_idx}."
+            also = [block + "hook_resid_mid"] if context_hook == "hook_resid_mid" else []
+            ran = run_to_hook(
+                self.model,
+                resid,
+                block + name,
+                also=also,
+                start_at_layer=block_idx,
+                stop_at_layer=block_idx + 1,
+            )
+            captured["value"] = ran[block + name]
+            if also:
+                captured["hook_resid_mid"] = ran[also[0]]
         value = captured["value"]
         x = self._flat(value)
         acts, active, x_hat = reconstruct(self.sae, x)

@@ -26,7 +26,6 @@ Neighbours: the ``n_neighbours`` largest decoder cosines ``cos(W_dec[f], W_dec[g
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -36,6 +35,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from saesite.config import WeightStatsConfig
+from saesite.lm.hooks import split_hook
 from saesite.sae.model import SAE
 from saesite.threads import one_thread
 
@@ -69,8 +69,8 @@ class WeightStats:
 
 
 def _parse(hook: str) -> tuple[int | None, str]:
-    match = re.match(r"blocks\.(\d+)\.(.+)$", hook)
-    return (int(match.group(1)), match.group(2)) if match else (None, hook)
+    """(block, name in the block), or (None, hook) outside the blocks."""
+    return split_hook(hook) or (None, hook)
 
 
 def output_map(model: HookedTransformer, hook: str) -> Float[Tensor, "d_in d_model"] | None:

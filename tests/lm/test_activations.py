@@ -5,13 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from saesite.lm.activations import (
-    ActivationStream,
-    hook_activations,
-    sample_activations,
-    stop_layer,
-)
+from saesite.lm.activations import ActivationStream, hook_activations, sample_activations
 from saesite.lm.model import build_model
+from tests.conftest import TINY_MODEL
 
 HOOK = "blocks.0.mlp.hook_post"
 N_SEQ, SEQ_LEN = 12, 16
@@ -20,19 +16,7 @@ N_SEQ, SEQ_LEN = 12, 16
 @pytest.fixture(scope="module")
 def model():
     torch.manual_seed(0)
-    return build_model(
-        dict(
-            n_layers=2,
-            d_model=32,
-            n_heads=2,
-            d_head=16,
-            d_mlp=64,
-            n_ctx=16,
-            d_vocab=50,
-            act_fn="gelu",
-            normalization_type="LN",
-        )
-    )
+    return build_model({**TINY_MODEL, "n_layers": 2, "n_ctx": 16, "d_vocab": 50})
 
 
 @pytest.fixture(scope="module")
@@ -50,12 +34,6 @@ def stream(model, tokens, seed=0, **kwargs) -> ActivationStream:
 
 def exact_cdist(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.cdist(a, b, compute_mode="donot_use_mm_for_euclid_dist")
-
-
-def test_stop_layer_runs_the_model_only_up_to_the_hooks_block():
-    assert stop_layer("blocks.0.mlp.hook_post") == 1
-    assert stop_layer("blocks.11.hook_resid_pre") == 12
-    assert stop_layer("hook_embed") is None
 
 
 def test_hook_activations_match_run_with_cache(model, tokens):

@@ -1,13 +1,7 @@
 import torch
 
-from saesite.stats.forward import HookRunner, hook_block, stop_layer
+from saesite.stats.forward import HookRunner
 from tests.stats.test_pass import tiny_model, tiny_sae, tiny_tokens
-
-
-def test_stop_layer_runs_just_the_block_that_holds_the_hook():
-    assert hook_block("blocks.3.mlp.hook_post") == 3 and stop_layer("blocks.3.mlp.hook_post") == 4
-    assert stop_layer("hook_embed") == 0
-    assert stop_layer("ln_final.hook_normalized") is None
 
 
 def test_hook_runner_activations_and_reconstruction_match_a_cached_forward():
