@@ -35,6 +35,7 @@ from saesite.config import (
 )
 from saesite.errors import SaesiteError
 from saesite.lm.data import check_readable, check_tokens, load_tokens, tokens_from_array
+from saesite.lm.hooks import run_to_hook
 from saesite.lm.model import DEMO_SAE, LoadedModel, Tokenizer, check_hook, load_model
 from saesite.lm.skeleton import check_hook_before_weights, skeleton_config, width_problem
 from saesite.preflight import check_device, check_labels, check_stats_sizes, published_path
@@ -58,27 +59,13 @@ at 24,576 features fit (peak under 3 GiB at GPT-2 size with CE losses, benchmark
 def hook_width(model, hook: str) -> int:
     """Width of the hook's activation, read off a one-token forward."""
     check_hook(model, hook)
-    seen: dict[str, int] = {}
-
-    def grab(act, hook):  # noqa: ARG001 - TransformerLens hook signature
-        seen["width"] = act.shape[-1]
-        raise _Stop
-
-    try:
-        with torch.no_grad():
-            model.run_with_hooks(
-                torch.zeros(1, 1, dtype=torch.long, device=model.cfg.device),
-                fwd_hooks=[(hook, grab)],
-            )
-    except _Stop:
-        pass
-    if "width" not in seen:
+    with torch.no_grad():
+        seen = run_to_hook(
+            model, torch.zeros(1, 1, dtype=torch.long, device=model.cfg.device), hook
+        )
+    if hook not in seen:
         raise SaesiteError(f"--hook {hook!r} did not run in a forward pass")
-    return seen["width"]
-
-
-class _Stop(Exception):
-    pass
+    return seen[hook].shape[-1]
 
 
 def check_sae_fits(model, sae: SAE, hook: str) -> None:
@@ -135,6 +122,20 @@ class Loaded:
     """The data config the tokens came from, with defaults from the SAE's metadata filled in."""
     training: dict | None = None
     """The SAE's training log (``training_log.json`` beside its weights), if it has one."""
+
+
+def load_build(config: BuildConfig) -> Loaded:
+    """Stage 1 of ``config``, as ``saesite build`` (whole or one shard) runs it."""
+    return load(
+        config.model,
+        config.sae,
+        instance=config.instance,
+        hook=config.hook,
+        data=config.data,
+        labels=config.render.labels,
+        device=config.stats.device,
+        dtype=config.dtype,
+    )
 
 
 def load(
@@ -318,16 +319,7 @@ def build_site(config: BuildConfig) -> Path:
     started = time.perf_counter()
     check_device(config.stats.device)
     preflight_out(config)
-    loaded = load(
-        config.model,
-        config.sae,
-        instance=config.instance,
-        hook=config.hook,
-        data=config.data,
-        labels=config.render.labels,
-        device=config.stats.device,
-        dtype=config.dtype,
-    )
+    loaded = load_build(config)
     stats = compute(loaded, config.stats, config.weights)
     records = write_records(stats, loaded, config)
     out = render(records, config.render, inputs=build_inputs(config))

@@ -32,7 +32,7 @@ from saesite.pipeline import (
     bounded_batch,
     build_inputs,
     complete,
-    load,
+    load_build,
     preflight_out,
     render,
     write_records,
@@ -69,14 +69,7 @@ class Inputs:
 
 def load_inputs(config: BuildConfig) -> Inputs:
     """Stage 1 of ``config`` (as ``saesite build`` runs it), and what the states record."""
-    loaded = load(
-        config.model,
-        config.sae,
-        instance=config.instance,
-        hook=config.hook,
-        data=config.data,
-        device=config.stats.device,
-    )
+    loaded = load_build(config)
     tokens = loaded.tokens
     stats = bounded_batch(config.stats, tokens.shape[1], loaded.sae.cfg.d_sae)
     build = config.to_dict()
