@@ -28,17 +28,11 @@ T0 = time.perf_counter()
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-MODEL = dict(
-    n_layers=1,
-    d_model=128,
-    n_heads=4,
-    d_head=32,
-    d_mlp=512,
-    n_ctx=128,
-    d_vocab=4096,
-    act_fn="gelu",
-    normalization_type="LN",
-)
+from saesite.config import TrainModelConfig  # noqa: E402
+from saesite.train.model import model_config  # noqa: E402
+
+MODEL = model_config(TrainModelConfig(out=""), d_vocab=4096)
+"""The demo model's shape (saesite train-model's defaults), randomly initialised."""
 HOOK = "blocks.0.mlp.hook_post"
 SAE_DASHBOARD_S = 71.6
 """SAEDashboard 0.7.2 on the 2,048-feature shape here: 20.8 s compute + 50.8 s HTML

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from saesite.lm.model import invalid_token_bytes
+from saesite.records.rounding import round_significant, rounded
 from saesite.records.schema import (
     FeatureRecord,
     SiteRecord,
@@ -44,6 +45,8 @@ if TYPE_CHECKING:
 
     from saesite.lm.model import Tokenizer
     from saesite.stats.feature_stats import FinalStats
+    from saesite.stats.histogram import Histograms
+    from saesite.stats.quantiles import Intervals
     from saesite.stats.weights import WeightStats
 
 DENSITY_BINS_PER_DECADE = 4
@@ -61,29 +64,6 @@ class Records:
     features: Collection[FeatureRecord]
     """One dict per feature, the feature JSON of docs/schema.md, in index order (a
     ``FeatureRecords`` builds them lazily, a chunk at a time)."""
-
-
-def round_significant(values: np.ndarray, digits: int = 4) -> np.ndarray:
-    """Each value rounded to ``digits`` significant digits, as the double nearest that decimal."""
-    x = np.asarray(values, dtype=np.float64)
-    out = np.zeros_like(x)
-    nonzero = np.isfinite(x) & (x != 0)
-    v = x[nonzero]
-    scale = digits - 1 - np.floor(np.log10(np.abs(v))).astype(np.int64)
-    up = scale >= 0
-    r = np.empty_like(v)
-    p_up = 10.0 ** scale[up]
-    r[up] = np.round(v[up] * p_up) / p_up
-    p_down = 10.0 ** (-scale[~up])
-    r[~up] = np.round(v[~up] / p_down) * p_down
-    out[nonzero] = r
-    out[~np.isfinite(x)] = x[~np.isfinite(x)]
-    return out
-
-
-def short(values: Tensor, digits: int = 4) -> list:
-    """A tensor's values rounded to ``digits`` significant digits, as nested lists."""
-    return round_significant(values.float().numpy(), digits).tolist()
 
 
 @contextmanager
@@ -198,11 +178,11 @@ def density_histogram(density: np.ndarray, dead: np.ndarray) -> dict:
     return {"edges": edges.tolist(), "counts": counts.tolist(), "dead": int(dead.sum())}
 
 
-def _histograms(result: FinalStats, rows: slice) -> list[dict]:
-    hist = result.histograms
+def histogram_records(hist: Histograms, dead: Tensor, rows: slice) -> list[dict]:
+    """The ``histogram`` of features ``rows``: edges j·2^e and counts; empty for dead ones."""
     n_bins = hist.counts.shape[1]
     counts_l = hist.counts[rows].tolist()
-    dead = result.firing.dead[rows].tolist()
+    dead = dead[rows].tolist()
     out = []
     for counts, exponent, is_dead in zip(counts_l, hist.exponent[rows].tolist(), dead, strict=True):
         if is_dead:
@@ -223,12 +203,12 @@ def _logit_records(weights: WeightStats, writer: ExampleWriter, rows: slice) -> 
                 {"token": writer.text(t), "token_id": t, "value": v}
                 for t, v in zip(row_ids, row_values, strict=True)
             ]
-            for row_ids, row_values in zip(ids.tolist(), short(values), strict=True)
+            for row_ids, row_values in zip(ids.tolist(), rounded(values), strict=True)
         ]
 
     positive = entries(weights.logit_top_ids[rows], weights.logit_top_values[rows])
     negative = entries(weights.logit_bottom_ids[rows], weights.logit_bottom_values[rows])
-    edges = short(weights.logit_hist_edges[rows])
+    edges = rounded(weights.logit_hist_edges[rows])
     counts = weights.logit_hist_counts[rows].tolist()
     return [
         ({"positive": p, "negative": n}, {"edges": e, "counts": c})
@@ -243,21 +223,19 @@ def _neuron_records(weights: WeightStats, rows: slice) -> tuple[list, list]:
     exposures = [
         [{"neuron": i, "weight": w} for i, w in zip(ids, ws, strict=True)]
         for ids, ws in zip(
-            weights.neuron_ids[rows].tolist(), short(weights.neuron_weights[rows]), strict=True
+            weights.neuron_ids[rows].tolist(), rounded(weights.neuron_weights[rows]), strict=True
         )
     ]
     share = weights.neuron_share
-    shares = short(share[rows]) if share is not None else [None] * n
+    shares = rounded(share[rows]) if share is not None else [None] * n
     return exposures, shares
 
 
-def _quantile_records(result: FinalStats, writer: ExampleWriter, rows: slice) -> list[list[dict]]:
-    intervals = result.intervals
-    examples = writer.examples(
-        intervals.values[rows].flatten(0, 1),
-        intervals.index[rows].flatten(0, 1),
-        intervals.windows[rows].flatten(0, 1),
-    )
+def interval_records(
+    intervals: Intervals, rows: slice, examples: list[list[dict]]
+) -> list[list[dict]]:
+    """The ``quantile_examples`` of features ``rows``: each interval a feature has, with
+    ``examples[f · n_intervals + i]`` (f counted from ``rows.start``) as its examples."""
     n_intervals = intervals.lo.shape[1]
     lo, hi = intervals.lo[rows].tolist(), intervals.hi[rows].tolist()
     frac = intervals.fraction[rows].tolist()
@@ -289,7 +267,7 @@ def _cofiring_records(result: FinalStats, rows: slice) -> list[list[dict]]:
         for ids, counts, jaccard in zip(
             cofiring.index[rows].tolist(),
             cofiring.count[rows].tolist(),
-            short(cofiring.jaccard[rows]),
+            rounded(cofiring.jaccard[rows]),
             strict=True,
         )
     ]
@@ -328,16 +306,25 @@ class FeatureRecords:
         top_examples = writer.examples(
             top.values[rows], top.index[rows], top.windows[rows], ablation
         )
-        quantiles = _quantile_records(result, writer, rows)
+        intervals = result.intervals
+        quantiles = interval_records(
+            intervals,
+            rows,
+            writer.examples(
+                intervals.values[rows].flatten(0, 1),
+                intervals.index[rows].flatten(0, 1),
+                intervals.windows[rows].flatten(0, 1),
+            ),
+        )
         cofiring = _cofiring_records(result, rows)
-        histograms = _histograms(result, rows)
+        histograms = histogram_records(result.histograms, firing.dead, rows)
         logits = _logit_records(weights, writer, rows)
         exposures, shares = _neuron_records(weights, rows)
         neighbours = [
             [{"index": g, "cosine": c} for g, c in zip(ids, cos, strict=True)]
             for ids, cos in zip(
                 weights.neighbour_ids[rows].tolist(),
-                short(weights.neighbour_cosines[rows]),
+                rounded(weights.neighbour_cosines[rows]),
                 strict=True,
             )
         ]
@@ -346,7 +333,7 @@ class FeatureRecords:
         mean_act = firing.mean[rows].tolist()
         dead = firing.dead[rows].tolist()
         dense = firing.dense[rows].tolist()
-        enc_dec = short(weights.encoder_decoder_cosine[rows])
+        enc_dec = rounded(weights.encoder_decoder_cosine[rows])
         return [
             feature_record(
                 index=rows.start + f,

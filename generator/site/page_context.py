@@ -11,6 +11,7 @@ import orjson
 from markupsafe import Markup
 
 from saesite.site.plots import histogram_svg
+from saesite.site.search_index import FLAG_DEAD, FLAG_DENSE, POSITION, ROW_FIELDS
 from saesite.site.token_markup import TokenDisplay, format_value
 
 
@@ -29,6 +30,13 @@ def fmt_num(value: float | None) -> str:
 
 def fmt_signed(value: float) -> str:
     return f"{value:+.3g}"
+
+
+def config_text(config: Mapping | None) -> str:
+    """A configuration as the pages print it: JSON, keys sorted, indented by two ("" for none)."""
+    if not config:
+        return ""
+    return orjson.dumps(config, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2).decode()
 
 
 def fmt_int(value: int | None) -> str:
@@ -58,7 +66,8 @@ class FeatureSummary:
         """A few words saying what the feature is: its label, else the token it fires on most."""
         if self.label:
             return self.label
-        return quoted(self.row[5][0]) if self.row[5] else ""
+        fires = self.row[POSITION["fires_on"]]
+        return quoted(fires[0]) if fires else ""
 
 
 def _link(summaries: Sequence[FeatureSummary], index: int, page: str) -> dict | None:
@@ -226,17 +235,20 @@ def feature_context(
 
 def table_row(summary: FeatureSummary, root: str) -> dict:
     """One row of the feature table (static pages and the index's first page)."""
-    index, density, max_act, flags, label, fires, promotes = summary.row[:7]
+    row = dict(zip(ROW_FIELDS, summary.row, strict=False))  # rows may end before headline
+    flags = row["flags"]
     return {
         "href": root + summary.html,
-        "index": index,
-        "label": label,
+        "index": row["index"],
+        "label": row["label"],
         "headline": summary.headline,
-        "density": fmt_pct(density),
-        "max_act": fmt_num(max_act),
-        "fires_on": fires,
-        "promotes": promotes,
-        "flags": " ".join(name for bit, name in ((1, "dead"), (2, "dense")) if flags & bit),
+        "density": fmt_pct(row["density"]),
+        "max_act": fmt_num(row["max_activation"]),
+        "fires_on": row["fires_on"],
+        "promotes": row["promotes"],
+        "flags": " ".join(
+            name for bit, name in ((FLAG_DEAD, "dead"), (FLAG_DENSE, "dense")) if flags & bit
+        ),
     }
 
 
@@ -290,9 +302,5 @@ def site_facts(site: Mapping) -> dict:
         "density_histogram": hist or "",
         "dead_apart": fmt_int(density.get("dead", 0)),
         "has_config": bool(config),
-        "config_text": orjson.dumps(
-            config, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2
-        ).decode()
-        if config
-        else "",
+        "config_text": config_text(config),
     }

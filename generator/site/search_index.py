@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 
+from saesite.records.rounding import rounded
 from saesite.site.token_markup import TokenDisplay
 from saesite.site.writer import json_for_script
 
@@ -30,6 +31,8 @@ ROW_FIELDS = (
     "suppresses",
     "headline",
 )
+POSITION = {name: position for position, name in enumerate(ROW_FIELDS)}
+"""Where each field sits in a row: ``row[POSITION["fires_on"]]``."""
 FLAG_DEAD = 1
 FLAG_DENSE = 2
 SHARD_SIZE = 8192
@@ -39,9 +42,7 @@ GLOBAL = "SAESITE_INDEX"
 
 def _round(value: float | None) -> float:
     """Three significant digits: enough to sort and show, small to ship."""
-    if value is None:
-        return 0.0
-    return float(f"{value:.3g}")
+    return 0.0 if value is None else rounded(value, 3)
 
 
 def fires_on(feature: Mapping, display: TokenDisplay, n: int = N_TOKENS) -> list[str]:

@@ -13,10 +13,9 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-import orjson
 from markupsafe import Markup
 
-from saesite.site.page_context import fmt_int, fmt_num, fmt_pct
+from saesite.site.page_context import config_text, fmt_int, fmt_num, fmt_pct
 from saesite.site.plots import histogram_svg, line_chart_svg
 
 DENSITY_BIN_WIDTH = 0.1
@@ -173,11 +172,7 @@ def training_context(training: Mapping) -> dict:
         "n_features": fmt_int(len(training.get("final_density") or [])),
         "density_window": fmt_int(config.get("resample_window")),
         "has_config": bool(config),
-        "config_text": orjson.dumps(
-            config, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2
-        ).decode()
-        if config
-        else "",
+        "config_text": config_text(config),
     }
 
 

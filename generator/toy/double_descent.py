@@ -24,15 +24,15 @@ import logging
 import math
 from dataclasses import asdict, dataclass
 
-import numpy as np
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
 from saesite.config import DoubleDescentConfig
-from saesite.records.build import round_significant
+from saesite.records.rounding import rounded
 from saesite.toy.data import instance_generator
+from saesite.train.schedule import warmup_cosine
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +60,7 @@ def sample_points(
 
 def lr_scale(step: int, steps: int) -> float:
     """Linear warm-up over the first WARMUP_FRACTION of the steps, then cosine decay to 0."""
-    warmup = max(1, round(WARMUP_FRACTION * steps))
-    if step < warmup:
-        return (step + 1) / warmup
-    return 0.5 * (1.0 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
+    return warmup_cosine(step, steps, round(WARMUP_FRACTION * steps))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -205,7 +202,7 @@ def peak_size(result: SweepResult) -> int:
 
 
 def _rounded(values) -> list:
-    return round_significant(np.asarray(values, dtype=np.float64), DIGITS).tolist()
+    return rounded(values, DIGITS)
 
 
 def snapshot_sizes(result: SweepResult) -> list[tuple[str, int]]:

@@ -25,16 +25,21 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
-import numpy as np
 import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from saesite.config import TrainSaeConfig
-from saesite.records.build import round_significant
+from saesite.config import StatsConfig, TrainSaeConfig
+from saesite.records.build import histogram_records, interval_records
+from saesite.records.rounding import round_significant, rounded
 from saesite.records.schema import Example, FeatureRecord, example_record, feature_record
 from saesite.sae.model import SAE, SaeConfig
-from saesite.stats.histogram import required_exponent
+from saesite.stats.batch import TokenBatch
+from saesite.stats.firing import FiringAccumulator, FiringStats
+from saesite.stats.histogram import HistogramAccumulator, Histograms
+from saesite.stats.quantiles import IntervalAccumulator, Intervals
+from saesite.stats.topk import TopK, TopKAccumulator
+from saesite.stats.windows import Window
 from saesite.toy.data import ToyDataConfig, sample_features
 
 RECOVERED_COSINE = 0.95
@@ -153,7 +158,7 @@ def recovery_table(
         {
             "feature": f,
             "latent": int(j),
-            "cosine": _r(c),
+            "cosine": rounded(c),
             "represented": n >= REPRESENTED_NORM,
             "recovered": c >= RECOVERED_COSINE,
         }
@@ -162,7 +167,7 @@ def recovery_table(
         )
     ]
     latents = [
-        {"latent": j, "feature": int(f) if c >= MATCH_COSINE else None, "cosine": _r(c)}
+        {"latent": j, "feature": int(f) if c >= MATCH_COSINE else None, "cosine": rounded(c)}
         for j, (f, c) in enumerate(
             zip(best_feature.indices.tolist(), best_feature.values.tolist(), strict=True)
         )
@@ -170,31 +175,42 @@ def recovery_table(
     return {"features": features, "latents": latents}
 
 
-def _r(value: float, digits: int = 4) -> float:
-    return float(round_significant(np.array([value]), digits)[0])
+LATENT_PAGE_STATS = StatsConfig(top_k=10, n_intervals=5, interval_samples=3, n_bins=32)
+"""How much of each latent the toy site's feature pages show (``seed`` is set per instance)."""
 
 
-def _histogram(values: Float[Tensor, " n"], n_bins: int) -> dict:
-    """Power-of-two-width bins over [0, n_bins·w), as the language-model pages (stats/histogram)."""
-    if values.numel() == 0:
-        return {"edges": [], "counts": []}
-    exponent = int(required_exponent(values.max().reshape(1), n_bins)[0])
-    width = math.ldexp(1.0, exponent)
-    index = torch.floor(values.double() / width).long().clamp(0, n_bins - 1)
-    counts = torch.bincount(index, minlength=n_bins).tolist()
-    return {"edges": [j * width for j in range(n_bins + 1)], "counts": counts}
+@dataclass(frozen=True)
+class LatentStats:
+    """The language-model build's finalised statistics, over toy inputs."""
+
+    firing: FiringStats
+    histograms: Histograms
+    topk: TopK
+    intervals: Intervals
 
 
-@dataclass(frozen=True, kw_only=True)
-class LatentPageConfig:
-    """How much of each latent the feature pages show."""
-
-    n_samples: int = 8192
-    top_k: int = 10
-    n_intervals: int = 5
-    interval_samples: int = 3
-    n_bins: int = 32
-    dense_threshold: float = 0.1
+@torch.no_grad()
+def latent_stats(acts: Float[Tensor, "n d_sae"], cfg: StatsConfig) -> LatentStats:
+    """The accumulators of ``stats/`` over the latents' activations, each input a sequence of
+    length 1 (global token index = input index; the window is the input itself, whatever
+    ``cfg``'s context)."""
+    n, d_sae = acts.shape
+    window = Window(0, 0)
+    firing = FiringAccumulator(d_sae, cfg.dense_threshold)
+    histograms = HistogramAccumulator(d_sae, cfg.n_bins)
+    topk = TopKAccumulator(d_sae, cfg.top_k, window)
+    intervals = IntervalAccumulator(
+        d_sae, cfg.n_bins, cfg.n_intervals, cfg.interval_samples, window, seed=cfg.seed
+    )
+    batch = TokenBatch.from_acts(torch.zeros(n, 1, dtype=torch.int64), 0, acts)
+    for accumulator in (firing, histograms, topk, intervals):
+        accumulator.update(acts, batch)
+    return LatentStats(
+        firing=firing.finalize(),
+        histograms=histograms.finalize(),
+        topk=topk.finalize(),
+        intervals=intervals.finalize(),
+    )
 
 
 @torch.no_grad()
@@ -205,59 +221,71 @@ def latent_records(
     *,
     first_index: int,
     labels: list[str],
-    cfg: LatentPageConfig,
-    generator: torch.Generator,
+    cfg: StatsConfig = LATENT_PAGE_STATS,
 ) -> list[FeatureRecord]:
     """Feature JSON records (docs/schema.md) of every latent over the inputs ``x``.
 
-    An example is one input vector: ``tokens`` are the true-feature names, ``token_ids`` their
-    indices, ``acts`` the input's feature values, ``act`` the latent's activation, ``seq`` the
-    sample's index, ``window_start`` 0 and ``pos`` the input's largest feature (so the pages'
-    "fires on" names the true feature that was most on).
+    The statistics are the language-model build's (``latent_stats``), so every panel means
+    the same on both sites. An example is one input vector: ``tokens`` are the true-feature
+    names, ``token_ids`` their indices, ``acts`` the input's feature values, ``act`` the
+    latent's activation, ``seq`` the sample's index, ``window_start`` 0 and ``pos`` the input's
+    largest feature (so the pages' "fires on" names the true feature that was most on).
     """
     acts = sae.encode(x @ W.T)  # (n, d_sae)
-    n, d_sae = acts.shape
+    d_sae = acts.shape[1]
+    stats = latent_stats(acts, cfg)
     names = [f"f{f}" for f in range(x.shape[1])]
     ids = list(range(x.shape[1]))
     x_rounded = round_significant(x.numpy()).tolist()
     largest = x.abs().argmax(dim=1).tolist()
 
-    def example(row: int, latent: int) -> Example:
-        return example_record(
-            act=float(acts[row, latent]),
-            seq=row,
-            pos=largest[row],
-            window_start=0,
-            tokens=names,
-            token_ids=ids,
-            acts=x_rounded[row],
-        )
+    def examples(values: Tensor, index: Tensor) -> list[list[Example]]:
+        """Per row of [rows, n] (act, input index), the examples of the inputs (index >= 0)."""
+        return [
+            [
+                example_record(
+                    act=act,
+                    seq=row,
+                    pos=largest[row],
+                    window_start=0,
+                    tokens=names,
+                    token_ids=ids,
+                    acts=x_rounded[row],
+                )
+                for act, row in zip(row_values, row_index, strict=True)
+                if row >= 0
+            ]
+            for row_values, row_index in zip(values.tolist(), index.tolist(), strict=True)
+        ]
 
+    rows = slice(0, d_sae)
+    firing, intervals = stats.firing, stats.intervals
+    histograms = histogram_records(stats.histograms, firing.dead, rows)
+    top_examples = examples(stats.topk.values, stats.topk.index)
+    quantiles = interval_records(
+        intervals,
+        rows,
+        examples(intervals.values.flatten(0, 1), intervals.index.flatten(0, 1)),
+    )
     dec = sae.W_dec / sae.W_dec.norm(dim=1, keepdim=True).clamp_min(1e-12)
     enc = sae.W_enc / sae.W_enc.norm(dim=0, keepdim=True).clamp_min(1e-12)
     dec_cos = dec @ dec.T
     records = []
     for j in range(d_sae):
-        col = acts[:, j]
-        fired = col > 0
-        count = int(fired.sum())
-        density = count / n
-        values = col[fired]
-        order = torch.argsort(col, descending=True, stable=True)[: min(cfg.top_k, count)]
         others = [g for g in range(d_sae) if g != j]
         others.sort(key=lambda g: (-float(dec_cos[j, g]), g))
         records.append(
             feature_record(
                 index=first_index + j,
                 label=labels[j],
-                density=density,
-                max_activation=float(values.max()) if count else 0.0,
-                mean_activation=float(values.mean()) if count else 0.0,
-                dead=count == 0,
-                dense=density > cfg.dense_threshold,
-                histogram=_histogram(values, cfg.n_bins),
-                top_examples=[example(int(r), j) for r in order.tolist()],
-                quantile_examples=_quantiles(col, cfg, generator, lambda r, j=j: example(r, j)),
+                density=float(firing.density[j]),
+                max_activation=float(firing.max[j]),
+                mean_activation=float(firing.mean[j]),
+                dead=bool(firing.dead[j]),
+                dense=bool(firing.dense[j]),
+                histogram=histograms[j],
+                top_examples=top_examples[j],
+                quantile_examples=quantiles[j],
                 neighbours=[
                     {"index": first_index + g, "cosine": float(dec_cos[j, g])}
                     for g in others[:N_NEIGHBOURS]
@@ -267,31 +295,3 @@ def latent_records(
             )
         )
     return records
-
-
-def _quantiles(col: Tensor, cfg: LatentPageConfig, generator: torch.Generator, example) -> list:
-    """Equal-width intervals over (0, max]; a uniform sample of each, shown by activation."""
-    fired = (col > 0).nonzero().squeeze(1)
-    if fired.numel() == 0:
-        return []
-    top = float(col[fired].max())
-    edges = [top * i / cfg.n_intervals for i in range(cfg.n_intervals + 1)]
-    out = []
-    for i in range(cfg.n_intervals):
-        lo, hi = edges[i], edges[i + 1]
-        last = i == cfg.n_intervals - 1
-        values = col[fired]
-        inside = fired[(values >= lo) & ((values <= hi) if last else (values < hi))]
-        if inside.numel() == 0:
-            continue
-        pick = inside[torch.randperm(inside.numel(), generator=generator)[: cfg.interval_samples]]
-        pick = pick[torch.argsort(col[pick], descending=True, stable=True)]
-        out.append(
-            {
-                "lo": lo,
-                "hi": hi,
-                "fraction": inside.numel() / fired.numel(),
-                "examples": [example(int(r)) for r in pick.tolist()],
-            }
-        )
-    return out

@@ -22,7 +22,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from saesite.config import RenderConfig, ToyConfig
-from saesite.records.build import density_histogram, round_significant
+from saesite.records.build import density_histogram
+from saesite.records.rounding import rounded
 from saesite.records.schema import site_record
 from saesite.threads import one_thread
 from saesite.toy.data import instance_generator, sample_features, stable_seed
@@ -37,13 +38,13 @@ from saesite.toy.model import (
     train_toy_model,
 )
 from saesite.toy.sae import (
+    LATENT_PAGE_STATS,
     MATCH_COSINE,
     RECOVERED_COSINE,
     REPRESENTED_NORM,
     RESAMPLE_EVERY,
     RESAMPLE_UNTIL,
     RESAMPLE_WINDOW,
-    LatentPageConfig,
     ToySaeConfig,
     fit_toy_sae,
     latent_records,
@@ -59,7 +60,7 @@ DIGITS = 4
 
 def _r(values) -> list:
     """Nested lists of floats rounded to DIGITS significant digits."""
-    return round_significant(np.asarray(values, dtype=np.float64), DIGITS).tolist()
+    return rounded(values, DIGITS)
 
 
 def instance_entry(trained: TrainedToy, level: int) -> dict:
@@ -150,8 +151,7 @@ def sae_entry(
         W,
         first_index=first_index,
         labels=labels,
-        cfg=LatentPageConfig(n_samples=cfg.n_samples),
-        generator=instance_generator(*key, "quantiles"),
+        cfg=replace(LATENT_PAGE_STATS, seed=stable_seed(*key, "quantiles") % 2**31),
     )
     fields = {
         "recovery": [row["cosine"] for row in table["features"]],

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 import sysconfig
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from tqdm.auto import tqdm
 
 from saesite.config import TrainModelConfig
 from saesite.errors import SaesiteError
+from saesite.train.schedule import warmup_cosine
 
 log = logging.getLogger(__name__)
 
@@ -123,11 +123,8 @@ def model_config(cfg: TrainModelConfig, d_vocab: int) -> dict:
 
 
 def lr_at(step: int, cfg: TrainModelConfig) -> float:
-    warmup = max(1, cfg.steps // 20)
-    if step < warmup:
-        return cfg.lr * (step + 1) / warmup
-    progress = (step - warmup) / max(1, cfg.steps - warmup)
-    return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+    """5% warm-up, then cosine decay to a tenth of ``cfg.lr``."""
+    return cfg.lr * warmup_cosine(step, cfg.steps, cfg.steps // 20, floor=0.1)
 
 
 @torch.no_grad()

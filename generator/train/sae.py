@@ -29,9 +29,9 @@ import math
 import time
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
 from jaxtyping import Float, Int
@@ -39,7 +39,16 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from saesite.config import TrainSaeConfig
+from saesite.records.rounding import rounded
 from saesite.sae.model import SAE, TRAINING_LOG, SaeConfig, init_sae_, save_sae
+from saesite.train.log import (
+    Trackers,
+    log_entry,
+    new_log,
+    resume,
+    save_checkpoint,
+    snapshot,
+)
 from saesite.train.objective import (
     AUX_K_COEF,
     aux_k_loss,
@@ -89,58 +98,6 @@ def init_b_dec_(sae: SAE, sample: Float[Tensor, "n d_in"], how: str) -> None:
         sae.b_dec.copy_(centre.to(sae.b_dec.device))
 
 
-class _Trackers:
-    """Per-feature firing trackers and running means between log lines (all checkpointed)."""
-
-    def __init__(self, d_sae: int):
-        self.since_fired = torch.zeros(d_sae, dtype=torch.long)  # steps since last fired
-        self.fire_counts = torch.zeros(d_sae, dtype=torch.float64)  # in the density window
-        self.density_tokens = 0
-        self.sums = {"loss": 0.0, "mse": 0.0, "l1": 0.0, "l0": 0.0}
-        self.n_sums = 0
-        self.last_resample: int | None = None  # steps completed at the last resampling
-
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "since_fired": self.since_fired,
-            "fire_counts": self.fire_counts,
-            "density_tokens": self.density_tokens,
-            "sums": dict(self.sums),
-            "n_sums": self.n_sums,
-            "last_resample": -1 if self.last_resample is None else self.last_resample,
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.since_fired = state["since_fired"].clone()
-        self.fire_counts = state["fire_counts"].clone()
-        self.density_tokens = int(state["density_tokens"])
-        self.sums = dict(state["sums"])
-        self.n_sums = int(state["n_sums"])
-        last = int(state.get("last_resample", -1))
-        self.last_resample = None if last < 0 else last
-
-    def dead(self, window: int, steps_done: int) -> Tensor:
-        return self.since_fired >= min(window, steps_done)
-
-
-def _round(value: float) -> float:
-    return float(f"{value:.6g}")
-
-
-def _new_log(sae: SAE, cfg: TrainSaeConfig) -> dict[str, Any]:
-    # Where it was written and whether it was resumed say nothing about the SAE (and a local
-    # path does not belong in a published site).
-    config = {k: v for k, v in asdict(cfg).items() if k not in ("out", "resume")}
-    config.update(architecture=sae.cfg.architecture, d_in=sae.cfg.d_in, d_sae=sae.cfg.d_sae)
-    return {"config": config, "steps": [], "resample_events": [], "final_density": []}
-
-
-def _save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
-
-
 def fit_sae(
     sae: SAE,
     batches: Iterator[Float[Tensor, "batch d_in"]],
@@ -170,12 +127,12 @@ def fit_sae(
         init_b_dec_(sae, first, cfg.b_dec_init)
         batches = _prepend(first, batches)
     optimizer = _adam(sae, cfg.lr)
-    trackers = _Trackers(sae.cfg.d_sae)
-    training_log = _new_log(sae, cfg)
+    trackers = Trackers(sae.cfg.d_sae)
+    training_log = new_log(sae, cfg)
     checkpoint = out / CHECKPOINT if out is not None else None
     start = 0
     if cfg.resume and checkpoint is not None and checkpoint.is_file():
-        start, training_log = _resume(checkpoint, sae, optimizer, generator, trackers, batches)
+        start, training_log = resume(checkpoint, sae, optimizer, generator, trackers, batches)
         log.info("resuming from %s at step %d", checkpoint, start)
     elif out is not None:
         out.mkdir(parents=True, exist_ok=True)
@@ -183,7 +140,7 @@ def fit_sae(
     snapshot_every = math.ceil(cfg.steps / (MAX_SNAPSHOTS - 1))
     snapshots = sae.cfg.d_in <= SNAPSHOT_MAX_D_IN
     if snapshots and start == 0:
-        training_log["decoder_snapshots"] = [_snapshot(sae, 0)]
+        training_log["decoder_snapshots"] = [snapshot(sae, 0)]
     resample_at = resample_steps(cfg)
     density_from = cfg.steps - min(cfg.resample_window, cfg.steps)
     recent: deque[Tensor] = deque(maxlen=RESAMPLE_BATCHES)
@@ -202,7 +159,7 @@ def fit_sae(
         }
         if hasattr(batches, "state_dict"):
             payload["stream"] = batches.state_dict()
-        _save_checkpoint(checkpoint, payload)
+        save_checkpoint(checkpoint, payload)
 
     bar = tqdm(total=cfg.steps, initial=start, desc="train-sae", unit="step")
     try:
@@ -265,7 +222,7 @@ def fit_sae(
                 training_log["resample_events"].append({"step": done, "n_resampled": n})
                 log.debug("step %d: resampled %d dead features", done, n)
             if done % cfg.log_every == 0 or done == cfg.steps:
-                entry = _log_entry(done, trackers, cfg, lr)
+                entry = log_entry(done, trackers, cfg, lr)
                 training_log["steps"].append(entry)
                 bar.set_postfix(
                     loss=f"{entry['loss']:.4g}",
@@ -274,27 +231,17 @@ def fit_sae(
                     dead=f"{entry['dead_fraction']:.1%}",
                 )
             if snapshots and (done % snapshot_every == 0 or done == cfg.steps):
-                training_log["decoder_snapshots"].append(_snapshot(sae, done))
+                training_log["decoder_snapshots"].append(snapshot(sae, done))
             if done % cfg.checkpoint_every == 0 and done < cfg.steps:
                 save(done)
             bar.update(1)
     finally:
         bar.close()
     counts = trackers.fire_counts / max(trackers.density_tokens, 1)
-    training_log["final_density"] = [_round(v) for v in counts.tolist()]
+    training_log["final_density"] = rounded(counts.tolist(), 6)
     if checkpoint is not None and checkpoint.is_file():
         checkpoint.unlink()
     return training_log
-
-
-def _log_entry(done: int, trackers: _Trackers, cfg: TrainSaeConfig, lr: float) -> dict:
-    n = max(trackers.n_sums, 1)
-    entry = {"step": done, **{k: _round(v / n) for k, v in trackers.sums.items()}}
-    entry["dead_fraction"] = _round(trackers.dead(cfg.resample_window, done).double().mean().item())
-    entry["lr"] = _round(lr)  # the rate of the last step, as used
-    trackers.sums = dict.fromkeys(trackers.sums, 0.0)
-    trackers.n_sums = 0
-    return entry
 
 
 def _adam(sae: SAE, lr: float) -> torch.optim.Adam:
@@ -305,31 +252,9 @@ def _adam(sae: SAE, lr: float) -> torch.optim.Adam:
         return torch.optim.Adam(sae.parameters(), lr=lr)
 
 
-def _snapshot(sae: SAE, step: int) -> dict:
-    return {"step": step, "W_dec": [[_round(v) for v in row] for row in sae.W_dec.tolist()]}
-
-
 def _prepend(first: Tensor, rest: Iterator[Tensor]) -> Iterator[Tensor]:
     yield first
     yield from rest
-
-
-def _resume(
-    checkpoint: Path,
-    sae: SAE,
-    optimizer: torch.optim.Optimizer,
-    generator: torch.Generator,
-    trackers: _Trackers,
-    batches: Any,
-) -> tuple[int, dict]:
-    state = torch.load(checkpoint, weights_only=True)
-    sae.load_state_dict(state["sae"])
-    optimizer.load_state_dict(state["optimizer"])
-    generator.set_state(state["rng"])
-    trackers.load_state_dict(state["trackers"])
-    if "stream" in state and hasattr(batches, "load_state_dict"):
-        batches.load_state_dict(state["stream"])
-    return int(state["step"]), state["log"]
 
 
 @torch.no_grad()
@@ -433,14 +358,14 @@ def train_sae(
     metrics = reconstruction_metrics(sae, held)
     training_log["config"].update(
         model_name=model_name,
-        input_scale=_round(scale),
+        input_scale=rounded(scale, 6),
         train_sequences=len(train_tokens),
         seq_len=seq_len,
         model_batch_size=model_batch_size,
     )
     training_log["held_out"] = {
         "n_tokens": held.shape[0],
-        **{k: _round(v) for k, v in metrics.items()},
+        **{k: rounded(v, 6) for k, v in metrics.items()},
     }
     save_sae(sae, out)
     (out / TRAINING_LOG).write_text(json.dumps(training_log, sort_keys=True) + "\n")

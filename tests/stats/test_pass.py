@@ -5,18 +5,9 @@ from saesite.config import StatsConfig
 from saesite.lm.model import build_model
 from saesite.sae.model import SAE, SaeConfig, init_sae_
 from saesite.stats.pass_ import run_pass
+from tests.conftest import TINY_MODEL
 
-MODEL = dict(
-    n_layers=2,
-    d_model=32,
-    n_heads=2,
-    d_head=16,
-    d_mlp=64,
-    n_ctx=16,
-    d_vocab=50,
-    act_fn="gelu",
-    normalization_type="LN",
-)
+MODEL = {**TINY_MODEL, "n_layers": 2, "n_ctx": 16, "d_vocab": 50}
 
 
 def tiny_model():

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
+import numpy as np
 import pytest
 import torch
 
 from saesite.records.schema import Example, FeatureRecord
 from saesite.sae.model import SAE, SaeConfig
+from saesite.stats.batch import TokenBatch
+from saesite.stats.histogram import HistogramAccumulator
+from saesite.stats.quantiles import IntervalAccumulator
+from saesite.stats.windows import Window
 from saesite.toy.data import ToyDataConfig, instance_generator, sample_features
 from saesite.toy.sae import (
+    LATENT_PAGE_STATS,
     RECOVERED_COSINE,
-    LatentPageConfig,
     ToySaeConfig,
     fit_toy_sae,
     latent_records,
@@ -79,8 +85,7 @@ def test_latent_records_follow_the_feature_schema_with_inputs_as_examples():
         W,
         first_index=10,
         labels=[f"l{j}" for j in range(5)],
-        cfg=LatentPageConfig(n_samples=2000, top_k=4),
-        generator=instance_generator("q"),
+        cfg=replace(LATENT_PAGE_STATS, top_k=4, seed=3),
     )
     acts = sae.encode(x @ W.T)
     assert [r["index"] for r in records] == [10, 11, 12, 13, 14]
@@ -119,3 +124,41 @@ def test_a_short_fit_returns_decoder_snapshots_and_both_resampling_modes_run():
     assert logs["anthropic"]["decoder_snapshots"][0]["step"] == 0
     assert logs["none"]["resample_events"] == []
     assert logs["anthropic"]["decoder_snapshots"][0] == logs["none"]["decoder_snapshots"][0]
+
+
+def test_toy_histograms_and_intervals_are_the_accumulators_over_length_one_sequences():
+    W = _pentagon()
+    sae = _sae_of(W, [0, 1, 2, 3, 4])
+    x = sample_features(ToyDataConfig(n_features=5), 0.2, 1500, instance_generator("same"))
+    cfg = replace(LATENT_PAGE_STATS, top_k=4, seed=7)
+    records = latent_records(sae, x, W, first_index=0, labels=[""] * 5, cfg=cfg)
+    acts = sae.encode(x @ W.T).detach()
+    # the language-model pass's accumulators, fed the same activations in three batches of
+    # sequences of length 1 (the global token index is the input's index)
+    window = Window(0, 0)
+    hist = HistogramAccumulator(5, cfg.n_bins)
+    intervals = IntervalAccumulator(
+        5, cfg.n_bins, cfg.n_intervals, cfg.interval_samples, window, seed=7
+    )
+    for start in range(0, 1500, 500):
+        part = acts[start : start + 500]
+        batch = TokenBatch.from_acts(torch.zeros(500, 1, dtype=torch.int64), start, part)
+        hist.update(part, batch)
+        intervals.update(part, batch)
+    final_hist, final_int = hist.finalize(), intervals.finalize()
+    for j, record in enumerate(records):
+        fired = acts[:, j][acts[:, j] > 0].double().numpy()
+        assert record["histogram"]["edges"] == final_hist.edges(j)
+        assert record["histogram"]["counts"] == final_hist.counts[j].tolist()
+        counts, _ = np.histogram(fired, bins=record["histogram"]["edges"])
+        assert record["histogram"]["counts"] == counts.tolist()
+        shown = record["quantile_examples"]
+        have = [i for i in range(cfg.n_intervals) if not math.isnan(final_int.lo[j, i])]
+        assert [(q["lo"], q["hi"], q["fraction"]) for q in shown] == [
+            (final_int.lo[j, i].item(), final_int.hi[j, i].item(), final_int.fraction[j, i].item())
+            for i in have
+        ]
+        for q, i in zip(shown, have, strict=True):
+            rows = [r for r in final_int.index[j, i].tolist() if r >= 0]
+            assert [e["seq"] for e in q["examples"]] == rows
+            assert all(q["lo"] <= e["act"] < q["hi"] or e["act"] == q["hi"] for e in q["examples"])

@@ -21,6 +21,7 @@ from saesite.train.sae import (
     reconstruction_metrics,
     train_sae,
 )
+from tests.conftest import TINY_MODEL
 
 HOOK = "blocks.0.mlp.hook_post"
 D_IN, D_SAE = 16, 48
@@ -67,19 +68,7 @@ def fresh_sae(architecture: str = "standard", seed: int = 0, k: int | None = Non
 @pytest.fixture(scope="module")
 def tiny_model():
     torch.manual_seed(0)
-    return build_model(
-        dict(
-            n_layers=1,
-            d_model=32,
-            n_heads=2,
-            d_head=16,
-            d_mlp=64,
-            n_ctx=16,
-            d_vocab=50,
-            act_fn="gelu",
-            normalization_type="LN",
-        )
-    )
+    return build_model({**TINY_MODEL, "n_ctx": 16, "d_vocab": 50})
 
 
 @pytest.fixture(scope="module")
