@@ -17,16 +17,14 @@ from collections.abc import Mapping, Sequence
 from markupsafe import Markup
 
 from saesite.site.double_descent_page import double_descent_context
+from saesite.site.toy_geometry import decoder_frame_svg, dimensionality_svg, feature_scatter_svg
 from saesite.site.toy_plots import (
-    decoder_frame_svg,
-    dimensionality_svg,
-    feature_scatter_svg,
-    fmt,
     gram_heatmap_svg,
     neuron_weights_svg,
     norm_bars_svg,
     stacked_exposures_svg,
 )
+from saesite.site.toy_svg import fmt
 
 MAX_FRAMES = 26
 """Decoder frames kept per SAE (every other snapshot, plus every frame with a resampling)."""

@@ -7,10 +7,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from saesite.site.toy_geometry import decoder_frame_svg, dimensionality_svg, feature_scatter_svg
 from saesite.site.toy_plots import (
-    decoder_frame_svg,
-    dimensionality_svg,
-    feature_scatter_svg,
     gram,
     gram_heatmap_svg,
     neuron_weights_svg,
