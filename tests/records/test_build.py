@@ -6,7 +6,8 @@ import torch
 
 from saesite.config import BuildConfig, DataConfig, StatsConfig, WeightStatsConfig
 from saesite.pipeline import compute, load, write_records
-from saesite.records.build import density_histogram, round_significant
+from saesite.records.build import density_histogram
+from saesite.records.rounding import round_significant
 from saesite.records.schema import Example, FeatureRecord
 
 HOOK = "blocks.0.mlp.hook_post"
