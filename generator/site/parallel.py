@@ -48,6 +48,9 @@ def ranges(n: int, n_chunks: int) -> list[tuple[int, int]]:
 
 
 def _die_with_parent(parent: int) -> None:
+    """For correctness, not speed: a worker of a killed build must not go on writing into the
+    build's temporary folder (Linux ``prctl(PR_SET_PDEATHSIG)``; elsewhere workers end when
+    their queue closes)."""
     # Ctrl-C reaches the whole process group: the parent alone handles it (and terminates the
     # pool), so workers print no "Process ForkPoolWorker-N:" traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)

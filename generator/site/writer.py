@@ -115,7 +115,12 @@ WRITE_DENIED = (errno.EACCES, errno.EPERM, errno.EROFS)
 
 
 def _exchange(a: Path, b: Path) -> bool:
-    """Atomically swap two paths with Linux ``renameat2(RENAME_EXCHANGE)``; False if unsupported."""
+    """Atomically swap two paths with Linux ``renameat2(RENAME_EXCHANGE)``; False if unsupported.
+
+    For correctness, not speed: with it, the output folder names the whole old site or the whole
+    new one at every instant (a reader or a killed build never sees it missing); the fallback,
+    two renames, leaves a moment in which it does not exist.
+    """
     libc_name = ctypes.util.find_library("c")
     if libc_name is None:
         return False
