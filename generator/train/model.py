@@ -122,11 +122,6 @@ def model_config(cfg: TrainModelConfig, d_vocab: int) -> dict:
     }
 
 
-def lr_at(step: int, cfg: TrainModelConfig) -> float:
-    """5% warm-up, then cosine decay to a tenth of ``cfg.lr``."""
-    return cfg.lr * warmup_cosine(step, cfg.steps, cfg.steps // 20, floor=0.1)
-
-
 @torch.no_grad()
 def evaluate(model, seqs: torch.Tensor, batch_size: int = 64) -> float:
     losses = []
@@ -168,7 +163,8 @@ def train_model(cfg: TrainModelConfig) -> dict:
         idx = torch.randint(0, len(train), (cfg.batch_size,), generator=gen)
         loss = model(train[idx].to(cfg.device), return_type="loss")
         for group in optim.param_groups:
-            group["lr"] = lr_at(step, cfg)
+            # 5% warm-up, then cosine decay to a tenth of the peak
+            group["lr"] = cfg.lr * warmup_cosine(step, cfg.steps, cfg.steps // 20, floor=0.1)
         optim.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
