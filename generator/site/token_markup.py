@@ -201,7 +201,6 @@ class TokenDisplay:
         ids = example.get("token_ids") or None
         acts = example["acts"]
         own = example["pos"] - example["window_start"]
-        scale = N_BUCKETS / max_act if max_act > 0 else 0.0
         # this loop runs for every token of a site: the cache is read inline, and zero tokens
         # (most of them) take the shortest path
         cache, get = self._html, self._get
@@ -213,16 +212,11 @@ class TokenDisplay:
                 hit = self._segments_hit(joined[j])
             else:
                 hit = cache.get(text if token_id is None else token_id) or get(token_id, text)
-            if j != own and (not act > 0 or scale == 0.0):
+            level = bucket(act, max_act)
+            if j != own and level == 0:
                 parts.append(hit[1])
                 continue
-            if act > 0 and scale != 0.0:  # bucket(act, max_act), inlined
-                x = act * scale
-                level = int(x)
-                level = min(N_BUCKETS, max(1, level + (level < x)))
-                cls = f" class=a{level}"
-            else:
-                cls = ""
+            cls = f" class=a{level}" if level else ""
             tag = "u" if j == own else "i"
             # no title: the line's data-a holds the activations, and static/examples.js shows
             # them (the k-th element is the k-th non-zero token, or the own token)
