@@ -13,7 +13,6 @@ worker is raised in the parent. With ``workers <= 1`` the job runs inline, in or
 from __future__ import annotations
 
 import ctypes
-import gc
 import multiprocessing
 import os
 import signal
@@ -76,7 +75,6 @@ def map_ranges(job: Callable[[int, int], R], n: int, workers: int) -> Iterator[t
         return
     chunks = ranges(n, workers * CHUNKS_PER_WORKER)
     _job = job
-    gc.freeze()  # the workers' collector skips all they inherit: no scan, no copy-on-write
     try:
         context = multiprocessing.get_context("fork")
         with context.Pool(
@@ -85,4 +83,3 @@ def map_ranges(job: Callable[[int, int], R], n: int, workers: int) -> Iterator[t
             yield from pool.imap_unordered(_call, chunks)
     finally:
         _job = None
-        gc.unfreeze()

@@ -42,14 +42,6 @@ def test_an_exception_in_a_worker_is_raised_in_the_parent():
         list(map_ranges(job, 20, 2))
 
 
-def test_workers_inherit_a_frozen_heap_and_the_parent_is_unfrozen_after():
-    import gc
-
-    frozen = [count for _, count in map_ranges(lambda start, stop: gc.get_freeze_count(), 8, 2)]
-    assert all(count > 0 for count in frozen)  # the collector skips what workers inherit
-    assert gc.get_freeze_count() == 0
-
-
 INTERRUPTED_SCRIPT = """
 import sys, time
 from saesite.site.parallel import map_ranges
