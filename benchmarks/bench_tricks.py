@@ -10,8 +10,8 @@ features firing per token. Measured, each as runs alternating on / off, median o
   heap       ``stats/heap.reuse_freed_memory`` around ``run_pass`` with the CE losses, GPT-2's
              50,257-token vocabulary (three [batch, pos, d_vocab] logits tensors per batch)
   gc_paused  ``records/build.gc_paused`` while ``FeatureRecords`` builds every feature's dict
-  bucket     ``TokenDisplay.example``'s inlined shade bucket against a call of ``bucket()``,
-             over every example line of every feature (the renderer's hottest loop)
+  bucket     ``TokenDisplay.example`` with the shade bucket inlined (as it was) against the
+             call of ``bucket()`` it makes now, over every example line of every feature
 
 The records and pages use the demo tokenizer (a 4,096-token vocabulary): their cost does not
 depend on the vocabulary. Ratios are off / on (above 1: the trick saves time).
@@ -103,24 +103,31 @@ def bench_gc_paused(records) -> None:
     report("gc_paused", *alternate(lambda: list(records.features), off, ARGS.repeats))
 
 
-def example_with_call(self, example, max_act: float, separator: str = ""):
-    """``TokenDisplay.example`` with the shade bucket computed by ``bucket()`` (same output)."""
+def example_inlined(self, example, max_act: float, separator: str = ""):
+    """``TokenDisplay.example`` as it was with the shade bucket inlined (the trick, removed at
+    commit dc1af8c; same output)."""
     from markupsafe import Markup
 
-    from saesite.site.token_markup import _example_data, bucket, escape_text, format_value
+    from saesite.site.token_markup import N_BUCKETS, _example_data, escape_text, format_value
 
     tokens, ids, acts = example["tokens"], example.get("token_ids") or None, example["acts"]
     own = example["pos"] - example["window_start"]
+    scale = N_BUCKETS / max_act if max_act > 0 else 0.0
     cache, get = self._html, self._get
     parts = []
     for j, (text, act) in enumerate(zip(tokens, acts)):
         token_id = None if ids is None else ids[j]
         hit = cache.get(text if token_id is None else token_id) or get(token_id, text)
-        level = bucket(act, max_act)
-        if j != own and level == 0:
+        if j != own and (not act > 0 or scale == 0.0):
             parts.append(hit[1])
             continue
-        cls = f" class=a{level}" if level else ""
+        if act > 0 and scale != 0.0:  # bucket(act, max_act), inlined
+            x = act * scale
+            level = int(x)
+            level = min(N_BUCKETS, max(1, level + (level < x)))
+            cls = f" class=a{level}"
+        else:
+            cls = ""
         tag = "u" if j == own else "i"
         parts.append(f"<{tag}{cls}>{hit[0]}</{tag}>")
     sep = escape_text(separator)
@@ -147,16 +154,16 @@ def bench_bucket(records) -> None:
     display = TokenDisplay(records.site.get("token_bytes"))
     for example, max_act in lines:  # the same cache warm for both
         display.example(example, max_act)
-    same = all(display.example(e, m) == example_with_call(display, e, m) for e, m in lines[:2000])
+    same = all(display.example(e, m) == example_inlined(display, e, m) for e, m in lines)
     print(f"bucket: {len(lines):,} example lines, same HTML: {same}", flush=True)
 
     def on() -> None:
         for example, max_act in lines:
-            display.example(example, max_act)
+            example_inlined(display, example, max_act)
 
     def off() -> None:
         for example, max_act in lines:
-            example_with_call(display, example, max_act)
+            display.example(example, max_act)
 
     report("bucket", *alternate(on, off, ARGS.repeats))
 
