@@ -16,6 +16,7 @@ from saesite.site.labels import Labels
 from saesite.site.page_context import FeatureSummary
 from saesite.site.search_index import index_row
 from saesite.site.token_markup import TokenDisplay, visible_label
+from saesite.site.token_store import ExampleTokens
 from saesite.site.writer import SiteWriter, dumps_json
 
 HELD_JSON_BYTES = 384 << 20
@@ -44,8 +45,10 @@ class Intake:
         *,
         features_per_folder: int,
         folder_width: int,
+        tokens: ExampleTokens | None = None,
     ):
         self.labels, self.display = labels, display
+        self.tokens = tokens or ExampleTokens(None)
         self.features_per_folder, self.folder_width = features_per_folder, folder_width
 
     def __call__(self, feature: Mapping, expected: int) -> tuple[FeatureSummary, dict, bytes]:
@@ -55,7 +58,7 @@ class Intake:
                 f"feature record {expected} has index {index}; expected indices 0…n-1, each once"
             )
         label = self.labels.of(feature)
-        record = {**feature, "label": label}
+        record = {**self.tokens.attach(feature), "label": label}
         html, json_path = feature_paths(index, self.features_per_folder, self.folder_width)
         shown = visible_label(label)
         line = headline(record, shown, self.display)
@@ -73,7 +76,8 @@ class Intake:
             "dense": bool(record.get("dense")),
             "label": label,
         }
-        return summary, entry, dumps_json(record)
+        # the examples' text is in the token store (tokens/*.js): the JSON keeps where they are
+        return summary, entry, dumps_json(self.tokens.detach(record))
 
 
 def take_records(

@@ -42,7 +42,12 @@ from saesite.site.parallel import map_ranges, worker_count
 from saesite.site.search_index import shard_scripts
 from saesite.site.site_json import check_feature, check_site
 from saesite.site.token_markup import TokenDisplay
-from saesite.site.token_store import read_store, sequences_per_shard, store_scripts
+from saesite.site.token_store import (
+    ExampleTokens,
+    read_store,
+    sequences_per_shard,
+    store_scripts,
+)
 from saesite.site.writer import SiteWriter, dumps_json, is_saesite_build
 
 log = logging.getLogger(__name__)
@@ -182,7 +187,8 @@ def write_site(
     env = make_environment()
 
     workers = worker_count(cfg.workers, n, PARALLEL_MIN_FEATURES)
-    intake = Intake(labels, display, features_per_folder=fpf, folder_width=width)
+    tokens = ExampleTokens(site.get("dataset"), (site.get("token_bytes") or {}).keys())
+    intake = Intake(labels, display, features_per_folder=fpf, folder_width=width, tokens=tokens)
     t0 = time.perf_counter()
     inputs = [*inputs, cfg.labels] if cfg.labels else list(inputs)
     with SiteWriter(cfg.out, replace_folder=cfg.replace_folder, inputs=inputs) as writer:
@@ -244,7 +250,11 @@ def write_site(
                 else:
                     writer.write(summary.json, data)
                 context = feature_context(
-                    orjson.loads(data), summaries, display, n_tokens=n_tokens, per_shard=per_shard
+                    tokens.attach(orjson.loads(data)),
+                    summaries,
+                    display,
+                    n_tokens=n_tokens,
+                    per_shard=per_shard,
                 )
                 writer.write(summary.html, render("feature.html", summary.html, context))
             return writer.written_since(mark)

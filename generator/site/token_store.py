@@ -3,7 +3,7 @@
 Browsers block ``fetch`` on ``file://``, so the store is classic-script ``.js`` files that a page
 loads on demand (``static/examples.js`` adds a ``<script src>``)::
 
-    tokens/vocab.js     window.SAESITE_TOKENS.vocab = {"<id>": [inner html, visible text], …}
+    tokens/vocab.js     window.SAESITE_TOKENS.vocab = {"<id>": [html, visible text(, text)], …}
     tokens/seq-K.js     window.SAESITE_TOKENS.shards[K] = [[id, id, …], …]   (sequences of shard K)
                         and, where a character's bytes span tokens (GPT-2's "’" = âĢ + Ļ),
                         window.SAESITE_TOKENS.joins[K] = {"<row>": {"<pos>": inner html}}: those
@@ -11,9 +11,14 @@ loads on demand (``static/examples.js`` adds a ``<script src>``)::
 
 Shard K holds sequences ``K·per_shard … (K + 1)·per_shard − 1``, about ``TOKENS_PER_SHARD``
 tokens. A vocabulary entry is a token as example lines show it (``token_markup``: escaped, with
-whitespace marks), so the expanded view draws tokens exactly as the lines do; it goes through
-``json_for_script``, so no token can end the script. Feature pages keep only positions and
-activations per example.
+whitespace marks), so the expanded view draws tokens exactly as the lines do, plus the decoded
+text where it differs from the visible one; it goes through ``json_for_script``, so no token can
+end the script.
+
+The store is the only copy of the dataset's text: a feature's JSON keeps only ``seq``, ``pos``,
+``window_start`` and ``acts`` per example (``ExampleTokens.detach``), and whoever reads it back
+takes the tokens from the store (``ExampleTokens.attach``), so ``saesite render`` and the page
+workers see the records the build made.
 
 Input (``site["dataset"]``, not written to site.json): ``{"sequences": [[id, …], …],
 "texts": {"<id>": text}}``. ``read_store`` reads a built site's files back (``saesite render``).
@@ -21,7 +26,7 @@ Input (``site["dataset"]``, not written to site.json): ``{"sequences": [[id, …
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import orjson
@@ -47,8 +52,90 @@ def vocabulary(dataset: Mapping, display: TokenDisplay) -> dict[str, list[str]]:
     for key in sorted(texts, key=int):
         token_id = int(key)
         html = display.token(texts[key], token_id)[len("<code>") : -len("</code>")]
-        vocab[key] = [str(html), display.plain(texts[key], token_id)]
+        visible = display.plain(texts[key], token_id)
+        entry = [str(html), visible]
+        if texts[key] != visible:
+            entry.append(texts[key])
+        vocab[key] = entry
     return vocab
+
+
+def token_texts(dataset: Mapping) -> dict[int, str]:
+    """Each stored id's decoded text: ``texts``, or a read-back vocabulary's last field."""
+    if "texts" in dataset:
+        return {int(k): v for k, v in dataset["texts"].items()}
+    return {int(k): v[-1] for k, v in dataset["vocab"].items()}
+
+
+_TOKEN_FIELDS = ("tokens", "token_ids")
+
+
+class ExampleTokens:
+    """Examples' token text from the store, so a feature's JSON need not repeat it.
+
+    ``token_ids`` are attached where the build attaches them (records/build.py): to windows that
+    hold a byte-level token not valid UTF-8 on its own (``byte_ids``, site.json's
+    ``token_bytes``).
+    """
+
+    def __init__(self, dataset: Mapping | None, byte_ids: Iterable[int | str] = ()):
+        self.sequences = dataset["sequences"] if dataset is not None else None
+        self.texts = token_texts(dataset) if dataset is not None else {}
+        self.byte_ids = {int(i) for i in byte_ids}
+
+    def _fields(self, example: Mapping) -> dict | None:
+        """``tokens`` (and ``token_ids``) of an example as the store gives them, else None."""
+        seq, start, n = example.get("seq"), example.get("window_start"), len(example["acts"])
+        if self.sequences is None or seq is None or not 0 <= seq < len(self.sequences):
+            return None
+        ids = [int(t) for t in self.sequences[seq][start : start + n]]
+        if len(ids) != n or start < 0 or any(t not in self.texts for t in ids):
+            return None
+        fields: dict = {"tokens": [self.texts[t] for t in ids]}
+        if not self.byte_ids.isdisjoint(ids):
+            fields["token_ids"] = ids
+        return fields
+
+    def _map(self, record: Mapping, change) -> dict:
+        out = dict(record)
+        for key in ("top_examples", "quantile_examples"):
+            if key not in out:
+                continue
+            if key == "top_examples":
+                out[key] = [change(e) for e in out[key]]
+            else:
+                out[key] = [
+                    {**interval, "examples": [change(e) for e in interval["examples"]]}
+                    for interval in out[key]
+                ]
+        return out
+
+    def detach(self, record: Mapping) -> Mapping:
+        """The record without the examples' tokens that ``attach`` gives back exactly."""
+        if self.sequences is None:
+            return record
+
+        def strip(example: Mapping) -> Mapping:
+            fields = self._fields(example)
+            held = {k: example[k] for k in _TOKEN_FIELDS if k in example}
+            if fields is None or fields != held:
+                return example
+            return {k: v for k, v in example.items() if k not in _TOKEN_FIELDS}
+
+        return self._map(record, strip)
+
+    def attach(self, record: Mapping) -> Mapping:
+        """The record with each example's tokens (those it holds kept as they are)."""
+        if self.sequences is None:
+            return record
+
+        def fill(example: Mapping) -> Mapping:
+            if "tokens" in example:
+                return example
+            fields = self._fields(example)
+            return example if fields is None else {**example, **fields}
+
+        return self._map(record, fill)
 
 
 def store_scripts(dataset: Mapping, display: TokenDisplay) -> list[tuple[str, str]]:

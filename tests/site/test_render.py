@@ -261,7 +261,7 @@ def test_a_feature_page_costs_fewer_bytes_than_its_json(tmp_path):
     pages = sum(p.stat().st_size for p in (out / "features").rglob("*.html"))
     data = sum(p.stat().st_size for p in (out / "features").rglob("*.json"))
     # lines carry positions and window activations (data-x, data-a) for expansion and
-    # tooltips; the JSON still repeats each window's tokens, which the token store now holds
+    # tooltips; these records have no token store, so their JSON still holds each window's text
     assert pages < 1.5 * data
 
 

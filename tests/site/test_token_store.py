@@ -3,11 +3,22 @@ whose bytes join their neighbours' into characters travel with their joined HTML
 
 from __future__ import annotations
 
+import copy
+
 import orjson
 
+from saesite.config import RenderConfig
 from saesite.lm.model import invalid_token_bytes
+from saesite.site.render import rerender_site, write_site
 from saesite.site.token_markup import TokenDisplay
-from saesite.site.token_store import read_store, store_scripts
+from saesite.site.token_store import ExampleTokens, read_store, store_scripts
+from tests.fixtures.sample_records import (
+    ADVERSARIAL_TOKEN_BYTES,
+    ADVERSARIAL_TOKENS,
+    adversarial_site,
+    sample_site,
+    with_token_store,
+)
 from tests.lm.test_tokens import gpt2_line
 
 
@@ -39,3 +50,62 @@ def test_a_store_without_split_characters_keeps_its_one_statement_files():
     assert (
         seq == "(window.SAESITE_TOKENS=window.SAESITE_TOKENS||{shards:{}}).shards[0]=[[1,2,3]];\n"
     )
+
+
+def _examples(record: dict) -> list[dict]:
+    examples = list(record["top_examples"])
+    for interval in record["quantile_examples"]:
+        examples.extend(interval["examples"])
+    return examples
+
+
+def _files(root):
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_examples_detached_from_their_tokens_attach_back_to_the_same_record():
+    site, features = with_token_store(*adversarial_site(6))
+    tokens = ExampleTokens(site["dataset"], ADVERSARIAL_TOKEN_BYTES)
+    for feature in features:
+        detached = tokens.detach(feature)
+        assert all("tokens" not in e and "token_ids" not in e for e in _examples(detached))
+        assert tokens.attach(detached) == feature
+    # windows with a lone UTF-8 byte keep their ids, the others never had them
+    assert any("token_ids" in e for f in features for e in _examples(f))
+
+
+def test_an_example_the_store_does_not_reproduce_keeps_its_tokens():
+    site, features = with_token_store(*sample_site(4, seed=3))
+    feature = copy.deepcopy(features[0])
+    example = feature["top_examples"][0]
+    example["tokens"] = ["not", "the", "store's"] + example["tokens"][3:]
+    detached = ExampleTokens(site["dataset"]).detach(feature)
+    assert detached["top_examples"][0]["tokens"] == example["tokens"]
+    assert "tokens" not in detached["top_examples"][1]
+
+
+def test_feature_json_holds_no_token_text_and_render_reads_it_back_from_the_store(tmp_path):
+    site, features = with_token_store(*adversarial_site(6))
+    out = write_site(site, copy.deepcopy(features), RenderConfig(out=str(tmp_path / "s")))
+    written = orjson.loads((out / "features/000/0.json").read_bytes())
+    assert written["top_examples"] and all("tokens" not in e for e in _examples(written))
+    assert ExampleTokens(read_store(out), ADVERSARIAL_TOKEN_BYTES).attach(written) == features[0]
+    page = (out / "features/000/0.html").read_text()
+    assert TokenDisplay(ADVERSARIAL_TOKEN_BYTES).token(ADVERSARIAL_TOKENS[2]) in page
+    before = _files(out)
+    rerender_site(out)
+    assert _files(out) == before
+
+
+def test_a_built_site_keeps_example_text_only_in_its_token_store(tiny_site, tmp_path):
+    import shutil
+
+    site = tmp_path / "site"
+    shutil.copytree(tiny_site, site)
+    meta = orjson.loads((site / "site.json").read_bytes())
+    records = [orjson.loads((site / e["json"]).read_bytes()) for e in meta["features"]]
+    examples = [e for r in records for e in _examples(r)]
+    assert examples and all("tokens" not in e for e in examples)
+    before = _files(site)
+    rerender_site(site)
+    assert _files(site) == before
