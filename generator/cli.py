@@ -162,7 +162,13 @@ def cmd_merge(args: argparse.Namespace) -> None:
 def cmd_render(args: argparse.Namespace) -> None:
     from saesite.site.render import rerender_site
 
-    rerender_site(args.site, labels=args.labels, title=args.title, workers=args.workers)
+    rerender_site(
+        args.site,
+        labels=args.labels,
+        title=args.title,
+        workers=args.workers,
+        base_url=args.base_url,
+    )
 
 
 def cmd_train_model(args: argparse.Namespace) -> None:
@@ -219,7 +225,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], None], str, OptionGroup
     "render": (
         cmd_render,
         "re-render a built site from its JSON (no model)",
-        ((RenderInputs, None), (RenderConfig, ("labels", "title", "workers"))),
+        ((RenderInputs, None), (RenderConfig, ("labels", "title", "workers", "base_url"))),
     ),
     "train-model": (
         cmd_train_model,

@@ -169,10 +169,39 @@ class RenderConfig:
     workers: int | None = None
     """Processes building feature records and pages. None: one per CPU (at most 8) from 256
     features."""
+    base_url: str | None = None
+    """Where the site will be hosted (http or https, e.g. https://user.github.io/repo/): pages
+    get canonical and Open Graph URLs, and "Copy link" copies the hosted address. None: links
+    stay relative."""
 
     def __post_init__(self) -> None:
         _positive("features_per_folder", self.features_per_folder)
         _positive("workers", self.workers)
+        if self.base_url is not None:
+            object.__setattr__(self, "base_url", normalise_base_url(self.base_url))
+
+
+_URL_UNSAFE = frozenset(' "<>\\^`{|}')
+
+
+def normalise_base_url(url: str) -> str:
+    """An http(s) site address ending in one ``/``; ``ValueError`` naming what is wrong."""
+    from urllib.parse import urlsplit
+
+    expected = "expected an http:// or https:// address such as https://user.github.io/repo/"
+    bad = next((c for c in url if c in _URL_UNSAFE or not c.isprintable()), None)
+    if bad is not None:
+        raise ValueError(f"--base-url {url!r} holds {bad!r}; {expected}")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        raise ValueError(f"--base-url {url!r} is not a URL; {expected}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"--base-url {url!r} is not a web address; {expected}")
+    if parts.query or parts.fragment or "?" in url or "#" in url:
+        raise ValueError(f"--base-url {url!r} has a query or fragment; {expected}")
+    return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}/"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -26,7 +26,9 @@
   if (!button || !out || !field || !status) return;
   button.hidden = false;
   button.addEventListener('click', function () {
-    var url = location.href;
+    // the hosted address when the site was built with --base-url, else this page's own
+    // (a file:// or relative-host link that opens it again from the same place)
+    var url = (button.getAttribute('data-url') || location.href.replace(/#.*$/, '')) + location.hash;
     // the link is always shown, selected, so it can be copied by hand where the clipboard
     // is not allowed (file://, old browsers)
     field.value = url;

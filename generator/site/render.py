@@ -31,7 +31,7 @@ from markupsafe import Markup
 from tqdm import tqdm
 
 import saesite
-from saesite.config import RenderConfig
+from saesite.config import RenderConfig, normalise_base_url
 from saesite.errors import SaesiteError
 from saesite.site import toy_page, training_page
 from saesite.site.intake import Intake, folder_width, take_records
@@ -98,6 +98,21 @@ def _site_title(site: Mapping, cfg: RenderConfig) -> str:
     return f"{site.get('model', 'SAE')} · {site.get('hook', 'features')}"
 
 
+def _base_url(site: Mapping, cfg: RenderConfig) -> str | None:
+    """``cfg.base_url``, else the one the site was built with (site.json ``config.render``)."""
+    if cfg.base_url:
+        return cfg.base_url
+    previous = ((site.get("config") or {}).get("render") or {}).get("base_url")
+    return normalise_base_url(str(previous)) if previous else None
+
+
+def page_url(base_url: str | None, rel_path: str) -> str:
+    """A page's hosted address (the site root for ``index.html``), or "" without a base URL."""
+    if not base_url:
+        return ""
+    return base_url if rel_path == "index.html" else base_url + rel_path
+
+
 def _extra_pages(site: Mapping) -> list[tuple[str, str, str, dict]]:
     """``(key, relative path, template, context)`` of the pages beyond index and features:
     the training page when the site has a training log, the toy pages on a toy site."""
@@ -116,10 +131,12 @@ def render_page(
     *,
     title: str,
     nav: Sequence[tuple[str, str]],
+    base_url: str | None = None,
 ) -> str:
-    """Render one page; the common context (site title, ``root``, nav, CSP) wins over
-    ``context``, so every page links correctly from its own depth."""
+    """Render one page; the common context (site title, ``root``, nav, CSP, ``url``: its hosted
+    address or "") wins over ``context``, so every page links correctly from its own depth."""
     common = {
+        "url": page_url(base_url, rel_path),
         "site_title": title,
         "root": root_of(rel_path),
         "nav": [{"href": href, "text": text, "current": href == rel_path} for href, text in nav],
@@ -184,6 +201,7 @@ def write_site(
     labels = Labels(site, cfg.labels, n)
     display = TokenDisplay(site.get("token_bytes"))
     title = _site_title(site, cfg)
+    base_url = _base_url(site, cfg)
     env = make_environment()
 
     workers = worker_count(cfg.workers, n, PARALLEL_MIN_FEATURES)
@@ -202,6 +220,13 @@ def write_site(
         # 2. site-wide files
         site_out = {k: v for k, v in site.items() if k not in ("features", "dataset")}
         site_out.setdefault("saesite_version", saesite.__version__)
+        if base_url and isinstance(site_out.get("config"), dict):
+            # kept for the next `saesite render`, as a build records it
+            config = site_out["config"]
+            site_out["config"] = {
+                **config,
+                "render": {**(config.get("render") or {}), "base_url": base_url},
+            }
         site_out["labels"] = {str(e["index"]): e["label"] for e in entries if e["label"]}
         site_out["features"] = entries
         shards = shard_scripts([s.row for s in summaries])
@@ -214,7 +239,9 @@ def write_site(
                 seen_keys.add(key)
 
         def render(template: str, rel_path: str, context: dict) -> str:
-            return render_page(env, template, rel_path, context, title=title, nav=nav)
+            return render_page(
+                env, template, rel_path, context, title=title, nav=nav, base_url=base_url
+            )
 
         index = index_context(
             site_out,
@@ -299,8 +326,10 @@ def rerender_site(
     labels: str | None = None,
     title: str | None = None,
     workers: int | None = None,
+    base_url: str | None = None,
 ) -> Path:
-    """Re-render a built site from its ``site.json`` and feature JSON files (no model)."""
+    """Re-render a built site from its ``site.json`` and feature JSON files (no model); a new
+    ``title`` or ``base_url`` is kept in site.json for the next render."""
     site_dir = Path(site_dir)
     if not is_saesite_build(site_dir):
         raise SaesiteError(
@@ -320,15 +349,18 @@ def rerender_site(
     features = _FeatureFiles(site_dir, [e["json"] for e in entries])
     render_cfg = (site.get("config") or {}).get("render") or {}
     fpf = render_cfg.get("features_per_folder") or RenderConfig().features_per_folder
-    if title and isinstance(render_cfg, dict) and "config" in site:
-        site["config"]["render"] = {**render_cfg, "title": title}
     cfg = RenderConfig(
         out=str(site_dir),
         labels=labels,
         title=title,
         features_per_folder=int(fpf),
         workers=workers,
+        base_url=base_url,
     )
+    for key in ("title", "base_url"):
+        value = getattr(cfg, key)
+        if value and isinstance(render_cfg, dict) and "config" in site:
+            render_cfg = site["config"]["render"] = {**render_cfg, key: value}
     try:
         return write_site(site, features, cfg)
     except (TypeError, KeyError, ValueError, AttributeError, IndexError) as err:

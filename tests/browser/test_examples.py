@@ -6,6 +6,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from saesite.site.token_store import ExampleTokens, read_store
 from tests.browser.conftest import SCHEMES
 
 pytestmark = pytest.mark.browser
@@ -16,8 +17,10 @@ VIEWPORTS = {"desktop": (1280, 800), "phone": (390, 844)}
 def _busiest(site) -> str:
     """The feature page with the most distinct top examples, whose top window holds a newline."""
     best = None
-    for entry in orjson.loads((site.path / "site.json").read_bytes())["features"]:
-        record = orjson.loads((site.path / entry["json"]).read_bytes())
+    meta = orjson.loads((site.path / "site.json").read_bytes())
+    store = ExampleTokens(read_store(site.path), meta["token_bytes"])
+    for entry in meta["features"]:
+        record = store.attach(orjson.loads((site.path / entry["json"]).read_bytes()))
         examples = record["top_examples"]
         windows = {tuple(e["tokens"]) for e in examples}
         score = (len(windows), int(bool(examples) and "\n" in "".join(examples[0]["tokens"])))

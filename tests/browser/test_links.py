@@ -63,3 +63,36 @@ def test_search_for_a_newline_finds_a_feature_that_fires_on_or_promotes_one(
     headlines = v.page.locator("#results .lbl").all_inner_texts()
     assert headlines and all(h.strip() for h in headlines)
     v.assert_clean()
+
+
+@pytest.fixture(scope="module")
+def hosted_site(tmp_path_factory, server_root, http_port):
+    from saesite.config import RenderConfig
+    from saesite.site.render import write_site
+    from tests.browser.conftest import _serve
+    from tests.fixtures.sample_records import sample_site
+
+    site, features = sample_site(3, seed=2, top_k=2, n_intervals=1, interval_samples=1)
+    cfg = RenderConfig(out=str(tmp_path_factory.mktemp("h") / "s"), base_url="https://u.example/r")
+    return _serve(server_root, http_port, "hosted", write_site(site, features, cfg))
+
+
+def _copied(v) -> str:
+    v.page.click("#copy-link")
+    v.page.wait_for_selector("#copy-url", state="visible")
+    return v.page.input_value("#copy-url")
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_copy_link_gives_the_hosted_address_when_the_site_has_a_base_url(
+    visit, hosted_site, scheme
+):
+    v = visit(hosted_site, scheme, "features/000/1.html#top")
+    assert _copied(v) == "https://u.example/r/features/000/1.html#top"
+    v.assert_clean()
+
+
+def test_copy_link_without_a_base_url_gives_the_page_it_was_opened_from(visit, real_site):
+    v = visit(real_site, "file", "features/000/1.html")
+    assert _copied(v) == real_site.url("file", "features/000/1.html")
+    v.assert_clean()
