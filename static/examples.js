@@ -39,11 +39,14 @@
   }
   function where(p) {
     var x = (p.getAttribute('data-x') || '').split(',');
-    return { seq: +x[0], pos: +x[1], start: +x[2], acts: (p.getAttribute('data-a') || '').split(',') };
+    return { seq: +x[0], pos: +x[1], start: +x[2], acts: (p.getAttribute('data-a') || '').split(','),
+      logit: p.getAttribute('data-l') };
   }
   function level(act, max) {
     return act > 0 && max > 0 ? Math.min(8, Math.max(1, Math.ceil(8 * act / max))) : 0;
   }
+  // the feature's direct effect on the logit of the token after the example's own token
+  function effect(w) { return 'direct effect on the next token\'s logit ' + w.logit; }
   function text(id) { var v = store.vocab && store.vocab[id]; return v ? v[1] : '?'; }
 
   function expand(p) {
@@ -96,9 +99,11 @@
     if (full) {
       var i = +el.getAttribute('data-i'), w = full._where, ids = full._ids, j = i - w.start;
       var act = j >= 0 && j < w.acts.length ? (w.acts[j] || '0') : 'not stored (outside the window)';
-      return ['token ' + text(ids[i]) + '  (id ' + ids[i] + ')', 'activation ' + act,
+      var out = ['token ' + text(ids[i]) + '  (id ' + ids[i] + ')', 'activation ' + act,
         'position ' + i + ' of sequence ' + w.seq,
         'next token ' + (i + 1 < ids.length ? text(ids[i + 1]) + '  (id ' + ids[i + 1] + ')' : '(end of sequence)')];
+      if (i === w.pos && w.logit) out.push(effect(w));
+      return out;
     }
     var p = el.closest('p[data-x]'), wp = where(p), box = p.parentNode;
     // the k-th element of a line is its k-th non-zero token, or the own token
@@ -107,15 +112,19 @@
     var j = order[Array.prototype.indexOf.call(els, el)], at = wp.start + j;
     var lines = ['token ' + el.textContent, 'activation ' + (wp.acts[j] || '0'),
       'position ' + at + ' of sequence ' + wp.seq];
-    if (!(parseInt(box.getAttribute('data-shard'), 10) > 0)) return lines;
-    if (store.vocab) {
+    var last = j === own && wp.logit ? effect(wp) : null;
+    var filled = false;
+    if (parseInt(box.getAttribute('data-shard'), 10) > 0) {
       withSequence(box, wp.seq, function (ids) {
+        // loaded later: the tooltip opens again, now with the store at hand
+        if (filled === null) { if (!tip.hidden && tip._for === el) open(el); return; }
         lines[0] = 'token ' + text(ids[at]) + '  (id ' + ids[at] + ')';
         lines.push('next token ' + (at + 1 < ids.length ? text(ids[at + 1]) + '  (id ' + ids[at + 1] + ')' : '(end of sequence)'));
+        filled = true;
       });
-    } else {
-      withSequence(box, wp.seq, function () { if (!tip.hidden && tip._for === el) open(el); });
+      if (!filled) filled = null;
     }
+    if (last) lines.push(last);
     return lines;
   }
   function open(el) { tip._for = el; show(el, describe(el)); }

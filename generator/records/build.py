@@ -213,8 +213,9 @@ class FeatureRecords:
         firing, top = result.firing, result.topk
         n = rows.stop - rows.start
         ablation = result.ablation[rows] if result.ablation is not None else None
+        next_logit = result.next_logit.top[rows] if result.next_logit else None
         top_examples = writer.examples(
-            top.values[rows], top.index[rows], top.windows[rows], ablation
+            top.values[rows], top.index[rows], top.windows[rows], ablation, next_logit
         )
         intervals = result.intervals
         quantiles = interval_records(
@@ -224,6 +225,9 @@ class FeatureRecords:
                 intervals.values[rows].flatten(0, 1),
                 intervals.index[rows].flatten(0, 1),
                 intervals.windows[rows].flatten(0, 1),
+                next_logit=(
+                    result.next_logit.intervals[rows].flatten(0, 1) if result.next_logit else None
+                ),
             ),
         )
         cofiring = _cofiring_records(result, rows)

@@ -9,6 +9,7 @@ holds a byte-level token that is not UTF-8 on its own, ``token_ids``.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -53,11 +54,17 @@ class ExampleWriter:
         return lookup[ids]
 
     def examples(
-        self, values: Tensor, index: Tensor, windows: Tensor, ablation: Tensor | None = None
+        self,
+        values: Tensor,
+        index: Tensor,
+        windows: Tensor,
+        ablation: Tensor | None = None,
+        next_logit: Tensor | None = None,
     ) -> list[list[dict]]:
         """Per row, the examples whose index is >= 0 (rows of [rows, n] and [rows, n, width]).
 
-        ``ablation`` [rows, n, width], when given, adds each example's ``ablation`` list.
+        ``ablation`` [rows, n, width], when given, adds each example's ``ablation`` list;
+        ``next_logit`` [rows, n] its ``next_logit`` where it is not NaN.
         """
         valid_t = index >= 0
         idx = torch.where(valid_t, index, self.seq_start * self.seq_len)
@@ -97,6 +104,11 @@ class ExampleWriter:
         for example, token_ids, n in zip(flat, ids_l, length[valid].tolist(), strict=True):
             if not self.byte_ids.isdisjoint(token_ids[:n]):
                 example["token_ids"] = token_ids[:n]
+        if next_logit is not None:
+            effects = round_significant(next_logit.float().numpy()[valid]).tolist()
+            for example, effect in zip(flat, effects, strict=True):
+                if not math.isnan(effect):
+                    example["next_logit"] = effect
         if ablation is not None:
             effects = round_significant(ablation.float().numpy()[valid]).tolist()
             for example, effect in zip(flat, effects, strict=True):

@@ -36,6 +36,7 @@ class Example(_ExampleFields, total=False):
 
     token_ids: list[int]
     ablation: list[float]
+    next_logit: float
 
 
 class Interval(TypedDict):
@@ -134,8 +135,9 @@ def example_record(
     acts: list[float],
     token_ids: list[int] | None = None,
     ablation: list[float] | None = None,
+    next_logit: float | None = None,
 ) -> Example:
-    """An example; ``token_ids`` and ``ablation`` only when given."""
+    """An example; ``token_ids``, ``ablation`` and ``next_logit`` only when given."""
     record: Example = {
         "act": act,
         "seq": seq,
@@ -148,6 +150,8 @@ def example_record(
         record["token_ids"] = token_ids
     if ablation is not None:
         record["ablation"] = ablation
+    if next_logit is not None:
+        record["next_logit"] = next_logit
     return record
 
 

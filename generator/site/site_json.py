@@ -98,6 +98,7 @@ EXAMPLE_FIELDS: dict[str, Check] = {
     "token_ids": _list_of(INT),
     "acts": _list_of(NUMBER),
     "ablation": _list_of(NUMBER),
+    "next_logit": NUMBER,
 }
 TRAINING_FIELDS: dict[str, Check] = {
     "steps": LIST,

@@ -236,13 +236,17 @@ class TokenDisplay:
 
 
 def _example_data(example: Mapping) -> str:
-    """Where an example sits and its window's activations (empty for 0), for the expanded view
-    and the tooltip (static/examples.js): `` data-x="seq,pos,window_start" data-a=",,2.53,"``."""
+    """Where an example sits, its window's activations (empty for 0) and its next-token logit
+    effect, for the expanded view and the tooltip (static/examples.js):
+    `` data-x="seq,pos,window_start" data-a=",,2.53," data-l="+0.41"``."""
     if "seq" not in example:
         return ""
     acts = ",".join(format_value(a) if a else "" for a in example["acts"])
     where = f"{int(example['seq'])},{int(example['pos'])},{int(example['window_start'])}"
-    return f' data-x="{where}" data-a="{acts}"'
+    # data-l: the feature's direct effect on the logit of the token that came next (tooltip)
+    logit = example.get("next_logit")
+    effect = f' data-l="{float(logit):+.3g}"' if logit is not None else ""
+    return f' data-x="{where}" data-a="{acts}"{effect}'
 
 
 def visible_label(label: str | None) -> str:

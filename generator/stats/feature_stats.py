@@ -30,6 +30,7 @@ from saesite.stats.feature_range import FeatureRange
 from saesite.stats.firing import FiringAccumulator, FiringStats
 from saesite.stats.histogram import HistogramAccumulator, Histograms
 from saesite.stats.metrics import LossAccumulator, ReconstructionAccumulator
+from saesite.stats.next_logit import NextLogit
 from saesite.stats.quantiles import IntervalAccumulator, Intervals
 from saesite.stats.topk import TopK, TopKAccumulator
 from saesite.stats.weights import WeightStats
@@ -68,6 +69,9 @@ class FeatureStats:
     ablation: Float[Tensor, "d_sae k width"] | None = None
     """Per top example, the change in next-token loss when its feature is ablated (computed on
     the final top-k, after any merge; ``StatsConfig.ablation``)."""
+    next_logit: NextLogit | None = None
+    """Per shown example, the feature's direct effect on the next token's logit (computed on
+    the final examples, after any merge, with the weights)."""
 
     def __post_init__(self) -> None:
         if self.features is None:
@@ -147,6 +151,8 @@ class FeatureStats:
             )
         if self.ablation is not None or other.ablation is not None:
             raise ValueError("ablation effects belong to the final top-k; compute them after merge")
+        if self.next_logit is not None or other.next_logit is not None:
+            raise ValueError("next-token logit effects belong to the final examples; after merge")
         if other.seq_start == self.seq_start + self.n_seq:
             self.token_ids = torch.cat([self.token_ids, other.token_ids])
         elif self.seq_start == other.seq_start + other.n_seq:
@@ -187,6 +193,7 @@ class FeatureStats:
             metrics=metrics,
             weights=self.weights,
             ablation=self.ablation,
+            next_logit=self.next_logit,
         )
 
 
@@ -228,6 +235,7 @@ class FinalStats:
     weights: WeightStats | None
     """None when the statistics came from ``run_pass`` alone (``compute`` adds them)."""
     ablation: Float[Tensor, "d_sae k width"] | None
+    next_logit: NextLogit | None = None
 
     @property
     def n_seq(self) -> int:

@@ -91,6 +91,23 @@ def test_the_tooltip_opens_on_keyboard_focus_and_names_token_activation_and_next
     v.assert_clean()
 
 
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_the_firing_tokens_tooltip_gives_its_direct_effect_on_the_next_tokens_logit(
+    visit, real_site, page_rel, scheme
+):
+    record = orjson.loads((real_site.path / page_rel.replace(".html", ".json")).read_bytes())
+    example = next(e for e in record["top_examples"] if "next_logit" in e)
+    where = f"{example['seq']},{example['pos']},{example['window_start']}"
+    v = visit(real_site, scheme, page_rel, viewport={"width": 1280, "height": 800})
+    v.page.locator(f'#top p[data-x="{where}"] u').first.hover()
+    v.page.wait_for_function(
+        "document.getElementById('tok-tip').textContent.includes('next token ')"
+    )
+    text = v.page.locator("#tok-tip").inner_text()
+    assert f"direct effect on the next token's logit {example['next_logit']:+.3g}" in text
+    v.assert_clean()
+
+
 def test_the_tooltip_opens_on_a_tap(visit, real_site, page_rel):
     v = visit(
         real_site,

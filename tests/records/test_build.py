@@ -76,7 +76,7 @@ def test_records_match_brute_force_density_max_and_top_examples(built):
         examples = feature["top_examples"]
         assert [(e["seq"] * seq_len + e["pos"]) for e in examples] == [t for _, t in expected]
         for example, (value, _) in zip(examples, expected, strict=True):
-            assert set(example) - {"token_ids"} == EXAMPLE_KEYS
+            assert set(example) - {"token_ids", "next_logit"} == EXAMPLE_KEYS
             assert example["act"] == pytest.approx(value, rel=1e-6)
             start = example["window_start"]
             ids = tokens[example["seq"], start : start + len(example["tokens"])].tolist()
@@ -99,6 +99,28 @@ def test_records_logit_effect_tokens_match_brute_force(built):
         assert [e["token"] for e in feature["logit_effects"]["positive"]] == [
             loaded.tokenizer.decode_token(t) for t in positive
         ]
+
+
+def test_every_shown_example_carries_its_effect_on_the_logit_of_the_token_that_followed(built):
+    loaded, sae, tokens, records, _ = built
+    model = loaded.model
+    with torch.no_grad():
+        direction = sae.W_dec @ model.blocks[0].mlp.W_out
+        effects = (direction - direction.mean(-1, keepdim=True)) * model.ln_final.w @ model.W_U
+    seq_len, checked = tokens.shape[1], 0
+    for f, feature in enumerate(records.features):
+        examples = list(feature["top_examples"])
+        for interval in feature["quantile_examples"]:
+            examples.extend(interval["examples"])
+        for example in examples:
+            if example["pos"] == seq_len - 1:
+                assert "next_logit" not in example
+                continue
+            following = tokens[example["seq"], example["pos"] + 1]
+            expected = effects[f, following].item()
+            assert example["next_logit"] == pytest.approx(expected, rel=1e-3, abs=1e-6)
+            checked += 1
+    assert checked > 0
 
 
 def test_records_are_plain_json_values_and_metrics_are_complete(built):
@@ -161,7 +183,7 @@ def test_records_quantile_examples_lie_inside_their_intervals_and_fractions_sum_
         for interval in intervals:
             assert 1 <= len(interval["examples"]) <= STATS.interval_samples
             for example in interval["examples"]:
-                assert set(example) - {"token_ids"} == EXAMPLE_KEYS
+                assert set(example) - {"token_ids", "next_logit"} == EXAMPLE_KEYS
                 exact = acts[example["seq"] * seq_len + example["pos"], f].item()
                 assert example["act"] == pytest.approx(exact, rel=1e-6)
                 assert interval["lo"] <= example["act"] < interval["hi"]

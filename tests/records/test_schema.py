@@ -60,7 +60,9 @@ def test_the_constructors_make_exactly_the_typed_fields():
         act=1.0, seq=0, pos=2, window_start=0, tokens=["a", "b", "c"], acts=[0, 0, 1.0]
     )
     assert set(example) == set(Example.__required_keys__)
-    full = example_record(**example, token_ids=[1, 2, 3], ablation=[0.0, 0.0, 0.1])
+    full = example_record(
+        **example, token_ids=[1, 2, 3], ablation=[0.0, 0.0, 0.1], next_logit=-0.25
+    )
     assert set(full) == fields(Example)
     feature = feature_record(
         index=3,
