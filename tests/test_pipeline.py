@@ -28,7 +28,11 @@ def site_json(site: Path) -> dict:
 
 
 def feature_json(site: Path, entry: dict) -> dict:
-    return json.loads((site / entry["json"]).read_text())
+    """A feature's record, its examples' tokens taken back from the site's token store."""
+    from saesite.site.token_store import ExampleTokens, read_store
+
+    store = ExampleTokens(read_store(site), site_json(site)["token_bytes"])
+    return store.attach(json.loads((site / entry["json"]).read_text()))
 
 
 @pytest.fixture(scope="module")

@@ -147,9 +147,11 @@ def feature_context(
     *,
     n_tokens: int | None,
     per_shard: int = 0,
+    label_href: str | None = None,
 ) -> dict:
     """Everything ``feature.html`` shows, formatted. ``per_shard``: sequences per token-store
-    shard (``token_store``), 0 when the site has no store (examples do not expand)."""
+    shard (``token_store``), 0 when the site has no store (examples do not expand);
+    ``label_href``: where the headline links (a toy latent's instance), relative to the root."""
     index = int(feature["index"])
     summary = summaries[index]
     max_act = feature.get("max_activation") or 0.0
@@ -202,6 +204,8 @@ def feature_context(
         "has_label": bool(summary.label),
         "headline": summary.headline,
         "has_generated_headline": bool(summary.headline) and not summary.label,
+        "has_label_href": bool(label_href),
+        "label_href": label_href or "",
         "page_title": f"Feature {index}" + (f": {summary.headline}" if summary.headline else ""),
         "description": describe(feature, summary),
         "dead": bool(feature.get("dead")),

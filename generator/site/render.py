@@ -267,6 +267,7 @@ def write_site(
 
         # 3. feature pages, each from its record's JSON, in worker processes
         n_tokens = site_out.get("n_tokens")
+        instances = toy_page.latent_instances(site)  # toy latents link their label back
 
         def pages(start: int, stop: int) -> tuple[int, int, int]:
             mark = writer.mark()
@@ -282,6 +283,7 @@ def write_site(
                     display,
                     n_tokens=n_tokens,
                     per_shard=per_shard,
+                    label_href=instances.get(summary.index),
                 )
                 writer.write(summary.html, render("feature.html", summary.html, context))
             return writer.written_since(mark)

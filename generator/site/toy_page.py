@@ -44,6 +44,18 @@ def _feature_hrefs(site: Mapping) -> dict[int, str]:
     return {int(entry["index"]): str(entry["html"]) for entry in site.get("features") or []}
 
 
+def latent_instances(site: Mapping) -> dict[int, str]:
+    """Each SAE latent's instance on its model's SAE page (``toy/<model>-sae.html#i<level>``),
+    by feature index: a latent's page links its label there."""
+    toy = site.get("toy") or {}
+    return {
+        int(row["index"]): f"toy/{inst['model']}-sae.html#i{inst['level']}"
+        for inst in toy.get("instances") or []
+        if "sae" in inst
+        for row in inst["sae"]["latents"]
+    }
+
+
 def _model_instances(toy: Mapping, name: str) -> list[Mapping]:
     return [inst for inst in toy["instances"] if inst["model"] == name]
 
@@ -176,9 +188,10 @@ def _table_rows(hrefs: Mapping[int, str], sae: Mapping) -> tuple[list[dict], lis
                 "latent": f"#{row['index']}",
                 "href": hrefs.get(row["index"], "index.html"),
                 "cosine": f"{row['cosine']:.3f}",
-                "recovered": row["recovered"],
+                # a feature the model does not represent cannot be recovered: no ✓ however close
+                "recovered": row["represented"] and row["recovered"],
                 "cosine_no_resample": f"{other['cosine']:.3f}",
-                "recovered_no_resample": other["recovered"],
+                "recovered_no_resample": row["represented"] and other["recovered"],
             }
         )
     latents = [

@@ -124,3 +124,37 @@ def test_the_tooltip_opens_on_a_tap(visit, real_site, page_rel):
     assert v.page.locator("#top .full").count() == 0  # a tap on a token does not expand
     v.screenshot("examples-tooltip-tap-phone", full_page=False)
     v.assert_clean()
+
+
+@pytest.fixture(scope="module")
+def tiny_values_site(tmp_path_factory, server_root, http_port):
+    """Activations whose display takes the most characters (``1.23e-05``, ``0.00293``)."""
+    from saesite.config import RenderConfig
+    from saesite.site.render import write_site
+    from tests.browser.conftest import _serve
+    from tests.fixtures.sample_records import sample_site
+
+    site, features = sample_site(4, seed=4, top_k=4, n_intervals=2, interval_samples=2)
+    for feature in features:
+        for k, example in enumerate(feature["top_examples"]):
+            example["act"] = (1.23e-05, 0.00293)[k % 2]
+    out = write_site(site, features, RenderConfig(out=str(tmp_path_factory.mktemp("v") / "s")))
+    return _serve(server_root, http_port, "tiny-values", out)
+
+
+@pytest.mark.parametrize("size", VIEWPORTS)
+def test_an_examples_value_fits_its_column_and_never_runs_into_the_tokens(
+    visit, tiny_values_site, size
+):
+    width, height = VIEWPORTS[size]
+    v = visit(
+        tiny_values_site, "file", "features/000/0.html", viewport={"width": width, "height": height}
+    )
+    shown = v.page.eval_on_selector_all(
+        "#top .exs p var",
+        "els => els.map(e => [e.textContent, e.scrollWidth <= e.clientWidth, "
+        "e.getBoundingClientRect().right <= e.nextElementSibling.getBoundingClientRect().left + 0.5])",
+    )
+    assert {text for text, _, _ in shown} == {"1.23e-05", "0.00293"}
+    assert all(fits and apart for _, fits, apart in shown), shown
+    v.assert_clean()

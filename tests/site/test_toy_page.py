@@ -154,6 +154,7 @@ def render_all(site: dict) -> dict[str, str]:
             "site_title": "Toy <site>",
             "root": "../",
             "csp": "default-src 'none'",
+            "url": "",
             "version": "0",
             "nav": [
                 {"href": "toy/index.html", "text": "Toy", "current": rel_path == "toy/index.html"}
@@ -225,3 +226,36 @@ def test_toy_pages_render_without_importing_torch(tmp_path):
 @pytest.mark.parametrize("path", ["toy/index.html", "toy/two-d-sae.html"])
 def test_toy_pages_are_deterministic(path):
     assert render_all(fake_site())[path] == render_all(fake_site())[path]
+
+
+def test_a_feature_the_model_does_not_represent_gets_no_check_mark_however_close():
+    html = render_all(fake_site())
+    rows = [
+        row
+        for path, page in html.items()
+        if path.endswith("-sae.html")
+        for row in page.split("<tr>")
+        if "(not represented)" in row
+    ]
+    # the fake's last feature is unrepresented with a cosine of 0.96, above the 0.95 threshold
+    assert any("0.960" in row for row in rows)
+    assert rows and not any("✓" in row for row in rows)
+    assert any("✓" in page for page in html.values())  # represented ones still get it
+
+
+def test_each_latent_maps_to_its_instance_on_the_sae_page():
+    from saesite.site.toy_page import latent_instances
+
+    site = fake_site()
+    links = latent_instances(site)
+    html = render_all(site)
+    assert links
+    for index, href in links.items():
+        page, anchor = href.split("#")
+        assert f'id="{anchor}"' in html[page]
+        inst = next(
+            i
+            for i in site["toy"]["instances"]
+            if page == f"toy/{i['model']}-sae.html" and anchor == f"i{i['level']}"
+        )
+        assert index in [row["index"] for row in inst["sae"]["latents"]]

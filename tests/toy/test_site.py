@@ -86,6 +86,16 @@ def test_latent_pages_show_inputs_as_true_feature_examples(toy_site):
     )
 
 
+def test_a_latent_pages_label_links_back_to_its_instance(toy_site):
+    site = json.loads((toy_site / "site.json").read_text())
+    entry = site["features"][4]  # tiny-3-2, instance 1
+    page = (toy_site / entry["html"]).read_text()
+    assert re.search(
+        r'<p class="headline"><a href="../../toy/tiny-3-2-sae.html#i1">tiny-3-2 #1 ', page
+    )
+    assert 'id="i1"' in (toy_site / "toy/tiny-3-2-sae.html").read_text()
+
+
 def test_toy_pages_and_their_script_are_written(toy_site):
     for page in (
         "toy/index.html",
