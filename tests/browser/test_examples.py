@@ -153,7 +153,8 @@ def test_an_examples_value_fits_its_column_and_never_runs_into_the_tokens(
     shown = v.page.eval_on_selector_all(
         "#top .exs p var",
         "els => els.map(e => [e.textContent, e.scrollWidth <= e.clientWidth, "
-        "e.getBoundingClientRect().right <= e.nextElementSibling.getBoundingClientRect().left + 0.5])",
+        "e.getBoundingClientRect().right"
+        " <= e.nextElementSibling.getBoundingClientRect().left + 0.5])",
     )
     assert {text for text, _, _ in shown} == {"1.23e-05", "0.00293"}
     assert all(fits and apart for _, fits, apart in shown), shown
