@@ -100,12 +100,32 @@ class _Frame:
         return self.bottom - (value - self.y0) / (self.y1 - self.y0) * (self.bottom - self.top)
 
 
-def _open(width: int, height: int, label: str) -> list[str]:
+def _open(width: int, height: int, label: str, data: str = "") -> list[str]:
     return [
         f'<svg class="plot" viewBox="0 0 {width} {height}" width="{width}" height="{height}"'
-        f' role="img">',
+        f' role="img"{data}>',
         f"<title>{escape(label)}</title>",
     ]
+
+
+def _bin_data(frame: _Frame, edges: list[float], counts: list[int], unit: str) -> str:
+    """What ``static/histogram.js`` needs to name each bar on hover and keyboard focus:
+    ``data-px`` the plot area's x span, ``data-edges`` "lo,hi" for equal bins (else every
+    edge), ``data-counts``, ``data-unit``; focusable with ``tabindex``."""
+    n = len(counts)
+    step = (edges[-1] - edges[0]) / n
+    uniform = all(
+        abs(edge - (edges[0] + k * step)) <= 1e-6 * max(abs(step), 1e-30)
+        or abs(edge - (edges[0] + k * step)) <= 1e-6 * abs(edge)
+        for k, edge in enumerate(edges)
+    )
+    shown = (edges[0], edges[-1]) if uniform else edges
+    values = ",".join(f"{v:.6g}" for v in shown)
+    return (
+        f' tabindex="0" data-px="{coord(frame.left)},{coord(frame.right)}"'
+        f' data-edges="{values}" data-counts="{",".join(map(str, counts))}"'
+        f' data-unit="{escape(unit)}"'
+    )
 
 
 def _axes(
@@ -233,7 +253,7 @@ def histogram_svg(
         for top, right in steps
     )
     bars = f"M{first} {bottom}{path}V{bottom}z" if any(c > 0 for c in counts) else ""
-    parts = _open(width, height, label)
+    parts = _open(width, height, label, _bin_data(frame, edges, counts, y_label))
     parts += _axes(
         frame,
         _x_ticks(frame, edges[0], edges[-1], 7),
