@@ -231,7 +231,9 @@ def write_site(
         site_out["features"] = entries
         shards = shard_scripts([s.row for s in summaries])
         extra = _extra_pages(site)
-        nav = [("index.html", "Overview"), ("table/page-0.html", "Features")]
+        # one feature table: the index's (sort, page and query in its URL); table/page-K.html
+        # stay as its no-JavaScript view, linked from it
+        nav = [("index.html", "Overview"), ("index.html#features", "Features")]
         seen_keys = set()
         for key, rel_path, _, _ in extra:
             if key not in seen_keys:
@@ -313,7 +315,12 @@ def _table_context(summaries: Sequence[FeatureSummary], page: int) -> dict:
         "n_features": n,
         "rows": [table_row(s, "../") for s in chunk],
         "pages": [
-            {"number": p, "href": f"page-{p}.html", "current": p == page}
+            {
+                # labelled by the feature ids they hold, which count from 0 as pages do not
+                "number": f"{p * TABLE_PAGE_SIZE}–{min(n, (p + 1) * TABLE_PAGE_SIZE) - 1}",
+                "href": f"page-{p}.html",
+                "current": p == page,
+            }
             for p in range(n_table_pages)
         ],
         "has_prev": page > 0,

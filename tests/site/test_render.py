@@ -333,3 +333,22 @@ def test_estimated_cofiring_counts_are_shown_as_estimates(tmp_path):
     out = write_site(site, features, RenderConfig(out=str(tmp_path / "s")))
     assert "≈7" in (out / "features/000/1.html").read_text()
     assert "≈7" not in (out / "features/000/2.html").read_text()
+
+
+def test_the_nav_leads_to_the_one_feature_table_and_static_pages_are_labelled_by_ids(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setattr(render, "TABLE_PAGE_SIZE", 5)
+    out = _write(tmp_path, n=12)
+    for rel in ("index.html", "features/000/3.html", "table/page-1.html"):
+        page = (out / rel).read_text()
+        assert re.search(r'<a href="(\.\./)*index\.html#features">Features</a>', page), rel
+        assert 'table/page-0.html">Features' not in page
+    assert 'id="features"' in (out / "index.html").read_text()
+    second = (out / "table/page-1.html").read_text()
+    assert "<h1>Features 5–9 <small>of 12</small></h1>" in second
+    assert '<strong aria-current="page">5–9</strong>' in second
+    assert '<a href="page-0.html">0–4</a>' in second and '<a href="page-2.html">10–11</a>' in second
+    ids = re.findall(r'<tr><td><a href="[^"]*">(\d+)</a>', second)
+    assert ids == ["5", "6", "7", "8", "9"]
+    assert 'href="../index.html#features"' in second  # the no-JavaScript view says where to go
