@@ -133,6 +133,51 @@
     return node && node.closest ? node.closest('.exs p[data-x] i, .exs p[data-x] u, .full span[data-i]') : null;
   }
 
+  // a line drawn from the store exactly as site/token_markup.py draws one: plain text for
+  // tokens that do not fire (spaces as spaces), <i class=aN> for those that do, <u> for the
+  // example's own token; the context before it in its own right-aligned column
+  function plain(html) {
+    return html.replace(/<b>([^<]*)<\/b>/g, function (m, marks) {
+      return ('<b>' + marks.replace(/\u00b7/g, '</b> <b>') + '</b>').replace(/<b><\/b>/g, '');
+    });
+  }
+  function fill(p, ids) {
+    var w = where(p), own = w.pos - w.start, box = p.parentNode, before = [], after = [];
+    var max = parseFloat(box.getAttribute('data-max')) || 0;
+    for (var j = 0; j < w.acts.length; j++) {
+      var v = store.vocab[ids[w.start + j]] || ['?', '?'], act = +w.acts[j] || 0, part;
+      if (j !== own && !(act > 0 && max > 0)) part = plain(v[0]);
+      else {
+        var cls = act > 0 && max > 0 ? ' class=a' + level(act, max) : '';
+        part = (j === own ? '<u' : '<i') + cls + '>' + v[0] + (j === own ? '</u>' : '</i>');
+      }
+      (j < own ? before : after).push(part);
+    }
+    p.insertAdjacentHTML('beforeend', '<span><span>' + before.join('').replace(/<\/b><b>/g, '') +
+      '</span></span><span>' + after.join('').replace(/<\/b><b>/g, '') + '</span>');
+  }
+  function fillBox(box) {
+    var stubs = box.querySelectorAll('p[data-x]');
+    for (var s = 0; s < stubs.length; s++) {
+      (function (p) {
+        if (p.querySelector('span')) return;
+        withSequence(box, where(p).seq, function (ids) { if (!p.querySelector('span')) fill(p, ids); });
+      })(stubs[s]);
+    }
+  }
+  var toFill = document.querySelectorAll('.exs[data-fill]');
+  if (toFill.length && 'IntersectionObserver' in window) {
+    // shards load when the examples come near the screen, not with the page
+    var seen = new IntersectionObserver(function (entries) {
+      for (var e = 0; e < entries.length; e++) {
+        if (entries[e].isIntersecting) { seen.unobserve(entries[e].target); fillBox(entries[e].target); }
+      }
+    }, { rootMargin: '600px 0px' });
+    for (var f = 0; f < toFill.length; f++) seen.observe(toFill[f]);
+  } else {
+    for (var g = 0; g < toFill.length; g++) fillBox(toFill[g]);
+  }
+
   for (var b = 0; b < boxes.length; b++) {
     var box = boxes[b];
     if (!(parseInt(box.getAttribute('data-shard'), 10) > 0)) continue;

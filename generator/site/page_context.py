@@ -12,7 +12,7 @@ from markupsafe import Markup
 
 from saesite.site.plots import histogram_svg
 from saesite.site.search_index import FLAG_DEAD, FLAG_DENSE, POSITION, ROW_FIELDS
-from saesite.site.token_markup import TokenDisplay, format_value
+from saesite.site.token_markup import TokenDisplay, example_stub, format_value
 
 
 def fmt_pct(fraction: float | None) -> str:
@@ -170,7 +170,13 @@ def feature_context(
     top, folded = distinct_windows(feature.get("top_examples"))
     intervals = []
     for interval in feature.get("quantile_examples") or []:
-        examples = _lines(display, interval.get("examples"), max_act, sep)
+        # with a token store the text of these lines is drawn from it in the browser: it is
+        # most of a page's bytes (the top examples above stay in the page, for reading
+        # without JavaScript)
+        if per_shard:
+            examples = Markup("\n".join(example_stub(e) for e in interval.get("examples") or []))
+        else:
+            examples = _lines(display, interval.get("examples"), max_act, sep)
         if not examples:
             continue
         title = (
@@ -224,6 +230,7 @@ def feature_context(
         "folded": folded,
         "folded_text": f"{folded} repeated window{'s' if folded != 1 else ''} folded",
         "per_shard": per_shard,
+        "range_from_store": bool(per_shard),
         "max_act_attr": repr(float(max_act)),
         "intervals": intervals,
         "promotes": _logit_rows(effects.get("positive") or [], display),

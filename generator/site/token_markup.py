@@ -235,6 +235,12 @@ class TokenDisplay:
         )
 
 
+def example_stub(example: Mapping) -> Markup:
+    """An example line without its tokens, which ``static/examples.js`` draws from the token
+    store as ``TokenDisplay.example`` would: where it sits, its activations and its value."""
+    return Markup(f"<p{_example_data(example)}><var>{format_value(example['act'])}</var></p>")
+
+
 def _example_data(example: Mapping) -> str:
     """Where an example sits, its window's activations (empty for 0) and its next-token logit
     effect, for the expanded view and the tooltip (static/examples.js):

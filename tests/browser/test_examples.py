@@ -159,3 +159,47 @@ def test_an_examples_value_fits_its_column_and_never_runs_into_the_tokens(
     assert {text for text, _, _ in shown} == {"1.23e-05", "0.00293"}
     assert all(fits and apart for _, fits, apart in shown), shown
     v.assert_clean()
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_examples_across_the_range_are_drawn_from_the_token_store_as_the_page_draws_lines(
+    visit, real_site, page_rel, scheme
+):
+    import re
+
+    from saesite.site.token_markup import TokenDisplay
+
+    meta = orjson.loads((real_site.path / "site.json").read_bytes())
+    store = ExampleTokens(read_store(real_site.path), meta["token_bytes"])
+    record = store.attach(
+        orjson.loads((real_site.path / page_rel.replace(".html", ".json")).read_bytes())
+    )
+    display = TokenDisplay(meta["token_bytes"])
+    unshaded = lambda html: re.sub(r' class="?a\d"?', "", html)  # noqa: E731 - 3 vs 4 digits
+    expected = {
+        f"{e['seq']},{e['pos']},{e['window_start']}": unshaded(
+            re.search(r"</var>(.*)</p>", display.example(e, record["max_activation"])).group(1)
+        )
+        for interval in record["quantile_examples"]
+        for e in interval["examples"]
+    }
+    page_html = (real_site.path / page_rel).read_text()
+    range_html = page_html[page_html.index('id="range"') :]
+    assert expected and "<span>" not in range_html.split("</section>")[0]  # not in the page
+    v = visit(real_site, scheme, page_rel, viewport={"width": 1280, "height": 800})
+    v.page.locator("#range").scroll_into_view_if_needed()
+    v.page.wait_for_function(
+        "() => [...document.querySelectorAll('#range p[data-x]')]"
+        ".every(p => p.querySelector('span'))"
+    )
+    drawn = v.page.eval_on_selector_all(
+        "#range p[data-x]",
+        "els => els.map(p => [p.getAttribute('data-x'),"
+        " p.innerHTML.replace(/^<var>[^<]*<\\/var>/, '')])",
+    )
+    assert len(drawn) == len(expected)
+    for where, inner in drawn:
+        assert unshaded(inner) == expected[where], where
+    assert v.page.locator("#range p u").count() == len(drawn)
+    v.screenshot(f"examples-range-{scheme}", full_page=False)
+    v.assert_clean()
