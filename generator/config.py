@@ -73,9 +73,9 @@ class StatsConfig:
     """Quantile intervals per feature."""
     interval_samples: int = 5
     """Examples sampled uniformly at random from each interval."""
-    context_before: int = 8
+    context_before: int = 12
     """Tokens shown before the example's token (the page expands to the whole sequence)."""
-    context_after: int = 3
+    context_after: int = 4
     """Tokens shown after the example's token."""
     dense_threshold: float = 0.1
     """A feature firing on more than this fraction of tokens is flagged dense."""
