@@ -141,15 +141,16 @@
       return ('<b>' + marks.replace(/\u00b7/g, '</b> <b>') + '</b>').replace(/<b><\/b>/g, '');
     });
   }
-  function fill(p, ids) {
+  function fill(p, ids, joins) {
     var w = where(p), own = w.pos - w.start, box = p.parentNode, before = [], after = [];
     var max = parseFloat(box.getAttribute('data-max')) || 0;
     for (var j = 0; j < w.acts.length; j++) {
       var v = store.vocab[ids[w.start + j]] || ['?', '?'], act = +w.acts[j] || 0, part;
-      if (j !== own && !(act > 0 && max > 0)) part = plain(v[0]);
+      var html = (joins && joins[w.start + j]) || v[0];
+      if (j !== own && !(act > 0 && max > 0)) part = plain(html);
       else {
         var cls = act > 0 && max > 0 ? ' class=a' + level(act, max) : '';
-        part = (j === own ? '<u' : '<i') + cls + '>' + v[0] + (j === own ? '</u>' : '</i>');
+        part = (j === own ? '<u' : '<i') + cls + '>' + html + (j === own ? '</u>' : '</i>');
       }
       (j < own ? before : after).push(part);
     }
@@ -161,7 +162,7 @@
     for (var s = 0; s < stubs.length; s++) {
       (function (p) {
         if (p.querySelector('span')) return;
-        withSequence(box, where(p).seq, function (ids) { if (!p.querySelector('span')) fill(p, ids); });
+        withSequence(box, where(p).seq, function (ids, joins) { if (!p.querySelector('span')) fill(p, ids, joins); });
       })(stubs[s]);
     }
   }
