@@ -43,8 +43,10 @@ def build(
 ) -> Path:
     """Build a site from in-memory objects; returns its folder.
 
-    ``sae``: a saesite SAE or a ``sae_lens`` SAE object; ``tokens``: a torch tensor or numpy
-    array ``[n_seq, seq_len]`` of token ids; ``tokenizer``: defaults to ``model.tokenizer``
+    ``sae``: a saesite SAE or a ``sae_lens`` SAE object, or a list (or ``{name: sae}`` dict)
+    of them for one site of several SAEs (``saesite/multi.py``: one pass of the model);
+    ``tokens``: a torch tensor or numpy array ``[n_seq, seq_len]`` of token ids;
+    ``tokenizer``: defaults to ``model.tokenizer``
     (a Hugging Face tokenizer, a ``tokenizers.Tokenizer`` or ``saesite.lm.model.Tokenizer``);
     ``hook``: defaults to the SAE's ``hook_name``; ``model_name``: what the site calls the
     model (default ``model.cfg.model_name``). The other options are those of ``saesite build``.
@@ -56,6 +58,17 @@ def build(
     )
     stats = stats or StatsConfig()
     weights = weights or WeightStatsConfig()
+    if isinstance(sae, list | tuple | dict):  # several SAEs, one site (saesite/multi.py)
+        from saesite.multi import build_objects
+
+        config = BuildConfig(
+            model=model_name or model.cfg.model_name,
+            hook=hook,
+            stats=stats,
+            weights=weights,
+            render=render_cfg,
+        )
+        return build_objects(model, sae, tokens, config, tokenizer=tokenizer, model_name=model_name)
     loaded = load_objects(model, sae, tokens, hook=hook, tokenizer=tokenizer, model_name=model_name)
     config = BuildConfig(
         model=loaded.model_name, hook=loaded.hook, stats=stats, weights=weights, render=render_cfg

@@ -122,10 +122,19 @@ def _warn_force(args: argparse.Namespace) -> None:
 
 
 def cmd_build(args: argparse.Namespace) -> None:
-    config = from_args(BuildConfig, args)
+    saes = args.sae or []  # --sae repeats: several SAEs, one site (saesite/multi.py)
+    several = len(saes) > 1 or args.instance == "all"
+    config = from_args(
+        BuildConfig,
+        args,
+        sae=saes[0] if saes else None,
+        instance=None if several else args.instance,
+    )
     _warn_force(args)
     shards = from_args(ShardOptions, args)
-    if shards.shard is not None:
+    if several:
+        _build_several(config, saes, args.instance, shards)
+    elif shards.shard is not None:
         from saesite.shards import build_shard, parse_shard
 
         feature_shard = (
@@ -150,6 +159,20 @@ def cmd_build(args: argparse.Namespace) -> None:
 
         use_available_cpus()
         build_site(config)
+
+
+def _build_several(
+    config: BuildConfig, saes: list[str], instance: int | str | None, shards: ShardOptions
+) -> None:
+    if shards.shard is not None or shards.ray is not None:
+        raise SaesiteError("--shard and --ray build one SAE; expected a single --sae with them")
+    if not saes:
+        raise SaesiteError("--instance all needs --sae FILE; expected an ARENA state dict")
+    from saesite.multi import build_many
+    from saesite.threads import use_available_cpus
+
+    use_available_cpus()
+    build_many(config, [(path, None if instance == "all" else instance) for path in saes])
 
 
 def cmd_merge(args: argparse.Namespace) -> None:

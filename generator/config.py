@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
-from saesite.options import count_or_all, option
+from saesite.options import count_or_all, instance_or_all, option
 
 MODEL_DTYPES = ("float32", "bfloat16", "float16")
 
@@ -211,11 +211,13 @@ class BuildConfig:
     model: str | None = None
     """TransformerLens model name, Hugging Face model folder or local model folder. None: the
     SAE's metadata.model_name, or the bundled demo model with the demo SAE."""
-    sae: str | None = None
+    sae: str | None = option(None, repeat=True)
     """SAELens folder, SAELens RELEASE/SAE_ID, hub ORG/REPO/PATH, or an ARENA state dict
-    (sae/arena.py). None: the bundled demo SAE."""
-    instance: int | None = None
-    """Which instance of an ARENA n_instances state dict to build (0-based)."""
+    (sae/arena.py). None: the bundled demo SAE. Repeated: one site of several SAEs, one pass
+    of the model (docs/multi-sae.md)."""
+    instance: int | None = option(None, parse=instance_or_all)
+    """Which instance of an ARENA n_instances state dict to build (0-based); 'all': every
+    instance, each an SAE of one site."""
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     """The model's dtype for the forward pass (statistics accumulate in float32 / float64)."""
     hook: str | None = None

@@ -35,7 +35,8 @@ from typing import Any, Literal
 def option(default: Any = dataclasses.MISSING, **meta: Any) -> Any:
     """A dataclass field with command-line metadata: ``flag``, ``aliases``, ``prefix`` (nested
     configs), ``parse`` (text -> value), ``const`` (set by a flag that takes no value or an
-    optional one), ``metavar``, ``positional``. For a mutable default pass ``default_factory``."""
+    optional one), ``metavar``, ``positional``, ``repeat`` (the option may be given several
+    times: the parsed value is their list, which the command turns into configs). For a mutable default pass ``default_factory``."""
     factory = meta.pop("default_factory", dataclasses.MISSING)
     return dataclasses.field(default=default, default_factory=factory, metadata=meta)
 
@@ -48,6 +49,18 @@ def count_or_all(text: str) -> int | None:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a count; expected N or 'all'") from None
+
+
+def instance_or_all(text: str) -> int | str:
+    """An instance number, or ``all``."""
+    if text == "all":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}; expected an instance number (0-based) or 'all'"
+        ) from None
 
 
 def int_tuple(text: str) -> tuple[int, ...]:
@@ -152,6 +165,8 @@ def _argument(field: dataclasses.Field, hint: Any, prefix: str, doc: str) -> tup
         kwargs["metavar"] = "N" if kind is int else "X"
     if "metavar" in meta:
         kwargs["metavar"] = meta["metavar"]
+    if meta.get("repeat"):
+        kwargs["action"] = "append"
     if meta.get("positional"):
         kwargs.pop("required", None)
         if default is not dataclasses.MISSING and "nargs" not in kwargs:

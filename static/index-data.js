@@ -6,19 +6,28 @@
   var data = window.SAESITE_INDEX;
   var box = document.getElementById('search');
   if (!data || !box) return;
-  var shards = data.shards.slice().sort(function (a, b) { return a.start - b.start; });
+  // a multi-SAE site's overview searches every SAE: static/multi/sae-tag.js marks each
+  // shard with its SAE, search/saes.js (window.SAESITE_SAES) says where its pages are
+  var saes = window.SAESITE_SAES || null;
+  var shards = data.shards.slice().sort(function (a, b) {
+    return (a.sae || 0) - (b.sae || 0) || a.start - b.start;
+  });
   var rows = [];
   for (var s = 0; s < shards.length; s++) {
     var part = shards[s].rows;
-    for (var i = 0; i < part.length; i++) rows.push(part[i]);
+    for (var i = 0; i < part.length; i++) rows.push(saes ? part[i].concat([shards[s].sae]) : part[i]);
   }
   var perFolder = parseInt(box.getAttribute('data-per-folder'), 10) || 500;
   var width = parseInt(box.getAttribute('data-width'), 10) || 3;
   data.rows = rows;
-  data.href = function (id) {
-    var folder = String(Math.floor(id / perFolder));
-    while (folder.length < width) folder = '0' + folder;
-    return 'features/' + folder + '/' + id + '.html';
+  data.saes = saes;
+  // row[9], in a multi-SAE overview: the number of the row's SAE in SAESITE_SAES
+  data.href = function (id, row) {
+    var sae = saes && row ? saes[row[9]] : null;
+    var per = sae ? sae.per_folder : perFolder, w = sae ? sae.width : width;
+    var folder = String(Math.floor(id / per));
+    while (folder.length < w) folder = '0' + folder;
+    return (sae ? sae.prefix : '') + 'features/' + folder + '/' + id + '.html';
   };
   data.pct = function (fraction) {
     var v = fraction * 100;
@@ -51,7 +60,7 @@
   };
   // index.html#1592 (or ?1592) opens feature 1592: a URL a person can type
   var typed = /^#(\d+)$/.exec(location.hash) || /^\?(\d+)$/.exec(location.search);
-  if (typed && +typed[1] < rows.length) {
+  if (typed && !saes && +typed[1] < rows.length) {
     location.replace(data.href(+typed[1]));
   }
   data.codeList = function (parent, tokens) {

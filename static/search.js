@@ -214,9 +214,15 @@
       var hit = result.hits[h], row = rows[hit.i];
       var li = document.createElement('li');
       var a = document.createElement('a');
-      a.href = data.href(row[0]);
+      a.href = data.href(row[0], row);
       a.className = 'rid';
       a.textContent = '#' + row[0];
+      if (data.saes) {
+        var tag = document.createElement('span');
+        tag.className = 'sae-tag';
+        tag.textContent = data.saes[row[9]].name;
+        li.appendChild(tag);
+      }
       li.appendChild(a);
       if (row[8] || row[4]) {
         var label = document.createElement('span');

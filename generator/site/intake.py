@@ -46,10 +46,15 @@ class Intake:
         features_per_folder: int,
         folder_width: int,
         tokens: ExampleTokens | None = None,
+        prefix: str = "",
     ):
         self.labels, self.display = labels, display
         self.tokens = tokens or ExampleTokens(None)
         self.features_per_folder, self.folder_width = features_per_folder, folder_width
+        self.prefix = prefix
+        """Folder of the SAE's pages in a multi-SAE site (``sae/<id>/``): the summary's paths
+        start with it (they are relative to the site root), site.json's do not (relative to
+        the SAE's own site.json)."""
 
     def __call__(self, feature: Mapping, expected: int) -> tuple[FeatureSummary, dict, bytes]:
         index = int(feature["index"])
@@ -64,7 +69,12 @@ class Intake:
         line = headline(record, shown, self.display)
         row = index_row(record, shown, self.display, line)
         summary = FeatureSummary(
-            index=index, html=html, json=json_path, label=shown, headline=line, row=row
+            index=index,
+            html=self.prefix + html,
+            json=self.prefix + json_path,
+            label=shown,
+            headline=line,
+            row=row,
         )
         entry = {
             "index": index,

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import jinja2
@@ -142,6 +142,9 @@ def render_page(
         "nav": [{"href": href, "text": text, "current": href == rel_path} for href, text in nav],
         "csp": Markup(CSP),  # a constant with quotes, no data
         "version": saesite.__version__,
+        # a multi-SAE site (site/multi_site.py): the SAE's folder and the switcher's entries
+        "sae_prefix": context.get("sae_prefix", ""),
+        "saes": context.get("saes", []),
     }
     return env.get_template(template).render({**context, **common})
 
@@ -187,13 +190,52 @@ def write_site(
     exists, so memory holds summaries and JSON bytes (see ``intake.HELD_JSON_BYTES``), not
     records.
     """
-    fpf = cfg.features_per_folder
+    check_features_per_folder(cfg.features_per_folder)
+    display = TokenDisplay(site.get("token_bytes"))
+    inputs = [*inputs, cfg.labels] if cfg.labels else list(inputs)
+    with SiteWriter(cfg.out, replace_folder=cfg.replace_folder, inputs=inputs) as writer:
+        write_shared_files(writer, site.get("dataset"), display)
+        write_sae_pages(writer, site, features, cfg, has_store=site.get("dataset") is not None)
+        return writer.commit()
+
+
+def check_features_per_folder(fpf: int) -> None:
     if not 0 < 2 * fpf <= MAX_FOLDER_ENTRIES:
         raise SaesiteError(
             f"features_per_folder is {fpf}; expected 1–{MAX_FOLDER_ENTRIES // 2} "
             "(each feature has an .html and a .json file; GitHub lists at most "
             f"{MAX_FOLDER_ENTRIES} entries per folder)"
         )
+
+
+def write_shared_files(
+    writer: SiteWriter, dataset: Mapping | None, display: TokenDisplay, *, multi: bool = False
+) -> None:
+    """What every page of a site shares, once: static files (``static/multi/`` only in a
+    multi-SAE site) and the token store."""
+    writer.copy_tree(STATIC_DIR, "static", {".css", ".js", ".svg"}, () if multi else ("multi",))
+    writer.write(".nojekyll", b"")
+    if dataset is not None:
+        for rel_path, text in store_scripts(dataset, display):
+            writer.write(rel_path, text)
+
+
+def write_sae_pages(
+    writer: SiteWriter,
+    site: dict,
+    features: Collection[Mapping],
+    cfg: RenderConfig,
+    *,
+    has_store: bool,
+    prefix: str = "",
+    nav: Sequence[tuple[str, str]] | None = None,
+    page_extra: Mapping | None = None,
+    feature_extra: Callable[[int, str], dict] | None = None,
+) -> list[FeatureSummary]:
+    """One SAE's pages and data (site.json, index, table, search shards, features) under
+    ``prefix`` (``""``: the site root; ``sae/<id>/`` in a multi-SAE site, whose pages also get
+    ``nav``, ``page_extra`` and per feature ``feature_extra(index, page path)``)."""
+    fpf = cfg.features_per_folder
     if isinstance(features, Sequence):
         features = sorted(features, key=lambda f: int(f["index"]))
     n = len(features)
@@ -203,103 +245,108 @@ def write_site(
     title = _site_title(site, cfg)
     base_url = _base_url(site, cfg)
     env = make_environment()
+    extra_context = {**(page_extra or {}), "sae_prefix": prefix} if prefix else {}
 
     workers = worker_count(cfg.workers, n, PARALLEL_MIN_FEATURES)
     tokens = ExampleTokens(site.get("dataset"), (site.get("token_bytes") or {}).keys())
-    intake = Intake(labels, display, features_per_folder=fpf, folder_width=width, tokens=tokens)
+    intake = Intake(
+        labels,
+        display,
+        features_per_folder=fpf,
+        folder_width=width,
+        tokens=tokens,
+        prefix=prefix,
+    )
     t0 = time.perf_counter()
-    inputs = [*inputs, cfg.labels] if cfg.labels else list(inputs)
-    with SiteWriter(cfg.out, replace_folder=cfg.replace_folder, inputs=inputs) as writer:
-        # 1. records: each feature's JSON, and what other pages need of it
-        summaries, entries, held = take_records(features, intake, writer)
-        if len(summaries) != n:
-            raise SaesiteError(f"{len(summaries)} feature records for {n} features; expected {n}")
-        log.debug("feature records and JSON for %d features in %.1f s", n, time.perf_counter() - t0)
-        t1 = time.perf_counter()
+    # 1. records: each feature's JSON, and what other pages need of it
+    summaries, entries, held = take_records(features, intake, writer)
+    if len(summaries) != n:
+        raise SaesiteError(f"{len(summaries)} feature records for {n} features; expected {n}")
+    log.debug("feature records and JSON for %d features in %.1f s", n, time.perf_counter() - t0)
+    t1 = time.perf_counter()
 
-        # 2. site-wide files
-        site_out = {k: v for k, v in site.items() if k not in ("features", "dataset")}
-        site_out.setdefault("saesite_version", saesite.__version__)
-        if base_url and isinstance(site_out.get("config"), dict):
-            # kept for the next `saesite render`, as a build records it
-            config = site_out["config"]
-            site_out["config"] = {
-                **config,
-                "render": {**(config.get("render") or {}), "base_url": base_url},
-            }
-        site_out["labels"] = {str(e["index"]): e["label"] for e in entries if e["label"]}
-        site_out["features"] = entries
-        shards = shard_scripts([s.row for s in summaries])
-        extra = _extra_pages(site)
+    # 2. site-wide files
+    site_out = {k: v for k, v in site.items() if k not in ("features", "dataset")}
+    site_out.setdefault("saesite_version", saesite.__version__)
+    if base_url and isinstance(site_out.get("config"), dict):
+        # kept for the next `saesite render`, as a build records it
+        config = site_out["config"]
+        site_out["config"] = {
+            **config,
+            "render": {**(config.get("render") or {}), "base_url": base_url},
+        }
+    site_out["labels"] = {str(e["index"]): e["label"] for e in entries if e["label"]}
+    site_out["features"] = entries
+    shards = shard_scripts([s.row for s in summaries])
+    extra = [(key, prefix + path, *rest) for key, path, *rest in _extra_pages(site)]
+    if nav is None:
         # one feature table: the index's (sort, page and query in its URL); table/page-K.html
         # stay as its no-JavaScript view, linked from it
         nav = [("index.html", "Overview"), ("index.html#features", "Features")]
-        seen_keys = set()
-        for key, rel_path, _, _ in extra:
-            if key not in seen_keys:
-                nav.append((rel_path, key.title()))
-                seen_keys.add(key)
+    nav = list(nav)
+    seen_keys = set()
+    for key, rel_path, _, _ in extra:
+        if key not in seen_keys:
+            nav.append((rel_path, key.title()))
+            seen_keys.add(key)
 
-        def render(template: str, rel_path: str, context: dict) -> str:
-            return render_page(
-                env, template, rel_path, context, title=title, nav=nav, base_url=base_url
-            )
-
-        index = index_context(
-            site_out,
-            summaries,
-            [path for path, _ in shards],
-            features_per_folder=fpf,
-            folder_width=width,
+    def render(template: str, rel_path: str, context: dict) -> str:
+        context = {**context, **extra_context}
+        return render_page(
+            env, template, rel_path, context, title=title, nav=nav, base_url=base_url
         )
-        writer.copy_tree(STATIC_DIR, "static", {".css", ".js", ".svg"})
-        writer.write(".nojekyll", b"")
-        writer.write("site.json", dumps_json(site_out))
-        for rel_path, text in shards:
-            writer.write(rel_path, text)
-        dataset = site.get("dataset")
-        if dataset is not None:
-            for rel_path, text in store_scripts(dataset, display):
-                writer.write(rel_path, text)
-        per_shard = sequences_per_shard(int(site_out.get("seq_len") or 1)) if dataset else 0
-        writer.write("index.html", render("index.html", "index.html", index))
-        for page in range(table_pages(n)):
-            rel_path = f"table/page-{page}.html"
-            writer.write(rel_path, render("table.html", rel_path, _table_context(summaries, page)))
 
-        # 3. feature pages, each from its record's JSON, in worker processes
-        n_tokens = site_out.get("n_tokens")
-        instances = toy_page.latent_instances(site)  # toy latents link their label back
+    index = index_context(
+        site_out,
+        summaries,
+        [prefix + path for path, _ in shards],
+        features_per_folder=fpf,
+        folder_width=width,
+    )
+    writer.write(prefix + "site.json", dumps_json(site_out))
+    for rel_path, text in shards:
+        writer.write(prefix + rel_path, text)
+    per_shard = sequences_per_shard(int(site_out.get("seq_len") or 1)) if has_store else 0
+    writer.write(prefix + "index.html", render("index.html", prefix + "index.html", index))
+    for page in range(table_pages(n)):
+        rel_path = f"{prefix}table/page-{page}.html"
+        writer.write(rel_path, render("table.html", rel_path, _table_context(summaries, page)))
 
-        def pages(start: int, stop: int) -> tuple[int, int, int]:
-            mark = writer.mark()
-            for summary in summaries[start:stop]:
-                data = held.get(summary.index)
-                if data is None:
-                    data = writer.read(summary.json)
-                else:
-                    writer.write(summary.json, data)
-                context = feature_context(
-                    tokens.attach(orjson.loads(data)),
-                    summaries,
-                    display,
-                    n_tokens=n_tokens,
-                    per_shard=per_shard,
-                    label_href=instances.get(summary.index),
-                )
-                writer.write(summary.html, render("feature.html", summary.html, context))
-            return writer.written_since(mark)
+    # 3. feature pages, each from its record's JSON, in worker processes
+    n_tokens = site_out.get("n_tokens")
+    instances = toy_page.latent_instances(site)  # toy latents link their label back
 
-        log.debug("site-wide pages in %.1f s", time.perf_counter() - t1)
-        t2 = time.perf_counter()
-        with tqdm(total=n, desc="pages", unit="feature", disable=None, leave=False) as bar:
-            for done, written in map_ranges(pages, n, workers):
-                writer.count(written)
-                bar.update(done)
-        log.debug("%d feature pages in %.1f s (%d processes)", n, time.perf_counter() - t2, workers)
-        for _, rel_path, template, context in extra:
-            writer.write(rel_path, render(template, rel_path, context))
-        return writer.commit()
+    def pages(start: int, stop: int) -> tuple[int, int, int]:
+        mark = writer.mark()
+        for summary in summaries[start:stop]:
+            data = held.get(summary.index)
+            if data is None:
+                data = writer.read(summary.json)
+            else:
+                writer.write(summary.json, data)
+            context = feature_context(
+                tokens.attach(orjson.loads(data)),
+                summaries,
+                display,
+                n_tokens=n_tokens,
+                per_shard=per_shard,
+                label_href=instances.get(summary.index),
+            )
+            if feature_extra is not None:
+                context.update(feature_extra(summary.index, summary.html))
+            writer.write(summary.html, render("feature.html", summary.html, context))
+        return writer.written_since(mark)
+
+    log.debug("site-wide pages in %.1f s", time.perf_counter() - t1)
+    t2 = time.perf_counter()
+    with tqdm(total=n, desc="pages", unit="feature", disable=None, leave=False) as bar:
+        for done, written in map_ranges(pages, n, workers):
+            writer.count(written)
+            bar.update(done)
+    log.debug("%d feature pages in %.1f s (%d processes)", n, time.perf_counter() - t2, workers)
+    for _, rel_path, template, context in extra:
+        writer.write(rel_path, render(template, rel_path, context))
+    return summaries
 
 
 def _table_context(summaries: Sequence[FeatureSummary], page: int) -> dict:
@@ -350,6 +397,11 @@ def rerender_site(
         site = orjson.loads(site_path.read_bytes())
     except (OSError, orjson.JSONDecodeError) as err:
         raise SaesiteError(f"{site_path}: missing or not valid JSON ({err})") from None
+    if "saes" in site:
+        raise SaesiteError(
+            f"{str(site_dir)!r} is a site of {len(site['saes'])} SAEs; `saesite render` "
+            "re-renders single-SAE sites; expected `saesite build --sae … --sae …` to rebuild it"
+        )
     check_site(site, str(site_path))
     dataset = read_store(site_dir)
     if dataset is not None:

@@ -210,9 +210,15 @@ class SiteWriter:
         """The bytes written at ``rel_path`` in this build."""
         return (self.tmp / rel_path).read_bytes()
 
-    def copy_tree(self, source: Path, rel_dir: str, suffixes: Iterable[str]) -> None:
-        """Copy the files of ``source`` whose names end in ``suffixes`` into ``rel_dir``."""
+    def copy_tree(
+        self, source: Path, rel_dir: str, suffixes: Iterable[str], skip: Iterable[str] = ()
+    ) -> None:
+        """Copy the files of ``source`` whose names end in ``suffixes`` into ``rel_dir``, but
+        those under the subfolders ``skip``."""
+        skip = set(skip)
         for path in sorted(source.rglob("*")):
+            if path.relative_to(source).parts[0] in skip:
+                continue
             if path.is_file() and path.suffix in suffixes:
                 self.write(f"{rel_dir}/{path.relative_to(source).as_posix()}", path.read_bytes())
 

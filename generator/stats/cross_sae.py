@@ -98,17 +98,29 @@ def match_summary(best_cosine: Float[Tensor, " d_sae"], unmatched_below: float =
 
 
 @torch.no_grad()
+def split_children(
+    W_dec_narrow: Float[Tensor, "d_narrow d_in"],
+    W_dec_wide: Float[Tensor, "d_wide d_in"],
+    threshold: float = 0.5,
+    chunk_size: int = 1024,
+) -> list[list[tuple[int, float]]]:
+    """For each narrow feature, ``(wide feature, cosine)`` of the wide features it splits into:
+    those whose closest narrow feature it is, at cosine >= ``threshold``, closest first."""
+    parent, cosine = best_match(W_dec_wide, W_dec_narrow, chunk_size)
+    children: list[list[tuple[float, int]]] = [[] for _ in range(W_dec_narrow.shape[0])]
+    for child, (p, c) in enumerate(zip(parent.tolist(), cosine.tolist(), strict=True)):
+        if c >= threshold:
+            children[p].append((-c, child))
+    return [[(child, -c) for c, child in sorted(group)] for group in children]
+
+
 def splits(
     W_dec_narrow: Float[Tensor, "d_narrow d_in"],
     W_dec_wide: Float[Tensor, "d_wide d_in"],
     threshold: float = 0.5,
     chunk_size: int = 1024,
 ) -> list[list[int]]:
-    """For each narrow feature, the wide features it splits into: those whose closest narrow
-    feature it is, at cosine >= ``threshold``, closest first."""
-    parent, cosine = best_match(W_dec_wide, W_dec_narrow, chunk_size)
-    children: list[list[tuple[float, int]]] = [[] for _ in range(W_dec_narrow.shape[0])]
-    for child, (p, c) in enumerate(zip(parent.tolist(), cosine.tolist(), strict=True)):
-        if c >= threshold:
-            children[p].append((-c, child))
-    return [[child for _, child in sorted(group)] for group in children]
+    """For each narrow feature, the wide features it splits into (``split_children`` without
+    the cosines)."""
+    found = split_children(W_dec_narrow, W_dec_wide, threshold, chunk_size)
+    return [[child for child, _ in group] for group in found]

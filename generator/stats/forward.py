@@ -128,7 +128,12 @@ class HookRunner:
 
     def _to_hook(self, tokens: Int[Tensor, "batch pos"]) -> HookOutput:
         captured = run_to_hook(self.model, tokens, self.hook, stop_at_layer=stop_layer(self.hook))
-        x = self._flat(captured[self.hook])
+        return self.from_activation(captured[self.hook])
+
+    def from_activation(self, act: Float[Tensor, "batch pos ..."]) -> HookOutput:
+        """The SAE's output (no losses) for the hook's activation, captured by this runner or
+        by a forward several SAEs share (``stats/multi_pass.py``)."""
+        x = self._flat(act)
         acts, active, x_hat = reconstruct(self.sae, x)
         return HookOutput(x=x, acts=acts, active=active, x_hat=x_hat, loss=None)
 

@@ -38,7 +38,7 @@ from saesite.sae.model import SAE
 from saesite.stats.batch import TokenBatch
 from saesite.stats.feature_range import FeatureRange
 from saesite.stats.feature_stats import FeatureStats
-from saesite.stats.forward import HookRunner
+from saesite.stats.forward import HookOutput, HookRunner
 from saesite.stats.heap import reuse_freed_memory
 
 if TYPE_CHECKING:
@@ -122,29 +122,44 @@ def run_pass(
             unchecked = (out.x, *place)
         else:
             check_finite(out.x, *place)
-        batch = TokenBatch(token_ids=batch_tokens, seq_start=seq_start + start, active=out.active)
-        acts = out.acts
-        if shard is not None:
-            batch = TokenBatch(
-                token_ids=batch_tokens,
-                seq_start=seq_start + start,
-                active=out.active.restrict(shard.start, shard.stop),
-                feature_start=shard.start,
-                all_active=out.active,
-            )
-            acts = acts[:, shard.start : shard.stop]
-        stats.update(acts, batch)
-        # Positions order the float sums (stats/reduction.py), so shards reduce like one pass.
-        first, stop = seq_start + start, seq_start + start + batch_tokens.shape[0]
-        n_active = out.active.row_ptr().diff()
-        flat_ids = batch_tokens.flatten()
-        stats.reconstruction.update(out.x, out.x_hat, n_active, flat_ids, first, stop)
-        if out.loss is not None:
-            predictions = n_predictions(measured, n_loss, batch_tokens.shape[1])
-            stats.losses.update(out.loss, predictions, first, stop)
+        feed_batch(stats, out, batch_tokens, seq_start + start, shard, measured)
     if unchecked is not None:
         check_finite(*unchecked)
     return stats
+
+
+def feed_batch(
+    stats: FeatureStats,
+    out: HookOutput,
+    batch_tokens: Int[Tensor, "batch pos"],
+    first: int,
+    shard: FeatureRange | None = None,
+    measured: Bool[Tensor, "batch pos"] | None = None,
+) -> None:
+    """One batch's SAE output (sequences ``first ..``) into every accumulator of ``stats``
+    (with ``shard``, those of its features alone; ``measured``: the tokens the metrics count,
+    ``stats.reconstruction.measured``)."""
+    batch = TokenBatch(token_ids=batch_tokens, seq_start=first, active=out.active)
+    acts = out.acts
+    if shard is not None:
+        batch = TokenBatch(
+            token_ids=batch_tokens,
+            seq_start=first,
+            active=out.active.restrict(shard.start, shard.stop),
+            feature_start=shard.start,
+            all_active=out.active,
+        )
+        acts = acts[:, shard.start : shard.stop]
+    stats.update(acts, batch)
+    # Positions order the float sums (stats/reduction.py), so shards reduce like one pass.
+    stop = first + batch_tokens.shape[0]
+    n_active = out.active.row_ptr().diff()
+    flat_ids = batch_tokens.flatten()
+    stats.reconstruction.update(out.x, out.x_hat, n_active, flat_ids, first, stop)
+    if out.loss is not None:
+        n_loss = out.loss.shape[1]
+        predictions = n_predictions(measured, n_loss, batch_tokens.shape[1])
+        stats.losses.update(out.loss, predictions, first, stop)
 
 
 def shard_range(n_seq: int, batch_size: int, shard: int, n_shards: int) -> tuple[int, int]:
