@@ -36,7 +36,8 @@ def option(default: Any = dataclasses.MISSING, **meta: Any) -> Any:
     """A dataclass field with command-line metadata: ``flag``, ``aliases``, ``prefix`` (nested
     configs), ``parse`` (text -> value), ``const`` (set by a flag that takes no value or an
     optional one), ``metavar``, ``positional``, ``repeat`` (the option may be given several
-    times: the parsed value is their list, which the command turns into configs). For a mutable default pass ``default_factory``."""
+    times: the parsed value is their list, which the command turns into configs). For a
+    mutable default pass ``default_factory``."""
     factory = meta.pop("default_factory", dataclasses.MISSING)
     return dataclasses.field(default=default, default_factory=factory, metadata=meta)
 
