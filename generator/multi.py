@@ -25,8 +25,9 @@ import torch
 
 from saesite.config import BuildConfig, StatsConfig, WeightStatsConfig
 from saesite.errors import SaesiteError
-from saesite.lm.data import load_tokens
+from saesite.lm.data import check_readable, load_tokens
 from saesite.lm.model import load_model
+from saesite.lm.skeleton import check_hook_before_weights, skeleton_config
 from saesite.pipeline import (
     Loaded,
     bounded_batch,
@@ -100,14 +101,17 @@ def load_many(config: BuildConfig, sources: Sequence[tuple[str, int | None]]) ->
     if not saes:
         raise SaesiteError("no SAE given; expected --sae PATH (one or more)")
     first = saes[0]
-    loaded_model = load_model(
-        resolve_model(config.model, first, True),
-        device,
-        config.dtype,
-        first.cfg.extra_metadata.get("model_from_pretrained_kwargs"),
-    )
-    model = loaded_model.model
+    model_name = resolve_model(config.model, first, True)
+    model_kwargs = first.cfg.extra_metadata.get("model_from_pretrained_kwargs")
     hooks = [resolve_hook(config.hook, sae) for sae in saes]
+    # every hook and width from the model's config, before its weights load (as ``load``)
+    skeleton = skeleton_config(model_name, model_kwargs)
+    if skeleton is not None:
+        for sae, hook in zip(saes, hooks, strict=True):
+            check_hook_before_weights(skeleton, hook, sae.cfg.d_in)
+    check_readable(config.data)
+    loaded_model = load_model(model_name, device, config.dtype, model_kwargs)
+    model = loaded_model.model
     for sae, hook in zip(saes, hooks, strict=True):
         check_sae_fits(model, sae, hook)
     data = resolve_data(config.data, first, model.cfg.n_ctx)
