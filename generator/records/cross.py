@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from jaxtyping import Float
 from torch import Tensor
 
-from saesite.records.build import short
+from saesite.records.rounding import rounded
 from saesite.stats.cross_sae import (
     best_match,
     cross_neighbours,
@@ -117,7 +117,7 @@ def cross_records(saes: Sequence[SaeDecoder], k: int = CROSS_NEIGHBOURS) -> Cros
                     b=b,
                     relation=rel,
                     indices=found.indices.tolist(),
-                    cosines=short(found.cosines),
+                    cosines=rounded(found.cosines),
                     splits=children,
                 )
             )
@@ -146,4 +146,4 @@ def cross_records(saes: Sequence[SaeDecoder], k: int = CROSS_NEIGHBOURS) -> Cros
 
 def short_one(value: float) -> float:
     """One cosine to the 4 significant digits the records keep."""
-    return float(f"{value:.4g}")
+    return rounded(value)

@@ -24,9 +24,10 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from saesite.config import StatsConfig
+from saesite.lm.hooks import stop_layer
 from saesite.sae.model import SAE
 from saesite.stats.feature_stats import FeatureStats
-from saesite.stats.forward import HookOutput, HookRunner, stop_layer
+from saesite.stats.forward import HookOutput, HookRunner
 from saesite.stats.heap import reuse_freed_memory
 from saesite.stats.pass_ import check_finite, feed_batch, loss_sequences
 
