@@ -143,7 +143,7 @@ def write_multi_site(
         write_shared_files(writer, dataset, display, multi=True)
         for k, sae in enumerate(saes):
             prefix = layout.prefix(k)
-            site = {key: value for key, value in sae.site.items() if key != "dataset"}
+            site = sae.site  # its dataset: examples refer to the one token store written above
 
             def extra(index: int, page: str, k: int = k) -> dict:
                 return {"cross_sae": cross_links(cross, layout, k, index, page)}
@@ -158,7 +158,7 @@ def write_multi_site(
                 nav=[
                     *top_nav,
                     (prefix + "index.html", "Overview"),
-                    (prefix + "table/page-0.html", "Features"),
+                    (prefix + "index.html#features", "Features"),
                 ],
                 page_extra={"saes": switcher(saes, k)},
                 feature_extra=extra,
