@@ -139,17 +139,19 @@ def feed_batch(
     """One batch's SAE output (sequences ``first ..``) into every accumulator of ``stats``
     (with ``shard``, those of its features alone; ``measured``: the tokens the metrics count,
     ``stats.reconstruction.measured``)."""
-    batch = TokenBatch(token_ids=batch_tokens, seq_start=first, active=out.active)
-    acts = out.acts
-    if shard is not None:
-        batch = TokenBatch(
-            token_ids=batch_tokens,
-            seq_start=first,
-            active=out.active.restrict(shard.start, shard.stop),
-            feature_start=shard.start,
-            all_active=out.active,
-        )
-        acts = acts[:, shard.start : shard.stop]
+    if shard is None:
+        acts, active, feature_start, all_active = out.acts, out.active, 0, None
+    else:  # the shard's features, renumbered from 0; co-firing also reads all of them
+        acts = out.acts[:, shard.start : shard.stop]
+        active = out.active.restrict(shard.start, shard.stop)
+        feature_start, all_active = shard.start, out.active
+    batch = TokenBatch(
+        token_ids=batch_tokens,
+        seq_start=first,
+        active=active,
+        feature_start=feature_start,
+        all_active=all_active,
+    )
     stats.update(acts, batch)
     # Positions order the float sums (stats/reduction.py), so shards reduce like one pass.
     stop = first + batch_tokens.shape[0]
