@@ -48,6 +48,8 @@ from saesite.stats.feature_stats import FeatureStats
 if TYPE_CHECKING:
     from transformer_lens import HookedTransformer
 
+    from saesite.site.feature_pages import PageRunner
+
 log = logging.getLogger(__name__)
 
 MAX_BATCH_ELEMENTS = 1 << 27
@@ -313,15 +315,20 @@ def write_records(stats: FeatureStats, loaded: Loaded, config: BuildConfig) -> R
 
 
 def render(
-    records: Records | str | Path, cfg: RenderConfig, *, inputs: Sequence[str | Path] = ()
+    records: Records | str | Path,
+    cfg: RenderConfig,
+    *,
+    inputs: Sequence[str | Path] = (),
+    pages: PageRunner | None = None,
 ) -> Path:
     """Stage 4: HTML from the records alone, into ``cfg.out``. ``records`` is what
     ``write_records`` returned, or a folder ``saesite build`` wrote (re-rendered in place).
-    ``inputs``: the files the build read, which the output folder may not hold."""
+    ``inputs``: the files the build read, which the output folder may not hold. ``pages``:
+    what renders the feature pages (``site.feature_pages``; default: local processes)."""
     from saesite.site.render import rerender_site, write_site
 
     if isinstance(records, Records):
-        return write_site(records.site, records.features, cfg, inputs=inputs)
+        return write_site(records.site, records.features, cfg, inputs=inputs, pages=pages)
     return rerender_site(records, labels=cfg.labels, title=cfg.title, workers=cfg.workers)
 
 

@@ -7,16 +7,17 @@ header and safetensors bytes, no pickle of saesite objects). The driver gathers 
 they finish (one progress bar: shards done / total), merges them in the tree fixed by shard
 position, each pair as soon as both halves are back (``shards.TreeMerger``), so the finishing
 order does not matter and memory holds only the unmerged frontier; then it computes the weight
-statistics and writes records and pages here, with the renderer's local worker processes.
+statistics and the records here; the feature pages are Ray tasks over ranges of whole folders
+(``ray_pages.RayPages``), whose files the driver writes into the build's temporary folder.
 With ``n_feature_shards`` M > 1 each token shard is also split over M feature ranges (tasks of
 one token shard × one feature range; ``stats/feature_range.py``): a task's accumulators are
 those of its features only, the token shards of each range merge in their tree, and the ranges
 are joined in feature order (``shards.GridMerger``).
 
 Faults: a task whose worker dies (killed process, lost node) is run again by Ray, up to
-``max_retries`` times; the shard's result does not depend on the attempt. A shard that still
-fails ends the build with one line naming it, before anything is written (the previous site
-stays as it was).
+``max_retries`` times; a shard's state, and a range's pages, do not depend on the attempt. A
+shard or a page range that still fails ends the build with one line naming it, before the new
+site is swapped in (the previous site stays as it was).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from tqdm.auto import tqdm
 from saesite.config import BuildConfig, RenderConfig
 from saesite.errors import SaesiteError
 from saesite.pipeline import preflight_out
+from saesite.ray_pages import RayPages
 from saesite.shards import (
     GridMerger,
     config_from_dict,
@@ -149,6 +151,9 @@ def ray_build(
                 merger.add(shard, unpack_stats(header, blob, inputs.provenance, source))
                 del header, blob
                 bar.update(1)
+        # The pages as Ray tasks over feature ranges, written here (ray_pages.py).
+        pages = RayPages(ray, max_retries, num_cpus_per_task)
+        out = write_from_state(config, inputs, merger.result(), pages=pages)
     except BaseException:
         for ref in pending:  # on a cluster that outlives this build, stop what is left
             ray.cancel(ref, force=True)
@@ -156,7 +161,6 @@ def ray_build(
     finally:
         if started_ray:
             ray.shutdown()
-    out = write_from_state(config, inputs, merger.result())
     log.info(
         "wrote %s (%d token × %d feature shards on Ray) in %.1f s",
         out,

@@ -21,7 +21,7 @@ import logging
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -41,6 +41,9 @@ from saesite.stats.feature_range import FeatureRange, feature_ranges, join_featu
 from saesite.stats.feature_stats import FeatureStats
 from saesite.stats.pass_ import run_pass, shard_range
 from saesite.stats.state import check_provenance, load_stats, provenance, read_header, save_stats
+
+if TYPE_CHECKING:
+    from saesite.site.feature_pages import PageRunner
 
 log = logging.getLogger(__name__)
 
@@ -243,11 +246,14 @@ def config_from_dict(build: dict, render: RenderConfig) -> BuildConfig:
     return BuildConfig(**values, render=render)
 
 
-def write_from_state(config: BuildConfig, inputs: Inputs, state: FeatureStats) -> Path:
-    """Stages 2 (its end), 3 and 4 on merged statistics: weights, records, site."""
+def write_from_state(
+    config: BuildConfig, inputs: Inputs, state: FeatureStats, pages: PageRunner | None = None
+) -> Path:
+    """Stages 2 (its end), 3 and 4 on merged statistics: weights, records, site (the feature
+    pages by ``pages``: default local processes)."""
     complete(inputs.loaded, state, inputs.stats, config.weights)
     records = write_records(state, inputs.loaded, config)
-    return render(records, config.render, inputs=build_inputs(config))
+    return render(records, config.render, inputs=build_inputs(config), pages=pages)
 
 
 def merge_states(dirs: list[str | Path], render_cfg: RenderConfig) -> Path:

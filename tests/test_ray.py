@@ -1,13 +1,21 @@
-"""``saesite build --ray``: token shards as Ray tasks, on a local instance bound to 127.0.0.1.
+"""``saesite build --ray``: token shards and page ranges as Ray tasks, on a local instance bound
+to 127.0.0.1.
 
 One Ray instance for the whole session (starting one takes ~9 s); it never listens on another
 address. The site must be byte for byte the one ``--shard``/``merge`` and one process write.
+Builds with ``--features-per-folder 32`` have three folders of the 96 features, so three page
+ranges (one Ray task each).
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
+import re
 import threading
 import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -31,28 +39,51 @@ def inputs(tiny_model_dir, tiny_sae_dir, tiny_tokens_npy):
     return tiny_model_dir, tiny_sae_dir, tiny_tokens_npy
 
 
-def shard_workers() -> list:
-    """Ray worker processes running a shard task now (their title names the task)."""
+SMALL_FOLDERS = ["--features-per-folder", "32"]
+
+
+@pytest.fixture(scope="module")
+def one_process_small_folders(tmp_path_factory, inputs):
+    """The one-process site with three feature folders (three page ranges)."""
+    out = tmp_path_factory.mktemp("one-process-32") / "site"
+    assert main([*build_args(*inputs, out), *SMALL_FOLDERS]) == 0
+    return out
+
+
+def ray_workers(task: str) -> list:
+    """Ray worker processes running a task named ``saesite-<task>-…`` now (their title names
+    the task): ``shard`` or ``pages``."""
     import psutil
 
     found = []
     for proc in psutil.process_iter(["cmdline"]):
         cmdline = proc.info["cmdline"] or []
-        if cmdline and cmdline[0].startswith("ray::saesite-shard-"):
+        if cmdline and cmdline[0].startswith(f"ray::saesite-{task}-"):
             found.append(proc)
     return found
 
 
-def test_a_ray_build_writes_the_bytes_of_shard_and_merge_and_of_one_process(
-    tmp_path, inputs, ray_local, one_process_site
+def test_a_ray_build_writes_its_pages_in_ray_tasks_and_the_bytes_of_one_process(
+    tmp_path, inputs, ray_local, one_process_small_folders, caplog
 ):
     # tests/test_shards.py shows --shard/merge writes the one-process bytes for 1, 2 and 5
     # shards; here 3 Ray shards do too, so --ray and --shard/merge write the same bytes.
     ray_site = tmp_path / "ray"
-    assert main([*build_args(*inputs, ray_site), "--ray", "--shards", "3"]) == 0
-    expected = tree_digest(one_process_site)
+    args = [*build_args(*inputs, ray_site), *SMALL_FOLDERS, "--ray", "--shards", "3"]
+    with caplog.at_level(logging.INFO, logger="saesite.ray_pages"):
+        assert main(args) == 0
+    expected = tree_digest(one_process_small_folders)
     assert len(expected) > 100
     assert tree_digest(ray_site) == expected
+    # the driver's count of the page tasks, and the processes they ran in: Ray workers
+    [line] = [r.getMessage() for r in caplog.records if r.name == "saesite.ray_pages"]
+    found = re.fullmatch(
+        r"feature pages of 96 features by (\d+) Ray tasks in worker processes (.*)", line
+    )
+    assert found, line
+    assert int(found.group(1)) == 3  # one per folder of 32 features
+    pids = {int(pid) for pid in found.group(2).split(", ")}
+    assert pids and os.getpid() not in pids
 
 
 def test_a_ray_build_over_token_and_feature_shards_writes_the_one_process_bytes(
@@ -64,28 +95,50 @@ def test_a_ray_build_over_token_and_feature_shards_writes_the_one_process_bytes(
     assert tree_digest(ray_site) == tree_digest(one_process_site)
 
 
-def test_a_shard_task_killed_mid_shard_is_retried_and_the_site_is_unchanged(
-    tmp_path, inputs, ray_local, one_process_site
+def test_a_shard_task_and_a_page_task_killed_mid_task_are_retried_and_the_site_is_unchanged(
+    tmp_path, inputs, ray_local, one_process_small_folders
 ):
     out = tmp_path / "site"
-    killed: list[int] = []
+    killed: dict[str, int] = {}
 
-    def kill_first_shard_task() -> None:
-        deadline = time.monotonic() + 60
-        while not killed and time.monotonic() < deadline:
-            for proc in shard_workers():
-                proc.kill()
-                killed.append(proc.pid)
-                return
-            time.sleep(0.005)
+    def kill_first_task_of_each_kind() -> None:
+        deadline = time.monotonic() + 120
+        while len(killed) < 2 and time.monotonic() < deadline:
+            for task in ("shard", "pages"):
+                for proc in [] if task in killed else ray_workers(task):
+                    proc.kill()
+                    killed[task] = proc.pid
+                    break
+            time.sleep(0.002)
 
-    killer = threading.Thread(target=kill_first_shard_task)
+    killer = threading.Thread(target=kill_first_task_of_each_kind)
     killer.start()
-    code = main([*build_args(*inputs, out), "--ray", "--shards", "2", "--max-retries", "2"])
+    args = [*build_args(*inputs, out), *SMALL_FOLDERS, "--ray", "--shards", "2"]
+    code = main([*args, "--max-retries", "2"])
     killer.join()
-    assert killed, "no shard task was seen running"
+    assert set(killed) == {"shard", "pages"}, f"tasks seen running and killed: {killed}"
     assert code == 0
-    assert tree_digest(out) == tree_digest(one_process_site)
+    assert tree_digest(out) == tree_digest(one_process_small_folders)
+
+
+@contextlib.contextmanager
+def killing_every(task: str) -> Iterator[None]:
+    """Kill every Ray worker running a ``task`` task (``shard`` or ``pages``) while inside."""
+    stop = threading.Event()
+
+    def kill_every_task() -> None:
+        while not stop.is_set():
+            for proc in ray_workers(task):
+                proc.kill()
+            time.sleep(0.002)
+
+    killer = threading.Thread(target=kill_every_task)
+    killer.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        killer.join()
 
 
 def test_a_shard_that_keeps_failing_ends_the_build_in_one_line_and_keeps_the_old_site(
@@ -94,23 +147,28 @@ def test_a_shard_that_keeps_failing_ends_the_build_in_one_line_and_keeps_the_old
     out = tmp_path / "site"
     assert main([*build_args(*inputs, out), "--ray", "--shards", "2"]) == 0
     before = tree_digest(out)
-    stop = threading.Event()
-
-    def kill_every_shard_task() -> None:
-        while not stop.is_set():
-            for proc in shard_workers():
-                proc.kill()
-            time.sleep(0.005)
-
-    killer = threading.Thread(target=kill_every_shard_task)
-    killer.start()
-    try:
+    with killing_every("shard"):
         code = main([*build_args(*inputs, out), "--ray", "--shards", "2", "--max-retries", "1"])
-    finally:
-        stop.set()
-        killer.join()
     errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
     assert code == 2
     assert len(errors) == 1 and errors[0].startswith("saesite: error: shard ")
     assert "retries" in errors[0]
     assert tree_digest(out) == before
+
+
+def test_a_page_range_that_keeps_failing_ends_the_build_in_one_line_and_keeps_the_old_site(
+    tmp_path, inputs, ray_local, capsys
+):
+    out = tmp_path / "site"
+    args = [*build_args(*inputs, out), *SMALL_FOLDERS, "--ray", "--shards", "2"]
+    assert main(args) == 0
+    before = tree_digest(out)
+    with killing_every("pages"):
+        code = main([*args, "--max-retries", "1"])
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert code == 2
+    assert len(errors) == 1, errors
+    assert re.match(r"saesite: error: feature pages (0\.\.31|32\.\.63|64\.\.95) failed ", errors[0])
+    assert "after 1 retries" in errors[0]
+    assert tree_digest(out) == before
+    assert [p.name for p in tmp_path.iterdir()] == ["site"]  # no temporary folder left behind

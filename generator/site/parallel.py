@@ -1,6 +1,7 @@
 """Run a job over index ranges in forked worker processes (rendering is CPU-bound Python).
 
     results = map_ranges(job, n, workers)      # job(start, stop) over [0, n) in chunks
+    results = map_ranges(job, [(0, 500), (500, 1000)], workers)   # over the chunks given
 
 Workers are forked, so ``job`` may be a closure over anything the parent holds (templates,
 summaries, a ``SiteWriter``): nothing is pickled but the ``(start, stop)`` bounds and each
@@ -16,7 +17,7 @@ import ctypes
 import multiprocessing
 import os
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import TypeVar
 
 from saesite.threads import available_cpus
@@ -66,14 +67,20 @@ def _call(bounds: tuple[int, int]) -> tuple[int, object]:
     return bounds[1] - bounds[0], _job(*bounds)
 
 
-def map_ranges(job: Callable[[int, int], R], n: int, workers: int) -> Iterator[tuple[int, R]]:
-    """Yield ``(items done, job(start, stop))`` per chunk of ``[0, n)``, in completion order."""
+def map_ranges(
+    job: Callable[[int, int], R], n: int | Sequence[tuple[int, int]], workers: int
+) -> Iterator[tuple[int, R]]:
+    """Yield ``(items done, job(start, stop))`` per chunk of ``[0, n)`` (or per chunk of ``n``,
+    a list of ``(start, stop)``), in completion order (in order with one worker)."""
     global _job
-    if workers <= 1 or n <= 1:
-        for start, stop in ranges(n, 1):
+    if isinstance(n, int):
+        chunks = ranges(n, workers * CHUNKS_PER_WORKER if workers > 1 and n > 1 else 1)
+    else:
+        chunks = list(n)
+    if workers <= 1 or len(chunks) <= 1:
+        for start, stop in chunks:
             yield stop - start, job(start, stop)
         return
-    chunks = ranges(n, workers * CHUNKS_PER_WORKER)
     _job = job
     try:
         context = multiprocessing.get_context("fork")

@@ -8,13 +8,13 @@
 
 Records come in once, in this process (``site/intake.py``): each becomes its JSON and a summary
 (path, label, search row); the site-wide pages follow, then every feature page, rendered from its
-JSON in worker processes, so memory holds summaries and JSON bytes, not records. Everything goes
+JSON by ranges of whole folders (``site/feature_pages.py``: in local worker processes, or as
+Ray tasks), so memory holds summaries and JSON bytes, not records. Everything goes
 into a temporary folder swapped in at the end (``site_writer.SiteWriter``). ``rerender_site`` redoes
 this from a built site's JSON alone.
 
-Security: Jinja autoescapes everything; the Content-Security-Policy forbids any request but
-same-origin scripts, styles and images (on ``file://`` Chromium treats other local files as
-'self', which is what lets the classic scripts load there), and pages have no inline script or
+Security: Jinja autoescapes everything; the Content-Security-Policy (``site/page.py``) forbids
+any request but same-origin scripts, styles and images, and pages have no inline script or
 style. Data for scripts goes through ``site_writer.json_for_script``.
 """
 
@@ -25,20 +25,21 @@ import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 
-import jinja2
 import orjson
-from markupsafe import Markup
 from tqdm import tqdm
 
 import saesite
 from saesite.config import RenderConfig, normalise_base_url
 from saesite.errors import SaesiteError
 from saesite.site import toy_page, training_page
+from saesite.site.feature_pages import FeatureJson, LocalPages, PageJob, PageRunner
 from saesite.site.intake import Intake, folder_width, take_records
 from saesite.site.labels import Labels
 from saesite.site.out_folder import MANIFEST
-from saesite.site.page_context import FeatureSummary, feature_context, site_facts, table_row
-from saesite.site.parallel import map_ranges, worker_count
+from saesite.site.page import STATIC_DIR, render_page, shared_environment
+from saesite.site.page import make_environment as make_environment  # imported from here
+from saesite.site.page_context import FeatureSummary, site_facts, table_row
+from saesite.site.parallel import worker_count
 from saesite.site.search_index import shard_scripts
 from saesite.site.site_json import check_feature, check_site
 from saesite.site.token_markup import TokenDisplay
@@ -52,13 +53,6 @@ from saesite.site.writer import SiteWriter, dumps_json, is_saesite_build
 
 log = logging.getLogger(__name__)
 
-PROJECT_DIR = Path(saesite.__file__).resolve().parent.parent
-TEMPLATES_DIR = PROJECT_DIR / "templates"
-STATIC_DIR = PROJECT_DIR / "static"
-CSP = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "base-uri 'none'; form-action 'none'"
-)
 TABLE_PAGE_SIZE = 500
 INDEX_TABLE_ROWS = 100
 MAX_FOLDER_ENTRIES = 1000
@@ -66,27 +60,9 @@ PARALLEL_MIN_FEATURES = 256
 """Below this many features the pages render in-process (forking costs more than it saves)."""
 
 
-def make_environment() -> jinja2.Environment:
-    """Jinja with autoescape on and undefined names as errors."""
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-        auto_reload=False,  # templates do not change during a build: no stat per include
-    )
-
-
 def table_pages(n_features: int) -> int:
     """Pages of the feature table (``TABLE_PAGE_SIZE`` rows each; at least one)."""
     return max(1, -(-n_features // TABLE_PAGE_SIZE))
-
-
-def root_of(rel_path: str) -> str:
-    """Relative prefix from a page to the site root: ``""`` or ``"../../"``."""
-    return "../" * rel_path.count("/")
 
 
 def _site_title(site: Mapping, cfg: RenderConfig) -> str:
@@ -106,13 +82,6 @@ def _base_url(site: Mapping, cfg: RenderConfig) -> str | None:
     return normalise_base_url(str(previous)) if previous else None
 
 
-def page_url(base_url: str | None, rel_path: str) -> str:
-    """A page's hosted address (the site root for ``index.html``), or "" without a base URL."""
-    if not base_url:
-        return ""
-    return base_url if rel_path == "index.html" else base_url + rel_path
-
-
 def _extra_pages(site: Mapping) -> list[tuple[str, str, str, dict]]:
     """``(key, relative path, template, context)`` of the pages beyond index and features:
     the training page when the site has a training log, the toy pages on a toy site."""
@@ -121,32 +90,6 @@ def _extra_pages(site: Mapping) -> list[tuple[str, str, str, dict]]:
         if site.get(key):
             pages.extend((key, *page) for page in page_list(site))
     return pages
-
-
-def render_page(
-    env: jinja2.Environment,
-    template: str,
-    rel_path: str,
-    context: dict,
-    *,
-    title: str,
-    nav: Sequence[tuple[str, str]],
-    base_url: str | None = None,
-) -> str:
-    """Render one page; the common context (site title, ``root``, nav, CSP, ``url``: its hosted
-    address or "") wins over ``context``, so every page links correctly from its own depth."""
-    common = {
-        "url": page_url(base_url, rel_path),
-        "site_title": title,
-        "root": root_of(rel_path),
-        "nav": [{"href": href, "text": text, "current": href == rel_path} for href, text in nav],
-        "csp": Markup(CSP),  # a constant with quotes, no data
-        "version": saesite.__version__,
-        # a multi-SAE site (site/multi_site.py): the SAE's folder and the switcher's entries
-        "sae_prefix": context.get("sae_prefix", ""),
-        "saes": context.get("saes", []),
-    }
-    return env.get_template(template).render({**context, **common})
 
 
 def index_context(
@@ -179,10 +122,12 @@ def write_site(
     cfg: RenderConfig,
     *,
     inputs: Sequence[str | Path] = (),
+    pages: PageRunner | None = None,
 ) -> Path:
     """Render ``site`` (site.json fields but ``features``) and per-feature records into
     ``cfg.out``, atomically. Returns the output folder. ``inputs``: paths the build read, which
-    the output folder must not hold (the labels file is added here).
+    the output folder must not hold (the labels file is added here). ``pages``: what renders
+    the feature pages (default: local worker processes; ``ray_pages.RayPages``: Ray tasks).
 
     ``features`` is read once, in this process: a list (sorted here) or any sized iterable in
     index order, such as ``records.build.FeatureRecords``. Each record becomes JSON as it arrives,
@@ -195,7 +140,8 @@ def write_site(
     inputs = [*inputs, cfg.labels] if cfg.labels else list(inputs)
     with SiteWriter(cfg.out, replace_folder=cfg.replace_folder, inputs=inputs) as writer:
         write_shared_files(writer, site.get("dataset"), display)
-        write_sae_pages(writer, site, features, cfg, has_store=site.get("dataset") is not None)
+        has_store = site.get("dataset") is not None
+        write_sae_pages(writer, site, features, cfg, has_store=has_store, pages=pages)
         return writer.commit()
 
 
@@ -231,10 +177,12 @@ def write_sae_pages(
     nav: Sequence[tuple[str, str]] | None = None,
     page_extra: Mapping | None = None,
     feature_extra: Callable[[int, str], dict] | None = None,
+    pages: PageRunner | None = None,
 ) -> list[FeatureSummary]:
     """One SAE's pages and data (site.json, index, table, search shards, features) under
     ``prefix`` (``""``: the site root; ``sae/<id>/`` in a multi-SAE site, whose pages also get
-    ``nav``, ``page_extra`` and per feature ``feature_extra(index, page path)``)."""
+    ``nav``, ``page_extra`` and per feature ``feature_extra(index, page path)``). ``pages`` runs
+    the feature pages (default: ``cfg.workers`` local processes)."""
     fpf = cfg.features_per_folder
     if isinstance(features, Sequence):
         features = sorted(features, key=lambda f: int(f["index"]))
@@ -244,10 +192,9 @@ def write_sae_pages(
     display = TokenDisplay(site.get("token_bytes"))
     title = _site_title(site, cfg)
     base_url = _base_url(site, cfg)
-    env = make_environment()
+    env = shared_environment()
     extra_context = {**(page_extra or {}), "sae_prefix": prefix} if prefix else {}
 
-    workers = worker_count(cfg.workers, n, PARALLEL_MIN_FEATURES)
     tokens = ExampleTokens(site.get("dataset"), (site.get("token_bytes") or {}).keys())
     intake = Intake(
         labels,
@@ -312,38 +259,36 @@ def write_sae_pages(
         rel_path = f"{prefix}table/page-{page}.html"
         writer.write(rel_path, render("table.html", rel_path, _table_context(summaries, page)))
 
-    # 3. feature pages, each from its record's JSON, in worker processes
-    n_tokens = site_out.get("n_tokens")
-    instances = toy_page.latent_instances(site)  # toy latents link their label back
+    # 3. feature pages, each from its record's JSON, by ranges of whole folders: in local
+    # worker processes, or as Ray tasks (`pages`, saesite.ray_pages)
+    job = PageJob(
+        summaries=summaries,
+        features_per_folder=fpf,
+        display=display,
+        tokens=tokens,
+        n_tokens=site_out.get("n_tokens"),
+        per_shard=per_shard,
+        label_hrefs=toy_page.latent_instances(site),  # toy latents link their label back
+        title=title,
+        nav=tuple(nav),
+        base_url=base_url,
+        extra_context=extra_context,
+        feature_extra=feature_extra,
+    )
 
-    def pages(start: int, stop: int) -> tuple[int, int, int]:
-        mark = writer.mark()
-        for summary in summaries[start:stop]:
-            data = held.get(summary.index)
-            if data is None:
-                data = writer.read(summary.json)
-            else:
-                writer.write(summary.json, data)
-            context = feature_context(
-                tokens.attach(orjson.loads(data)),
-                summaries,
-                display,
-                n_tokens=n_tokens,
-                per_shard=per_shard,
-                label_href=instances.get(summary.index),
-            )
-            if feature_extra is not None:
-                context.update(feature_extra(summary.index, summary.html))
-            writer.write(summary.html, render("feature.html", summary.html, context))
-        return writer.written_since(mark)
+    def source(start: int, stop: int) -> list[FeatureJson]:
+        return [
+            (held[s.index], False) if s.index in held else (writer.read(s.json), True)
+            for s in summaries[start:stop]
+        ]
 
     log.debug("site-wide pages in %.1f s", time.perf_counter() - t1)
     t2 = time.perf_counter()
+    pages = pages or LocalPages(workers=worker_count(cfg.workers, n, PARALLEL_MIN_FEATURES))
     with tqdm(total=n, desc="pages", unit="feature", disable=None, leave=False) as bar:
-        for done, written in map_ranges(pages, n, workers):
-            writer.count(written)
+        for done in pages(job, writer, source):
             bar.update(done)
-    log.debug("%d feature pages in %.1f s (%d processes)", n, time.perf_counter() - t2, workers)
+    log.debug("%d feature pages in %.1f s (%r)", n, time.perf_counter() - t2, pages)
     for _, rel_path, template, context in extra:
         writer.write(rel_path, render(template, rel_path, context))
     return summaries
