@@ -192,6 +192,7 @@ def cmd_render(args: argparse.Namespace) -> None:
         title=args.title,
         workers=args.workers,
         base_url=args.base_url,
+        feature_json=args.feature_json,
     )
 
 
@@ -249,7 +250,10 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], None], str, OptionGroup
     "render": (
         cmd_render,
         "re-render a built site from its JSON (no model)",
-        ((RenderInputs, None), (RenderConfig, ("labels", "title", "workers", "base_url"))),
+        (
+            (RenderInputs, None),
+            (RenderConfig, ("labels", "title", "workers", "base_url", "feature_json")),
+        ),
     ),
     "train-model": (
         cmd_train_model,

@@ -164,8 +164,12 @@ class RenderConfig:
     """CSV or JSON file mapping feature id to a label."""
     title: str | None = None
     """Site title. None: derived from model and hook."""
-    features_per_folder: int = 500
-    """Feature pages per folder (each feature has an .html and a .json file)."""
+    features_per_folder: int | None = None
+    """Feature pages per folder (each folder also holds its features' records.jsonl.gz). None:
+    500, or 499 with --feature-json, so a folder has at most 1,000 entries."""
+    feature_json: bool = False
+    """Also write each feature's record as its own <index>.json (the lines of its folder's
+    records.jsonl.gz), for fetching one feature's data by URL; pages then link to it."""
     workers: int | None = None
     """Processes building feature records and pages. None: one per CPU (at most 8) from 256
     features."""
@@ -175,6 +179,8 @@ class RenderConfig:
     stay relative."""
 
     def __post_init__(self) -> None:
+        if self.features_per_folder is None:
+            object.__setattr__(self, "features_per_folder", 499 if self.feature_json else 500)
         _positive("features_per_folder", self.features_per_folder)
         _positive("workers", self.workers)
         if self.base_url is not None:

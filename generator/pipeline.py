@@ -329,7 +329,13 @@ def render(
 
     if isinstance(records, Records):
         return write_site(records.site, records.features, cfg, inputs=inputs, pages=pages)
-    return rerender_site(records, labels=cfg.labels, title=cfg.title, workers=cfg.workers)
+    return rerender_site(
+        records,
+        labels=cfg.labels,
+        title=cfg.title,
+        workers=cfg.workers,
+        feature_json=cfg.feature_json,
+    )
 
 
 def build_site(config: BuildConfig) -> Path:

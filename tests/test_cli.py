@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from saesite.cli import main
+from saesite.site.records_file import pack, site_records, unpack
 from tests.conftest import make_tiny_sae_dir
 
 
@@ -144,7 +145,7 @@ def test_render_relabels_a_built_site_without_importing_torch(tmp_path, tiny_sit
     assert entry["label"] == "closing </script> & quotes"
     page = (site / entry["html"]).read_text()
     assert "closing &lt;/script&gt; &amp; quotes" in page and "</script> &" not in page
-    assert json.loads((site / entry["json"]).read_text())["label"] == entry["label"]
+    assert site_records(site)[3]["label"] == entry["label"]
     index_js = "".join(p.read_text() for p in sorted((site / "search").glob("*.js")))
     assert "loops" in index_js and "</script>" not in index_js
 
@@ -405,8 +406,12 @@ def _edit_json(site, rel, edit):
     path.write_text(json.dumps(data))
 
 
-def _first_feature(site):
-    return json.loads((site / "site.json").read_text())["features"][0]["json"]
+def _edit_first_record(site, edit):
+    path = site / json.loads((site / "site.json").read_text())["features"][0]["records"]
+    lines = unpack(path.read_bytes())
+    data = json.loads(lines[0])
+    edit(data)
+    path.write_bytes(pack([json.dumps(data).encode(), *lines[1:]]))
 
 
 BAD_SITE_EDITS = [
@@ -439,18 +444,23 @@ BAD_SITE_EDITS = [
     ),
     (
         "feature-density-string",
-        lambda s: _edit_json(s, _first_feature(s), lambda d: d.update(density="high")),
-        "0.json: density is 'high'; expected a number",
+        lambda s: _edit_first_record(s, lambda d: d.update(density="high")),
+        "records.jsonl.gz, line 1: density is 'high'; expected a number",
     ),
     (
         "feature-example-tokens-number",
-        lambda s: _edit_json(s, _first_feature(s), lambda d: d["top_examples"][0].update(tokens=5)),
-        "0.json: top_examples[0].tokens is 5",
+        lambda s: _edit_first_record(s, lambda d: d["top_examples"][0].update(tokens=5)),
+        "records.jsonl.gz, line 1: top_examples[0].tokens is 5",
     ),
     (
         "feature-top-examples-not-a-list",
-        lambda s: _edit_json(s, _first_feature(s), lambda d: d.update(top_examples="many")),
-        "0.json: top_examples is 'many'; expected a list",
+        lambda s: _edit_first_record(s, lambda d: d.update(top_examples="many")),
+        "records.jsonl.gz, line 1: top_examples is 'many'; expected a list",
+    ),
+    (
+        "records-file-not-gzip",
+        lambda s: (s / "features/000/records.jsonl.gz").write_text('{"index": 0}\n'),
+        "records.jsonl.gz' is not valid gzip",
     ),
 ]
 

@@ -13,6 +13,7 @@ import torch
 
 from saesite.cli import main
 from saesite.config import BuildConfig, DataConfig, RenderConfig, StatsConfig
+from saesite.site.records_file import site_records
 from tests.conftest import TINY_MODEL, make_tiny_sae_dir
 
 H0, H1 = "blocks.0.hook_resid_post", "blocks.1.hook_resid_post"
@@ -111,8 +112,8 @@ def test_each_sae_of_a_multi_sae_site_has_the_records_of_its_single_sae_build(
         assert multi_json["metrics"]["ce_loss_recovered"] is not None
         single_site.pop("config"), multi_json.pop("config")
         assert multi_json == single_site, name
-        files = sorted(p.relative_to(single) for p in single.rglob("features/**/*.json"))
-        assert len(files) == single_site["d_sae"]
+        files = sorted(p.relative_to(single) for p in single.rglob("features/*/records.jsonl.gz"))
+        assert len(files) == 1 and len(site_records(single)) == single_site["d_sae"]
         for rel in files:
             assert (mine / rel).read_bytes() == (single / rel).read_bytes(), (name, rel)
 

@@ -4,6 +4,7 @@ previous site intact."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -27,12 +28,20 @@ def site_json(site: Path) -> dict:
     return json.loads((site / "site.json").read_text())
 
 
+@functools.cache
+def _records(site: Path) -> list[dict]:
+    """The site's records, read once (the module's sites are built once and never edited)."""
+    from saesite.site.records_file import site_records
+
+    return site_records(site)
+
+
 def feature_json(site: Path, entry: dict) -> dict:
     """A feature's record, its examples' tokens taken back from the site's token store."""
     from saesite.site.token_store import ExampleTokens, read_store
 
     store = ExampleTokens(read_store(site), site_json(site)["token_bytes"])
-    return store.attach(json.loads((site / entry["json"]).read_text()))
+    return store.attach(_records(site)[entry["index"]])
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +62,7 @@ def test_site_json_lists_every_feature_with_paths_that_exist(tiny_site):
     assert site["n_tokens"] == 24 * 32 and site["hook"] == TINY_HOOK
     assert [f["index"] for f in site["features"]] == list(range(96))
     for entry in site["features"]:
-        assert (tiny_site / entry["html"]).is_file() and (tiny_site / entry["json"]).is_file()
+        assert (tiny_site / entry["html"]).is_file() and (tiny_site / entry["records"]).is_file()
     assert (tiny_site / "index.html").is_file() and (tiny_site / ".nojekyll").is_file()
     assert site["config"]["stats"]["top_k"] == 5
 

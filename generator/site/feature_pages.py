@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from saesite.site.intake import folder_files
 from saesite.site.page import render_page, shared_environment
 from saesite.site.page_context import FeatureSummary, feature_context
 from saesite.site.parallel import map_ranges, ranges
@@ -25,8 +26,8 @@ from saesite.site.token_store import ExampleTokens
 from saesite.site.writer import SiteWriter
 
 FeatureJson = tuple[bytes, bool]
-"""A feature's JSON bytes, and whether they are in the site folder already (written at intake,
-past ``intake.HELD_JSON_BYTES``) or still to be written with its page."""
+"""A feature's JSON bytes, and whether its folder's data files are in the site folder already
+(written at intake, past ``intake.HELD_JSON_BYTES``) or still to be written with its pages."""
 
 Source = Callable[[int, int], list[FeatureJson]]
 """The JSON of features ``start..stop-1``, in index order."""
@@ -64,11 +65,15 @@ class PageJob:
     def files(
         self, start: int, stop: int, sources: Sequence[FeatureJson]
     ) -> Iterator[tuple[str, bytes]]:
-        """The files of features ``start..stop-1``: each page, and its JSON unless written."""
+        """The files of features ``start..stop-1`` (whole folders): each folder's data files
+        (``intake.folder_files``) unless written, and each page."""
         env = shared_environment()
-        for summary, (data, written) in zip(self.summaries[start:stop], sources, strict=True):
-            if not written:
-                yield summary.json, data
+        summaries, fpf = self.summaries[start:stop], self.features_per_folder
+        for first in range(0, len(summaries), fpf):
+            folder = sources[first : first + fpf]
+            if not folder[0][1]:
+                yield from folder_files(summaries[first : first + fpf], [d for d, _ in folder])
+        for summary, (data, _) in zip(summaries, sources, strict=True):
             context = feature_context(
                 self.tokens.attach(orjson.loads(data)),
                 self.summaries,

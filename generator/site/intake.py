@@ -1,12 +1,13 @@
 """Records in: each feature's JSON, and what the other pages need of it (``FeatureSummary``).
 
-``take_records`` consumes the records once, in this process, holding JSON in memory up to
-``HELD_JSON_BYTES`` for the page workers. No torch here.
+``take_records`` consumes the records once, in this process, holding each folder's JSON in
+memory up to ``HELD_JSON_BYTES`` for the page workers (which write it, ``write_folder``); past
+it, a folder's files are written as soon as its last record is in. No torch here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from tqdm import tqdm
 
@@ -14,14 +15,16 @@ from saesite.errors import SaesiteError
 from saesite.site.headline import headline
 from saesite.site.labels import Labels
 from saesite.site.page_context import FeatureSummary
+from saesite.site.records_file import NAME as RECORDS_NAME
+from saesite.site.records_file import pack
 from saesite.site.search_index import index_row
 from saesite.site.token_markup import TokenDisplay, visible_label
 from saesite.site.token_store import ExampleTokens
 from saesite.site.writer import SiteWriter, dumps_json
 
 HELD_JSON_BYTES = 384 << 20
-"""Feature JSON held in memory between the records and the pages; beyond it, written at once
-and read back for the page."""
+"""Feature JSON held in memory between the records and the pages; beyond it, a folder's records
+file is written once the folder is complete, and read back for its pages."""
 
 
 def folder_width(n_features: int, features_per_folder: int) -> int:
@@ -33,6 +36,11 @@ def feature_paths(index: int, features_per_folder: int, width: int) -> tuple[str
     """``("features/NNN/<index>.html", "features/NNN/<index>.json")``."""
     folder = f"features/{index // features_per_folder:0{width}d}"
     return f"{folder}/{index}.html", f"{folder}/{index}.json"
+
+
+def records_path(index: int, features_per_folder: int, width: int) -> str:
+    """``features/NNN/records.jsonl.gz``: the records of the folder holding ``index``."""
+    return f"features/{index // features_per_folder:0{width}d}/{RECORDS_NAME}"
 
 
 class Intake:
@@ -47,8 +55,11 @@ class Intake:
         folder_width: int,
         tokens: ExampleTokens | None = None,
         prefix: str = "",
+        feature_json: bool = False,
     ):
         self.labels, self.display = labels, display
+        self.feature_json = feature_json
+        """Also write each feature's ``<index>.json`` (``RenderConfig.feature_json``)."""
         self.tokens = tokens or ExampleTokens(None)
         self.features_per_folder, self.folder_width = features_per_folder, folder_width
         self.prefix = prefix
@@ -65,13 +76,15 @@ class Intake:
         label = self.labels.of(feature)
         record = {**self.tokens.attach(feature), "label": label}
         html, json_path = feature_paths(index, self.features_per_folder, self.folder_width)
+        records = records_path(index, self.features_per_folder, self.folder_width)
         shown = visible_label(label)
         line = headline(record, shown, self.display)
         row = index_row(record, shown, self.display, line)
         summary = FeatureSummary(
             index=index,
             html=self.prefix + html,
-            json=self.prefix + json_path,
+            json=self.prefix + json_path if self.feature_json else "",
+            records=self.prefix + records,
             label=shown,
             headline=line,
             row=row,
@@ -79,7 +92,8 @@ class Intake:
         entry = {
             "index": index,
             "html": html,
-            "json": json_path,
+            **({"json": json_path} if self.feature_json else {}),
+            "records": records,
             "density": record.get("density"),
             "max_activation": record.get("max_activation"),
             "dead": bool(record.get("dead")),
@@ -94,19 +108,50 @@ def take_records(
     features: Iterable[Mapping], intake: Intake, writer: SiteWriter
 ) -> tuple[list[FeatureSummary], list[dict], dict[int, bytes]]:
     """Consume the records in index order, in this process: per feature its summary, its
-    site.json entry, and its JSON, held in memory (returned by index) or, past
-    ``HELD_JSON_BYTES``, written."""
+    site.json entry, and its JSON, held in memory (returned by index) a folder at a time or,
+    past ``HELD_JSON_BYTES``, written (``write_folder``) as soon as the folder is complete."""
     summaries: list[FeatureSummary] = []
     entries: list[dict] = []
     held: dict[int, bytes] = {}
     held_bytes = 0
+    folder: list[tuple[FeatureSummary, bytes]] = []
+
+    def end_folder() -> None:
+        nonlocal held_bytes
+        size = sum(len(data) for _, data in folder)
+        if held_bytes + size <= HELD_JSON_BYTES:
+            held.update((summary.index, data) for summary, data in folder)  # the pages write it
+            held_bytes += size
+        else:
+            write_folder(writer, [summary for summary, _ in folder], [d for _, d in folder])
+        folder.clear()
+
     for feature in tqdm(features, desc="records", unit="feature", disable=None, leave=False):
         summary, entry, data = intake(feature, len(summaries))
+        if folder and folder[0][0].records != summary.records:
+            end_folder()
         summaries.append(summary)
         entries.append(entry)
-        if held_bytes + len(data) <= HELD_JSON_BYTES:
-            held[summary.index] = data  # written by the page workers
-            held_bytes += len(data)
-        else:
-            writer.write(summary.json, data)
+        folder.append((summary, data))
+    if folder:
+        end_folder()
     return summaries, entries, held
+
+
+def folder_files(
+    summaries: Sequence[FeatureSummary], lines: Sequence[bytes]
+) -> Iterator[tuple[str, bytes]]:
+    """The data files of one folder's features (``summaries``, all of it, in index order):
+    its records file, and each feature's JSON where the summary has a path for it."""
+    yield summaries[0].records, pack(lines)
+    for summary, data in zip(summaries, lines, strict=True):
+        if summary.json:
+            yield summary.json, data
+
+
+def write_folder(
+    writer: SiteWriter, summaries: Sequence[FeatureSummary], lines: Sequence[bytes]
+) -> None:
+    """Write ``folder_files`` now (past the memory budget, as the folder's last record is in)."""
+    for rel_path, data in folder_files(summaries, lines):
+        writer.write(rel_path, data)

@@ -127,7 +127,7 @@ def write_multi_site(
     """Render every SAE's records, the overview and the comparison pages into ``cfg.out``,
     atomically, in one site. Returns the output folder."""
     fpf = cfg.features_per_folder
-    check_features_per_folder(fpf)
+    check_features_per_folder(fpf, cfg.feature_json)
     first = saes[0].site
     dataset = first.get("dataset")
     display = TokenDisplay(first.get("token_bytes"))

@@ -54,7 +54,10 @@ class FeatureSummary:
 
     index: int
     html: str
-    json: str
+    records: str
+    """Its folder's records file (``records_file``)."""
+    json: str = ""
+    """Its own JSON file, "" unless the site has them (``RenderConfig.feature_json``)."""
     label: str
     row: list
     """The feature's search-index row (see ``search_index.ROW_FIELDS``)."""
@@ -217,7 +220,9 @@ def feature_context(
         "dead": bool(feature.get("dead")),
         "flags": flags_of(feature),
         "stats": stats,
+        "has_json": bool(summary.json),
         "json_href": summary.json.rsplit("/", 1)[-1],
+        "records_href": summary.records.rsplit("/", 1)[-1],
         "has_prev": prev_link is not None,
         "prev": prev_link or {},
         "has_next": next_link is not None,

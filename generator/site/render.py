@@ -4,14 +4,17 @@
 
     index.html  site.json  .nojekyll  static/  search/index-K.js  table/page-K.html
     tokens/vocab.js  tokens/seq-K.js        (the dataset's tokens once, see token_store.py)
-    features/NNN/<index>.html + .json      (NNN = index // features_per_folder, zero-padded)
+    features/NNN/<index>.html              (NNN = index // features_per_folder, zero-padded)
+    features/NNN/records.jsonl.gz          (the folder's feature records, records_file.py)
+    features/NNN/<index>.json              (only with RenderConfig.feature_json)
 
 Records come in once, in this process (``site/intake.py``): each becomes its JSON and a summary
-(path, label, search row); the site-wide pages follow, then every feature page, rendered from its
-JSON by ranges of whole folders (``site/feature_pages.py``: in local worker processes, or as
-Ray tasks), so memory holds summaries and JSON bytes, not records. Everything goes
-into a temporary folder swapped in at the end (``site_writer.SiteWriter``). ``rerender_site`` redoes
-this from a built site's JSON alone.
+(path, label, search row); the site-wide pages follow, then every folder's records file and
+feature pages, rendered from its JSON by ranges of whole folders (``site/feature_pages.py``: in
+local worker processes, or as Ray tasks), so memory holds summaries and JSON bytes, not
+records. Everything goes into a temporary folder swapped in at the end
+(``site_writer.SiteWriter``). ``rerender_site`` redoes this from a built site's records files
+alone.
 
 Security: Jinja autoescapes everything; the Content-Security-Policy (``site/page.py``) forbids
 any request but same-origin scripts, styles and images, and pages have no inline script or
@@ -40,6 +43,7 @@ from saesite.site.page import STATIC_DIR, render_page, shared_environment
 from saesite.site.page import make_environment as make_environment  # imported from here
 from saesite.site.page_context import FeatureSummary, site_facts, table_row
 from saesite.site.parallel import worker_count
+from saesite.site.records_file import read_records, unpack
 from saesite.site.search_index import shard_scripts
 from saesite.site.site_json import check_feature, check_site
 from saesite.site.token_markup import TokenDisplay
@@ -135,7 +139,7 @@ def write_site(
     exists, so memory holds summaries and JSON bytes (see ``intake.HELD_JSON_BYTES``), not
     records.
     """
-    check_features_per_folder(cfg.features_per_folder)
+    check_features_per_folder(cfg.features_per_folder, cfg.feature_json)
     display = TokenDisplay(site.get("token_bytes"))
     inputs = [*inputs, cfg.labels] if cfg.labels else list(inputs)
     with SiteWriter(cfg.out, replace_folder=cfg.replace_folder, inputs=inputs) as writer:
@@ -145,11 +149,15 @@ def write_site(
         return writer.commit()
 
 
-def check_features_per_folder(fpf: int) -> None:
-    if not 0 < 2 * fpf <= MAX_FOLDER_ENTRIES:
+def check_features_per_folder(fpf: int, feature_json: bool = False) -> None:
+    """A folder holds ``fpf`` pages, its records file and, with ``feature_json``, ``fpf`` JSON
+    files: at most ``MAX_FOLDER_ENTRIES`` entries."""
+    per_feature = 2 if feature_json else 1
+    if not 0 < per_feature * fpf + 1 <= MAX_FOLDER_ENTRIES:
+        files = "an .html and a .json file" if feature_json else "an .html file"
         raise SaesiteError(
-            f"features_per_folder is {fpf}; expected 1–{MAX_FOLDER_ENTRIES // 2} "
-            "(each feature has an .html and a .json file; GitHub lists at most "
+            f"features_per_folder is {fpf}; expected 1–{(MAX_FOLDER_ENTRIES - 1) // per_feature} "
+            f"(each feature has {files}, each folder a records file; GitHub lists at most "
             f"{MAX_FOLDER_ENTRIES} entries per folder)"
         )
 
@@ -203,6 +211,7 @@ def write_sae_pages(
         folder_width=width,
         tokens=tokens,
         prefix=prefix,
+        feature_json=cfg.feature_json,
     )
     t0 = time.perf_counter()
     # 1. records: each feature's JSON, and what other pages need of it
@@ -277,10 +286,16 @@ def write_sae_pages(
     )
 
     def source(start: int, stop: int) -> list[FeatureJson]:
-        return [
-            (held[s.index], False) if s.index in held else (writer.read(s.json), True)
-            for s in summaries[start:stop]
-        ]
+        """The JSON of whole folders: held, or (past the memory budget) read back from the
+        records files written at intake."""
+        out: list[FeatureJson] = []
+        for first in range(start, stop, fpf):
+            folder = summaries[first : min(first + fpf, stop)]
+            if folder[0].index in held:
+                out.extend((held[s.index], False) for s in folder)
+            else:
+                out.extend((line, True) for line in unpack(writer.read(folder[0].records)))
+        return out
 
     log.debug("site-wide pages in %.1f s", time.perf_counter() - t1)
     t2 = time.perf_counter()
@@ -328,9 +343,12 @@ def rerender_site(
     title: str | None = None,
     workers: int | None = None,
     base_url: str | None = None,
+    feature_json: bool = False,
 ) -> Path:
-    """Re-render a built site from its ``site.json`` and feature JSON files (no model); a new
-    ``title`` or ``base_url`` is kept in site.json for the next render."""
+    """Re-render a built site from its ``site.json`` and feature records files (no model); a
+    new ``title`` or ``base_url`` is kept in site.json for the next render, as is
+    ``feature_json`` (per-feature JSON files are written when it is given or the site has
+    them)."""
     site_dir = Path(site_dir)
     if not is_saesite_build(site_dir):
         raise SaesiteError(
@@ -352,7 +370,7 @@ def rerender_site(
     if dataset is not None:
         site["dataset"] = dataset  # the token store, read back (not part of site.json)
     entries = sorted(site.get("features") or [], key=lambda e: e["index"])
-    features = _FeatureFiles(site_dir, [e["json"] for e in entries])
+    features = _FeatureFiles(site_dir, entries)
     render_cfg = (site.get("config") or {}).get("render") or {}
     fpf = render_cfg.get("features_per_folder") or RenderConfig().features_per_folder
     cfg = RenderConfig(
@@ -362,8 +380,9 @@ def rerender_site(
         features_per_folder=int(fpf),
         workers=workers,
         base_url=base_url,
+        feature_json=feature_json or bool(render_cfg.get("feature_json")) or _has_json(entries),
     )
-    for key in ("title", "base_url"):
+    for key in ("title", "base_url", "feature_json"):
         value = getattr(cfg, key)
         if value and isinstance(render_cfg, dict) and "config" in site:
             render_cfg = site["config"]["render"] = {**render_cfg, key: value}
@@ -377,24 +396,23 @@ def rerender_site(
         ) from None
 
 
-class _FeatureFiles:
-    """A built site's feature JSON files, read one at a time as they are iterated."""
+def _has_json(entries: Sequence[Mapping]) -> bool:
+    """The site has per-feature JSON files: built with ``--feature-json``, or before the
+    records files (whose entries name only ``json``)."""
+    return any("json" in e for e in entries)
 
-    def __init__(self, site_dir: Path, rel_paths: Sequence[str]):
-        self.site_dir, self.rel_paths = site_dir, rel_paths
+
+class _FeatureFiles:
+    """A built site's feature records (``records_file.read_records``), checked and read one
+    folder at a time as they are iterated."""
+
+    def __init__(self, site_dir: Path, entries: Sequence[Mapping]):
+        self.site_dir, self.entries = site_dir, entries
 
     def __len__(self) -> int:
-        return len(self.rel_paths)
+        return len(self.entries)
 
     def __iter__(self) -> Iterator[dict]:
-        for rel_path in self.rel_paths:
-            path = self.site_dir / rel_path
-            try:
-                record = orjson.loads(path.read_bytes())
-            except (OSError, orjson.JSONDecodeError) as err:
-                raise SaesiteError(
-                    f"feature file {str(path)!r} is missing or corrupt ({err}); "
-                    "rebuild the site with `saesite build`"
-                ) from None
-            check_feature(record, str(path))
+        for where, record in read_records(self.site_dir, self.entries):
+            check_feature(record, where)
             yield record

@@ -67,7 +67,9 @@ SITE_FIELDS: dict[str, Check] = {
     "config": DICT,
     "density_histogram": DICT,
 }
-ENTRY_FIELDS: dict[str, Check] = {"index": INT, "html": STR, "json": STR}
+ENTRY_FIELDS: dict[str, Check] = {"index": INT, "html": STR, "records": STR, "json": STR}
+ENTRY_REQUIRED = ("index", "html")
+"""And ``records`` or (a site built before records files) ``json``."""
 FEATURE_FIELDS: dict[str, Check] = {
     "index": INT,
     "label": _or_null(STR),
@@ -145,9 +147,14 @@ def check_site(site: object, source: str) -> None:
     assert isinstance(site, dict)
     for i, entry in enumerate(site.get("features") or []):
         check_fields(entry, ENTRY_FIELDS, source, f"features[{i}].")
-        for key in ENTRY_FIELDS:
+        for key in ENTRY_REQUIRED:
             if key not in entry:
                 raise SaesiteError(f"{source}: features[{i}] has no {key!r}; expected one")
+        if "records" not in entry and "json" not in entry:
+            raise SaesiteError(
+                f"{source}: features[{i}] has neither 'records' nor 'json'; expected the path "
+                "of its folder's records file"
+            )
     _check_numbers(site.get("metrics") or {}, source, "metrics.")
     if site.get("training") is not None:
         check_training_log(site["training"], source, "training.")

@@ -227,7 +227,7 @@ def _build(cfg: ToyConfig, replace_folder: str | None, models: list[ToyModelConf
 
     render = RenderConfig(out=cfg.out, replace_folder=replace_folder, title=TITLE)
     width = folder_width(len(features), render.features_per_folder)
-    paths = [feature_paths(f["index"], render.features_per_folder, width) for f in features]
+    pages = [feature_paths(f["index"], render.features_per_folder, width)[0] for f in features]
     density = np.array([f["density"] for f in features])
     dead = np.array([f["dead"] for f in features], dtype=bool)
     site = site_record(
@@ -255,8 +255,7 @@ def _build(cfg: ToyConfig, replace_folder: str | None, models: list[ToyModelConf
         },
         density_histogram=density_histogram(density, dead),
         features=[
-            {"index": f["index"], "html": html, "json": json_path}
-            for f, (html, json_path) in zip(features, paths, strict=True)
+            {"index": f["index"], "html": html} for f, html in zip(features, pages, strict=True)
         ],
         toy={
             "models": [_model_entry(t) for t in trained],

@@ -7,6 +7,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from saesite.site.records_file import site_records
 from tests.browser.conftest import SCHEMES, _serve
 from tests.conftest import make_tiny_sae_dir
 from tests.fixtures.gpt2 import SPLIT_TEXT, gpt2_model_dir
@@ -38,8 +39,7 @@ def gpt2_site(tmp_path_factory, server_root, http_port):
 def _busiest(site) -> str:
     entries = orjson.loads((site.path / "site.json").read_bytes())["features"]
     counts = []
-    for entry in entries:
-        record = orjson.loads((site.path / entry["json"]).read_bytes())
+    for entry, record in zip(entries, site_records(site.path), strict=True):
         counts.append((len(record["top_examples"]), entry["html"]))
     return max(counts)[1]
 

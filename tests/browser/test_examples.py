@@ -3,9 +3,12 @@ to the whole sequence from the token store, and a tooltip by mouse, keyboard and
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import orjson
 import pytest
 
+from saesite.site.records_file import site_records
 from saesite.site.token_store import ExampleTokens, read_store
 from tests.browser.conftest import SCHEMES
 
@@ -14,13 +17,18 @@ pytestmark = pytest.mark.browser
 VIEWPORTS = {"desktop": (1280, 800), "phone": (390, 844)}
 
 
+def _record(site, page_rel: str) -> dict:
+    """The record of the feature at ``page_rel`` (``features/NNN/<index>.html``)."""
+    return site_records(site.path)[int(Path(page_rel).stem)]
+
+
 def _busiest(site) -> str:
     """The feature page with the most distinct top examples, whose top window holds a newline."""
     best = None
     meta = orjson.loads((site.path / "site.json").read_bytes())
     store = ExampleTokens(read_store(site.path), meta["token_bytes"])
-    for entry in meta["features"]:
-        record = store.attach(orjson.loads((site.path / entry["json"]).read_bytes()))
+    for entry, record in zip(meta["features"], site_records(site.path), strict=True):
+        record = store.attach(record)
         examples = record["top_examples"]
         windows = {tuple(e["tokens"]) for e in examples}
         score = (len(windows), int(bool(examples) and "\n" in "".join(examples[0]["tokens"])))
@@ -95,7 +103,7 @@ def test_the_tooltip_opens_on_keyboard_focus_and_names_token_activation_and_next
 def test_the_firing_tokens_tooltip_gives_its_direct_effect_on_the_next_tokens_logit(
     visit, real_site, page_rel, scheme
 ):
-    record = orjson.loads((real_site.path / page_rel.replace(".html", ".json")).read_bytes())
+    record = _record(real_site, page_rel)
     example = next(e for e in record["top_examples"] if "next_logit" in e)
     where = f"{example['seq']},{example['pos']},{example['window_start']}"
     v = visit(real_site, scheme, page_rel, viewport={"width": 1280, "height": 800})
@@ -171,9 +179,7 @@ def test_examples_across_the_range_are_drawn_from_the_token_store_as_the_page_dr
 
     meta = orjson.loads((real_site.path / "site.json").read_bytes())
     store = ExampleTokens(read_store(real_site.path), meta["token_bytes"])
-    record = store.attach(
-        orjson.loads((real_site.path / page_rel.replace(".html", ".json")).read_bytes())
-    )
+    record = store.attach(_record(real_site, page_rel))
     display = TokenDisplay(meta["token_bytes"])
     unshaded = lambda html: re.sub(r' class="?a\d"?', "", html)  # noqa: E731 - 3 vs 4 digits
     expected = {

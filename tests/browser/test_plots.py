@@ -8,6 +8,7 @@ from decimal import ROUND_HALF_UP, Decimal
 import orjson
 import pytest
 
+from saesite.site.records_file import site_records
 from tests.browser.conftest import SCHEMES
 
 pytestmark = pytest.mark.browser
@@ -26,8 +27,8 @@ def _fmt(value: float) -> str:
 
 
 def _page_with_histogram(site) -> tuple[str, dict]:
-    for entry in orjson.loads((site.path / "site.json").read_bytes())["features"]:
-        record = orjson.loads((site.path / entry["json"]).read_bytes())
+    entries = orjson.loads((site.path / "site.json").read_bytes())["features"]
+    for entry, record in zip(entries, site_records(site.path), strict=True):
         if sum(1 for c in record["histogram"]["counts"] if c) >= 3:
             return entry["html"], record
     raise AssertionError("no feature with three non-empty activation bins")

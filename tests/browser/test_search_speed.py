@@ -23,7 +23,7 @@ import statistics
 
 import pytest
 
-from saesite.site.intake import feature_paths
+from saesite.site.intake import feature_paths, records_path
 from saesite.site.page_context import FeatureSummary
 from saesite.site.render import (
     STATIC_DIR,
@@ -97,7 +97,7 @@ def big_index(tmp_path_factory):
         FeatureSummary(
             index=row[0],
             html=feature_paths(row[0], 500, 3)[0],
-            json=feature_paths(row[0], 500, 3)[1],
+            records=records_path(row[0], 500, 3),
             label=row[4],
             row=row,
         )

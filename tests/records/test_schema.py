@@ -47,7 +47,7 @@ def documented_tables() -> dict[str, set[str]]:
     [
         ("## `site.json`", fields(SiteRecord)),
         ("`metrics`:", set(METRIC_KEYS)),
-        ("## Feature JSON (`features/NNN/<index>.json`)", fields(FeatureRecord)),
+        ("Each record:", fields(FeatureRecord)),
         ("An *example*:", fields(Example)),
     ],
 )

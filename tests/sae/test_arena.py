@@ -15,6 +15,7 @@ from safetensors.torch import save_file
 from saesite.errors import SaesiteError
 from saesite.sae.arena import detect_arena_format
 from saesite.sae.source import load_one_sae, load_saes
+from saesite.site.records_file import site_records
 
 N_INST, D_IN, D_SAE = 3, 8, 20
 
@@ -181,7 +182,9 @@ def test_an_arena_instance_builds_the_same_feature_pages_as_that_sae_in_saelens_
     saelens_json = json.loads((saelens_site / "site.json").read_text())
     assert arena_json["metrics"] == saelens_json["metrics"]
     assert arena_json["sae"]["d_sae"] == 48
-    features = sorted(p.relative_to(saelens_site) for p in saelens_site.rglob("features/**/*.json"))
-    assert len(features) == 48
+    features = sorted(
+        p.relative_to(saelens_site) for p in saelens_site.rglob("features/*/records.jsonl.gz")
+    )
+    assert len(features) == 1 and len(site_records(saelens_site)) == 48
     for rel in features:
         assert (arena_site / rel).read_bytes() == (saelens_site / rel).read_bytes(), rel

@@ -9,7 +9,8 @@ import pytest
 from saesite.config import RenderConfig
 from saesite.errors import SaesiteError
 from saesite.site import intake, render
-from saesite.site.intake import feature_paths
+from saesite.site.intake import feature_paths, records_path
+from saesite.site.records_file import site_records, unpack
 from saesite.site.render import rerender_site, write_site
 from tests.fixtures.sample_records import ADVERSARIAL_TOKENS, adversarial_site, sample_site
 
@@ -43,7 +44,9 @@ def test_write_site_writes_the_documented_layout(tmp_path):
     for index in range(12):
         html_path, json_path = feature_paths(index, 5, 3)
         assert html_path == f"features/{index // 5:03d}/{index}.html"
-        assert html_path in names and json_path in names
+        assert html_path in names and json_path not in names
+        assert records_path(index, 5, 3) in names
+    assert sum(name.startswith("features/") for name in names) == 12 + 3
 
 
 def test_site_json_lists_every_feature_with_paths_flags_and_the_version(tmp_path):
@@ -51,20 +54,19 @@ def test_site_json_lists_every_feature_with_paths_flags_and_the_version(tmp_path
     site = orjson.loads((out / "site.json").read_bytes())
     assert site["saesite_version"]
     assert [f["index"] for f in site["features"]] == list(range(7))
-    for entry in site["features"]:
-        assert (out / entry["html"]).is_file() and (out / entry["json"]).is_file()
-        record = orjson.loads((out / entry["json"]).read_bytes())
+    records = site_records(out)
+    for entry, record in zip(site["features"], records, strict=True):
+        assert (out / entry["html"]).is_file() and (out / entry["records"]).is_file()
+        assert "json" not in entry
         assert entry["density"] == record["density"]
         assert entry["dead"] == record["dead"] and entry["dense"] == record["dense"]
     assert site["features"][1]["dead"] and site["features"][2]["dense"]
 
 
-def test_feature_json_is_the_record_as_given(tmp_path):
+def test_feature_records_are_the_records_as_given(tmp_path):
     site, features = sample_site(3, seed=2)
     out = write_site(site, features, RenderConfig(out=str(tmp_path / "s")))
-    for feature in features:
-        written = orjson.loads((out / feature_paths(feature["index"], 500, 3)[1]).read_bytes())
-        assert written == feature
+    assert site_records(out) == features
 
 
 def test_nothing_starts_with_an_underscore_and_no_folder_exceeds_1000_entries(tmp_path):
@@ -110,7 +112,7 @@ def test_pages_carry_a_strict_content_security_policy_and_no_inline_script_or_ha
         assert " style=" not in text, page
 
 
-def test_feature_page_has_description_open_graph_prev_next_and_json_link(tmp_path):
+def test_feature_page_has_description_open_graph_prev_next_and_data_link(tmp_path):
     out = _write(tmp_path, n=5)
     text = (out / "features/000/3.html").read_text()
     description = re.search(r'<meta name="description" content="([^"]*)"', text).group(1)
@@ -119,8 +121,10 @@ def test_feature_page_has_description_open_graph_prev_next_and_json_link(tmp_pat
     assert " · density " in html.unescape(description)
     assert f'property="og:description" content="{description}"' in text
     assert 'id="prev" href="2.html"' in text and 'id="next" href="4.html"' in text
-    assert 'href="3.json"' in text
+    assert 'href="records.jsonl.gz"' in text and 'href="3.json"' not in text
     assert "<svg" in text  # histograms inline
+    with_json = _write(tmp_path, n=5, name="j", feature_json=True) / "features/000/3.html"
+    assert 'href="3.json"' in with_json.read_text()
 
 
 def test_empty_or_missing_panels_are_hidden_not_errors(tmp_path):
@@ -199,7 +203,7 @@ def test_labels_from_a_file_show_on_pages_in_search_and_in_site_json(tmp_path, s
     site = orjson.loads((out / "site.json").read_bytes())
     assert site["labels"] == {"3": "Python, keywords", "5": "django imports"}
     assert site["features"][5]["label"] == "django imports"
-    assert orjson.loads((out / "features/000/5.json").read_bytes())["label"] == "django imports"
+    assert site_records(out)[5]["label"] == "django imports"
 
 
 def test_labels_for_features_the_site_does_not_have_are_refused(tmp_path):
@@ -256,10 +260,10 @@ def test_feature_records_must_be_numbered_from_zero(tmp_path, workers):
 
 
 def test_a_feature_page_costs_fewer_bytes_than_its_json(tmp_path):
-    # the 40 KB per feature budget counts both; the page is the part the renderer controls
+    # the page is the part of a feature's bytes the renderer controls
     out = _write(tmp_path, n=24)
     pages = sum(p.stat().st_size for p in (out / "features").rglob("*.html"))
-    data = sum(p.stat().st_size for p in (out / "features").rglob("*.json"))
+    data = sum(len(line) for line in unpack((out / "features/000/records.jsonl.gz").read_bytes()))
     # lines carry positions and window activations (data-x, data-a) for expansion and
     # tooltips; these records have no token store, so their JSON still holds each window's text
     assert pages < 1.5 * data
@@ -267,7 +271,7 @@ def test_a_feature_page_costs_fewer_bytes_than_its_json(tmp_path):
 
 class _OneShot:
     """Records that can be iterated once, like records.FeatureRecords, noting on each step how
-    many feature JSON files the build folder already holds."""
+    many records files the build folder already holds."""
 
     def __init__(self, features: list[dict], out: Path):
         self.features, self.out, self.written_before = features, out, []
@@ -278,7 +282,7 @@ class _OneShot:
     def __iter__(self):
         for feature in self.features:
             tmp = [p for p in self.out.parent.iterdir() if p.name.startswith(f".{self.out.name}.")]
-            self.written_before.append(sum(1 for _ in tmp[0].rglob("features/*/*.json")))
+            self.written_before.append(sum(1 for _ in tmp[0].rglob("features/*/records.jsonl.gz")))
             yield feature
 
 
@@ -287,12 +291,13 @@ def test_records_stream_through_once_and_spill_to_disk_past_the_memory_budget(
 ):
     site, features = sample_site(12, seed=1)
     held = _OneShot(features, tmp_path / "held")
-    write_site(site, held, RenderConfig(out=str(tmp_path / "held")))
-    assert held.written_before == [0] * 12  # all 12 JSON files fit the budget: held until pages
+    write_site(site, held, RenderConfig(out=str(tmp_path / "held"), features_per_folder=4))
+    assert held.written_before == [0] * 12  # all 12 records fit the budget: held until pages
     monkeypatch.setattr(intake, "HELD_JSON_BYTES", 0)
     spilled = _OneShot(features, tmp_path / "spilled")
-    write_site(site, spilled, RenderConfig(out=str(tmp_path / "spilled")))
-    assert spilled.written_before == list(range(12))  # each written before the next is built
+    write_site(site, spilled, RenderConfig(out=str(tmp_path / "spilled"), features_per_folder=4))
+    # each folder's file written once its last record is in, before the next record is built
+    assert spilled.written_before == [0] * 5 + [1] * 4 + [2] * 3
     assert _files(tmp_path / "held") == _files(tmp_path / "spilled")
 
 
@@ -300,7 +305,12 @@ def test_records_and_pages_done_by_two_worker_processes_are_the_bytes_of_one(tmp
     one = _write(tmp_path, n=40, name="one", workers=1)
     two = _write(tmp_path, n=40, name="two", workers=2)
     assert _files(one) == _files(two)
-    rerender_site(two, workers=2)  # JSON files read back, pages by two workers
+    # eight folders: the two workers take ranges of whole folders
+    folders = [
+        _write(tmp_path, n=40, name=f"f{w}", workers=w, features_per_folder=5) for w in (1, 2)
+    ]
+    assert _files(folders[0]) == _files(folders[1])
+    rerender_site(two, workers=2)  # records files read back, pages by two workers
     assert _files(two) == _files(one)
 
 

@@ -9,6 +9,7 @@ import orjson
 
 from saesite.config import RenderConfig
 from saesite.lm.model import invalid_token_bytes
+from saesite.site.records_file import site_records
 from saesite.site.render import rerender_site, write_site
 from saesite.site.token_markup import TokenDisplay
 from saesite.site.token_store import ExampleTokens, read_store, store_scripts
@@ -87,7 +88,7 @@ def test_an_example_the_store_does_not_reproduce_keeps_its_tokens():
 def test_feature_json_holds_no_token_text_and_render_reads_it_back_from_the_store(tmp_path):
     site, features = with_token_store(*adversarial_site(6))
     out = write_site(site, copy.deepcopy(features), RenderConfig(out=str(tmp_path / "s")))
-    written = orjson.loads((out / "features/000/0.json").read_bytes())
+    written = site_records(out)[0]
     assert written["top_examples"] and all("tokens" not in e for e in _examples(written))
     assert ExampleTokens(read_store(out), ADVERSARIAL_TOKEN_BYTES).attach(written) == features[0]
     page = (out / "features/000/0.html").read_text()
@@ -103,7 +104,8 @@ def test_a_built_site_keeps_example_text_only_in_its_token_store(tiny_site, tmp_
     site = tmp_path / "site"
     shutil.copytree(tiny_site, site)
     meta = orjson.loads((site / "site.json").read_bytes())
-    records = [orjson.loads((site / e["json"]).read_bytes()) for e in meta["features"]]
+    records = site_records(site)
+    assert len(records) == len(meta["features"])
     examples = [e for r in records for e in _examples(r)]
     assert examples and all("tokens" not in e for e in examples)
     before = _files(site)

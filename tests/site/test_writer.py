@@ -39,7 +39,9 @@ def _seed_of(out: Path) -> int:
 def _is_complete(out: Path) -> bool:
     site = orjson.loads((out / "site.json").read_bytes())
     return (
-        all((out / f["html"]).is_file() and (out / f["json"]).is_file() for f in site["features"])
+        all(
+            (out / f["html"]).is_file() and (out / f["records"]).is_file() for f in site["features"]
+        )
         and (out / "index.html").is_file()
     )
 

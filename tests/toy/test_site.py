@@ -8,6 +8,7 @@ import re
 import pytest
 
 from saesite.config import DoubleDescentConfig, ToyConfig
+from saesite.site.records_file import site_records
 from saesite.toy.model import ToyModelConfig
 from saesite.toy.site import build_toy_site
 
@@ -71,9 +72,8 @@ def test_site_json_has_the_toy_entry_for_every_bottleneck_instance(toy_site):
 
 
 def test_latent_pages_show_inputs_as_true_feature_examples(toy_site):
-    site = json.loads((toy_site / "site.json").read_text())
-    entry = site["features"][4]
-    record = json.loads((toy_site / entry["json"]).read_text())
+    entry = json.loads((toy_site / "site.json").read_text())["features"][4]
+    record = site_records(toy_site)[4]
     assert record["label"].startswith("tiny-3-2 #1 · ")
     for example in record["top_examples"]:
         assert example["tokens"] == ["f0", "f1", "f2"] and example["token_ids"] == [0, 1, 2]
@@ -117,7 +117,7 @@ def test_two_builds_with_the_same_seed_write_the_same_data_and_pages(toy_site, t
     first, second = (json.loads((s / "site.json").read_text()) for s in (toy_site, again))
     assert first["config"].pop("out") != second["config"].pop("out")
     assert first == second
-    for page in ("toy/tiny-3-2-sae.html", "toy/index.html", "features/000/4.json"):
+    for page in ("toy/tiny-3-2-sae.html", "toy/index.html", "features/000/records.jsonl.gz"):
         assert (again / page).read_bytes() == (toy_site / page).read_bytes(), page
 
 
