@@ -16,7 +16,9 @@ from tests.test_pipeline import tree_digest
 
 def _job(n: int, features_per_folder: int) -> PageJob:
     summaries = [
-        FeatureSummary(index=i, html=f"{i}.html", json=f"{i}.json", label="", row=[])
+        FeatureSummary(
+            index=i, html=f"{i}.html", records=f"{i // features_per_folder}.gz", label="", row=[]
+        )
         for i in range(n)
     ]
     return PageJob(
