@@ -202,6 +202,23 @@ def test_the_overview_links_every_sae_and_the_comparison_of_the_pair_on_one_hook
     assert 'aria-current="true" title="blocks.1.hook_resid_post · 64 features">c64' in page
 
 
+def test_two_saes_on_one_hook_get_their_own_page_titles(multi_site):
+    def title(rel_path: str) -> str:
+        return re.search(r"<title>(.*?)</title>", (multi_site / rel_path).read_text()).group(1)
+
+    a, b = title("sae/a48/features/000/0.html"), title("sae/b96/features/000/0.html")
+    assert a != b and a.endswith("· a48") and b.endswith("· b96")  # both on blocks.0
+    assert title("sae/a48/index.html").endswith("· a48")
+
+
+def test_the_go_to_box_is_on_each_saes_pages_and_not_on_the_shared_overview(multi_site):
+    goto = 'id="goto"'
+    assert goto not in (multi_site / "index.html").read_text()  # which SAE's feature N?
+    assert goto not in (multi_site / "compare/a48--b96.html").read_text()
+    page = (multi_site / "sae/b96/features/000/0.html").read_text()
+    assert re.search(r'id="goto"[^>]*data-root="\.\./\.\./\.\./\.\./sae/b96/"', page)
+
+
 def test_an_sae_compared_with_itself_has_every_max_cosine_in_the_top_bin(
     tmp_path, tiny_model_dir, tiny_sae_dir, tiny_tokens_npy
 ):

@@ -30,6 +30,7 @@ from saesite.site.render import (
     check_features_per_folder,
     make_environment,
     render_page,
+    site_title,
     write_sae_pages,
     write_shared_files,
 )
@@ -162,6 +163,7 @@ def write_multi_site(
                 ],
                 page_extra={"saes": switcher(saes, k)},
                 feature_extra=extra,
+                title=f"{site_title(site, cfg)} · {sae.id}",  # two SAEs may share a hook
             )
 
         def page(template: str, rel_path: str, context: dict) -> None:

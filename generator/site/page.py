@@ -79,5 +79,7 @@ def render_page(
         # a multi-SAE site (site/multi_site.py): the SAE's folder and the switcher's entries
         "sae_prefix": context.get("sae_prefix", ""),
         "saes": context.get("saes", []),
+        # the go-to box opens a feature of one SAE: none on a multi-SAE site's shared pages
+        "goto": not context.get("saes") or bool(context.get("sae_prefix")),
     }
     return env.get_template(template).render({**context, **common})

@@ -69,7 +69,8 @@ def table_pages(n_features: int) -> int:
     return max(1, -(-n_features // TABLE_PAGE_SIZE))
 
 
-def _site_title(site: Mapping, cfg: RenderConfig) -> str:
+def site_title(site: Mapping, cfg: RenderConfig) -> str:
+    """``--title``, else the title the site was built with, else "model · hook"."""
     if cfg.title:
         return cfg.title
     previous = ((site.get("config") or {}).get("render") or {}).get("title")
@@ -185,12 +186,13 @@ def write_sae_pages(
     nav: Sequence[tuple[str, str]] | None = None,
     page_extra: Mapping | None = None,
     feature_extra: Callable[[int, str], dict] | None = None,
+    title: str | None = None,
     pages: PageRunner | None = None,
 ) -> list[FeatureSummary]:
     """One SAE's pages and data (site.json, index, table, search shards, features) under
     ``prefix`` (``""``: the site root; ``sae/<id>/`` in a multi-SAE site, whose pages also get
-    ``nav``, ``page_extra`` and per feature ``feature_extra(index, page path)``). ``pages`` runs
-    the feature pages (default: ``cfg.workers`` local processes)."""
+    ``nav``, ``page_extra``, per feature ``feature_extra(index, page path)`` and their own
+    ``title``). ``pages`` runs the feature pages (default: ``cfg.workers`` local processes)."""
     fpf = cfg.features_per_folder
     if isinstance(features, Sequence):
         features = sorted(features, key=lambda f: int(f["index"]))
@@ -198,7 +200,7 @@ def write_sae_pages(
     width = folder_width(n, fpf)
     labels = Labels(site, cfg.labels, n)
     display = TokenDisplay(site.get("token_bytes"))
-    title = _site_title(site, cfg)
+    title = title or site_title(site, cfg)
     base_url = _base_url(site, cfg)
     env = shared_environment()
     extra_context = {**(page_extra or {}), "sae_prefix": prefix} if prefix else {}
