@@ -346,11 +346,12 @@ def rerender_site(
     workers: int | None = None,
     base_url: str | None = None,
     feature_json: bool = False,
+    pages: PageRunner | None = None,
 ) -> Path:
     """Re-render a built site from its ``site.json`` and feature records files (no model); a
     new ``title`` or ``base_url`` is kept in site.json for the next render, as is
     ``feature_json`` (per-feature JSON files are written when it is given or the site has
-    them)."""
+    them). ``pages``: as in ``write_site``."""
     site_dir = Path(site_dir)
     if not is_saesite_build(site_dir):
         raise SaesiteError(
@@ -389,7 +390,7 @@ def rerender_site(
         if value and isinstance(render_cfg, dict) and "config" in site:
             render_cfg = site["config"]["render"] = {**render_cfg, key: value}
     try:
-        return write_site(site, features, cfg)
+        return write_site(site, features, cfg, pages=pages)
     except (TypeError, KeyError, ValueError, AttributeError, IndexError) as err:
         # a value check_site / check_feature do not cover (docs/schema.md has them all)
         raise SaesiteError(
