@@ -9,10 +9,15 @@ random with encoder biases set so that each feature fires on ~``--l0 / d_sae`` o
 tokens are random. Stages, each timed alone on the same batches:
   floor        the model forward to the hook + the SAE encoder matmul (with ReLU)
   pass         ``run_pass`` without and with the CE losses (``--ce-tokens``)
-  weights      ``weight_stats``, and its floor: the one W_dec (@ W_out) @ W_U product, chunked
+  weights      ``weight_stats``, and its floor: the products it needs, chunked as it does (the
+               logit product LN(W_dec (@ W_out)) @ W_U, the lower triangle of the decoder cosines
+               [d_sae, d_sae] for the neighbours, the cosines with the next MLP's W_in at
+               residual hooks)
   build        ``build_site`` from files on disk, with and without CE losses (``--skip-build``:
                not run), with the site's size per feature
-On CUDA each time ends with a synchronisation. Peak memory: RSS (CPU) or allocated (CUDA).
+On CUDA each time ends with a synchronisation. Peak memory: RSS (CPU) or allocated (CUDA) of
+this process; ``--build-peak`` / ``--peak-only`` also run each build alone in a child process
+and print its peak RSS (VmHWM).
 """
 
 from __future__ import annotations
@@ -21,7 +26,10 @@ import argparse
 import json
 import math
 import os
+import pickle
 import resource
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -117,13 +125,65 @@ def floor(model, sae, tokens, layer: int, batch_size: int, device: str) -> None:
             torch.addmm(sae.b_enc, x, sae.W_enc).relu_()
 
 
-def product_floor(model, sae, chunk_elements: int = 1 << 24) -> None:
-    """The one product weight statistics need: W_dec @ W_U, chunked over features."""
-    W_U = model.W_U.float()
-    rows = max(1, chunk_elements // W_U.shape[1])
+def floor_chunks(model, sae):
+    """The feature chunks weight_stats uses (one [chunk, d_vocab] buffer)."""
+    from saesite.config import WeightStatsConfig
+    from saesite.stats.weights import _chunks
+
+    width = max(sae.cfg.d_sae, model.cfg.d_vocab)
+    return _chunks(sae.cfg.d_sae, width, WeightStatsConfig().chunk_size)
+
+
+def logit_product(model, sae, hook: str) -> None:
+    """The product logit effects need: LN(W_dec (@ W_out)) @ W_U, chunked as weight_stats does."""
+    from saesite.stats.weights import final_norm, in_residual, output_map
+
+    W_U, W_dec = model.W_U.float(), sae.W_dec.float()
+    to_resid = None if in_residual(hook) else output_map(model, hook).float()
+    chunks = floor_chunks(model, sae)
+    buffer = W_U.new_empty(chunks[0].stop - chunks[0].start, W_U.shape[1])
     with torch.no_grad():
-        for start in range(0, sae.cfg.d_sae, rows):
-            sae.W_dec[start : start + rows].float() @ W_U
+        for rows in chunks:
+            w = W_dec[rows] if to_resid is None else W_dec[rows] @ to_resid
+            torch.matmul(final_norm(model, w), W_U, out=buffer[: w.shape[0]])
+
+
+def cosine_products(model, sae, hook: str) -> None:
+    """The other products, chunked as weight_stats does: the decoder cosines the neighbours need
+    (the symmetric [d_sae, d_sae] matrix's lower triangle: chunk [s, e) times rows before e)
+    and, at residual hooks, the cosines with the next MLP's W_in."""
+    import torch.nn.functional as F
+
+    from saesite.stats.weights import next_mlp_inputs
+
+    unit = F.normalize(sae.W_dec.float(), dim=1)
+    W_in = next_mlp_inputs(model, hook)
+    W_in = None if W_in is None else F.normalize(W_in.float(), dim=0)
+    with torch.no_grad():
+        for rows in floor_chunks(model, sae):
+            unit[rows] @ unit[: rows.stop].T
+            if W_in is not None:
+                unit[rows] @ W_in
+
+
+def time_weights(model, sae, hook: str, device: str) -> dict:
+    """weight_stats and its floor (the products it needs), timed in the same run."""
+    from saesite.config import WeightStatsConfig
+    from saesite.stats.weights import weight_stats
+
+    logits, _ = timed(device, logit_product, model, sae, hook)
+    cosines, _ = timed(device, cosine_products, model, sae, hook)
+    wall, _ = timed(device, weight_stats, model, sae, hook, WeightStatsConfig())
+    cpu = {key: CPU_TIMES[value] for key, value in (("l", logits), ("c", cosines), ("w", wall))}
+    floor_wall = logits + cosines
+    CPU_TIMES[floor_wall] = cpu["l"] + cpu["c"]
+    return {
+        "weights_logits": logits,
+        "weights_floor": floor_wall,
+        "weights": wall,
+        "weights_vs_floor": cpu["w"] / (cpu["l"] + cpu["c"]),
+        "weights_vs_logits": cpu["w"] / cpu["l"],
+    }
 
 
 def finalized_pass(model, sae, tokens, hook: str, cfg):
@@ -145,11 +205,10 @@ def site_size(site: Path) -> tuple[int, int]:
     return len(files), sum(p.stat().st_size for p in files)
 
 
-def build(folder: Path, run: str, args, ce: bool) -> tuple[float, int, int]:
+def build_config(folder: Path, run: str, args, ce: bool):
     from saesite.config import BuildConfig, DataConfig, RenderConfig, StatsConfig
-    from saesite.pipeline import build_site
 
-    config = BuildConfig(
+    return BuildConfig(
         model=str(folder / "model"),
         sae=str(folder / "sae"),
         data=DataConfig(dataset=str(folder / "tokens.npy")),
@@ -161,8 +220,40 @@ def build(folder: Path, run: str, args, ce: bool) -> tuple[float, int, int]:
         ),
         render=RenderConfig(out=str(folder / run)),
     )
-    wall, site = timed(args.device, build_site, config)
+
+
+def build(folder: Path, run: str, args, ce: bool) -> tuple[float, int, int]:
+    from saesite.pipeline import build_site
+
+    wall, site = timed(args.device, build_site, build_config(folder, run, args, ce))
     return wall, *site_size(site)
+
+
+CHILD_BUILD = """
+import json, pickle, resource, sys
+from saesite.pipeline import build_site
+build_site(pickle.loads(open(sys.argv[1], "rb").read()))
+status = dict(line.split(":", 1) for line in open("/proc/self/status"))
+print(json.dumps({
+    "vm_hwm_kib": int(status["VmHWM"].split()[0]),
+    "workers_max_kib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
+}))
+"""
+
+
+def build_peak(folder: Path, run: str, args, ce: bool) -> dict:
+    """Peak RSS of ``build_site`` alone: run in a fresh child process, its VmHWM (GiB), and the
+    largest RSS of its forked record/page workers (shared pages counted in both)."""
+    config = folder / f"{run}.pkl"
+    config.write_bytes(pickle.dumps(build_config(folder, run, args, ce)))
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD_BUILD, str(config)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    peak = json.loads(done.stdout.strip().splitlines()[-1])
+    return {"build": peak["vm_hwm_kib"] / 2**20, "workers": peak["workers_max_kib"] / 2**20}
 
 
 def save_inputs(model, sae, tokens, folder: Path) -> None:
@@ -191,6 +282,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, help="torch threads (default: saesite's choice)")
     parser.add_argument("--skip-build", action="store_true")
     parser.add_argument("--skip-weights", action="store_true")
+    parser.add_argument(
+        "--build-peak",
+        action="store_true",
+        help="also run build_site alone in a child process (with and without CE): its peak RSS",
+    )
+    parser.add_argument(
+        "--peak-only", action="store_true", help="only the child builds' peak RSS (no timings)"
+    )
     parser.add_argument("--tmp", help="folder to build the sites in")
     parser.add_argument("--json", help="also write the figures to this JSON file")
     parser.add_argument(
@@ -215,8 +314,7 @@ def main(argv=None) -> dict:
     if args.check_args:
         print(f"arguments ok: {args.shape}, {args.d_sae} features, {args.device}, {args.dtype}")
         return {}
-    from saesite.config import StatsConfig, WeightStatsConfig
-    from saesite.stats.weights import weight_stats
+    from saesite.config import StatsConfig
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -236,6 +334,9 @@ def main(argv=None) -> dict:
         flush=True,
     )
     out: dict = {"shape": args.shape, "n_tokens": n, "d_sae": args.d_sae, "device": args.device}
+    if args.peak_only:
+        out.update(peaks(model, sae, tokens, args))
+        return finish(out, args)
     floor(model, sae, tokens[: args.batch_size], args.layer, args.batch_size, args.device)
     out["floor"], _ = timed(
         args.device, floor, model, sae, tokens, args.layer, args.batch_size, args.device
@@ -270,10 +371,15 @@ def main(argv=None) -> dict:
         flush=True,
     )
     if not args.skip_weights:
-        out["weights_floor"], _ = timed(args.device, product_floor, model, sae)
-        out["weights"], _ = timed(args.device, weight_stats, model, sae, hook, WeightStatsConfig())
-        row("weights floor: W_dec @ W_U, chunked", out["weights_floor"])
+        out.update(time_weights(model, sae, hook, args.device))
+        row("weights floor: logit product LN(W_dec) @ W_U", out["weights_logits"])
+        row("  + decoder (and W_in) cosine products", out["weights_floor"])
         row("weight statistics", out["weights"])
+        print(
+            f"  weight statistics / floor {out['weights_vs_floor']:.2f} (CPU s), "
+            f"/ logit product alone {out['weights_vs_logits']:.2f}",
+            flush=True,
+        )
     if not args.skip_build:
         with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
             folder = Path(tmp)
@@ -283,12 +389,37 @@ def main(argv=None) -> dict:
                 out["build_ce" if ce else "build"] = wall
                 row(f"whole build {'with' if ce else 'without'} CE", wall)
             out["files"], out["bytes"] = n_files, size
+    if args.build_peak:
+        out.update(peaks(model, sae, tokens, args))
     out["peak_gib"] = peak_memory_gib(args.device)
     if "bytes" in out:
         kb = out["bytes"] / args.d_sae / 1024
         print(f"site: {out['files']} files, {out['bytes'] / 2**20:.1f} MiB, {kb:.1f} KB/feature")
     memory = "peak allocated" if args.device.startswith("cuda") else "peak RSS"
-    print(f"{memory}: {out['peak_gib']:.2f} GiB; load {os.getloadavg()[0]:.1f}")
+    print(f"{memory} (this process): {out['peak_gib']:.2f} GiB; load {os.getloadavg()[0]:.1f}")
+    return finish(out, args)
+
+
+def peaks(model, sae, tokens, args) -> dict:
+    """Each build alone in a fresh child process: its peak RSS (VmHWM)."""
+    out = {}
+    with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
+        folder = Path(tmp)
+        save_inputs(model, sae, tokens, folder)
+        for ce in (True, False):
+            peak = build_peak(folder, "ce" if ce else "no-ce", args, ce)
+            key = "peak_build_ce_gib" if ce else "peak_build_gib"
+            out[key], out[key.replace("build", "workers")] = peak["build"], peak["workers"]
+            print(
+                f"build alone {'with' if ce else 'without'} CE, batch {args.batch_size}: "
+                f"peak RSS {peak['build']:.2f} GiB (largest worker {peak['workers']:.2f} GiB); "
+                f"load {os.getloadavg()[0]:.1f}",
+                flush=True,
+            )
+    return out
+
+
+def finish(out: dict, args) -> dict:
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1) + "\n")
     return out

@@ -37,6 +37,8 @@ from torch import Tensor
 from saesite.config import WeightStatsConfig
 from saesite.lm.hooks import split_hook
 from saesite.sae.model import SAE
+from saesite.stats.neighbours import DecoderNeighbours
+from saesite.stats.row_topk import row_topk
 from saesite.threads import one_thread
 
 if TYPE_CHECKING:
@@ -73,13 +75,18 @@ def _parse(hook: str) -> tuple[int | None, str]:
     return split_hook(hook) or (None, hook)
 
 
+def in_residual(hook: str) -> bool:
+    """Whether the hook's activation is the residual stream itself (output map: identity)."""
+    layer, name = _parse(hook)
+    return name in RESIDUAL or (layer is None and hook in ("hook_embed", "hook_pos_embed"))
+
+
 def output_map(model: HookedTransformer, hook: str) -> Float[Tensor, "d_in d_model"] | None:
     """Linear map from the hook's activation space to the residual stream, if there is one."""
     layer, name = _parse(hook)
     d_model = model.cfg.d_model
-    eye = torch.eye(d_model, device=model.W_U.device, dtype=model.W_U.dtype)
-    if name in RESIDUAL or (layer is None and hook in ("hook_embed", "hook_pos_embed")):
-        return eye
+    if in_residual(hook):
+        return torch.eye(d_model, device=model.W_U.device, dtype=model.W_U.dtype)
     if layer is not None and name == "mlp.hook_post" and hasattr(model.blocks[layer].mlp, "W_out"):
         return model.blocks[layer].mlp.W_out
     if layer is not None and name == "attn.hook_z":
@@ -132,7 +139,7 @@ def logit_histogram_(
     """``logit_histogram`` given each row's min and max, overwriting ``effects``.
 
     Bin j of row r is ``floor((v − lo_r) · n_bins / (hi_r − lo_r))`` (clamped to the last bin),
-    computed in place, truncated to small integers and counted with one ``bincount`` per row:
+    computed in place, truncated to int8 and counted with one ``bincount`` per row:
     a few passes over the chunk instead of a binary search per value. A value within float
     rounding of an edge may fall in the neighbouring bin; the counts still sum to d_vocab.
     """
@@ -146,7 +153,8 @@ def logit_histogram_(
         bins = effects.long()
         counts = torch.zeros(bins.shape[0], n_bins, dtype=torch.int64, device=bins.device)
         return edges, counts.scatter_add_(1, bins, torch.ones_like(bins))
-    bins = effects.to(torch.uint8 if n_bins <= 256 else torch.int32)  # truncation: floor
+    # truncation is floor here (values >= 0); float -> int8 is vectorised, -> uint8 is not
+    bins = effects.to(torch.int8 if n_bins <= 128 else torch.int32)
     with one_thread():  # a bincount per row: thousands of small calls
         counts = torch.stack([torch.bincount(row, minlength=n_bins) for row in bins])
     return edges, counts
@@ -167,6 +175,7 @@ def weight_stats(
     to_resid = output_map(model, hook)
     if to_resid is not None and to_resid.shape[0] != W_dec.shape[1]:
         to_resid = None
+    identity = in_residual(hook)  # skip a product by the identity per chunk
     W_U = model.W_U.detach().float()
     n_logits = min(cfg.n_logits, W_U.shape[1])
     mlp_hook = any(hook.endswith(suffix) for suffix in MLP_NEURONS)
@@ -178,7 +187,7 @@ def weight_stats(
     )
     W_in_unit = F.normalize(W_in.float(), dim=0) if W_in is not None else None
     dec_unit = F.normalize(W_dec, dim=1)
-    n_neighbours = min(cfg.n_neighbours, d_sae - 1)
+    neighbours = DecoderNeighbours(dec_unit, min(cfg.n_neighbours, d_sae - 1))
 
     chunks = _chunks(d_sae, max(d_sae, W_U.shape[1]), cfg.chunk_size)
     if to_resid is not None:
@@ -189,15 +198,15 @@ def weight_stats(
         if to_resid is not None:
             # one product per chunk into a reused buffer; then two top-k and the histogram
             # (which overwrites it): no second pass of matrix products over [d_sae, d_vocab]
-            directions = final_norm(model, w @ to_resid.float())
+            directions = final_norm(model, w if identity else w @ to_resid.float())
             effects = torch.matmul(directions, W_U, out=buffer[: w.shape[0]])
-            top = effects.topk(n_logits, dim=1)
-            bottom = effects.topk(n_logits, dim=1, largest=False)
-            add("logit_top_ids", top.indices)
-            add("logit_top_values", top.values)
-            add("logit_bottom_ids", bottom.indices)
-            add("logit_bottom_values", bottom.values)
-            lo, hi = bottom.values[:, 0], top.values[:, 0]
+            top_values, top_ids = row_topk(effects, n_logits)
+            bottom_values, bottom_ids = row_topk(effects, n_logits, largest=False)
+            add("logit_top_ids", top_ids)
+            add("logit_top_values", top_values)
+            add("logit_bottom_ids", bottom_ids)
+            add("logit_bottom_values", bottom_values)
+            lo, hi = bottom_values[:, 0], top_values[:, 0]
             edges, counts = logit_histogram_(effects, cfg.n_logit_bins, lo, hi)
             add("logit_hist_edges", edges)
             add("logit_hist_counts", counts)
@@ -213,13 +222,11 @@ def weight_stats(
             top = cosines.abs().topk(n_neurons, dim=1)
             add("neuron_ids", top.indices)
             add("neuron_weights", cosines.gather(1, top.indices))
-        cosines = dec_unit[rows] @ dec_unit.T
-        own = torch.arange(rows.start, rows.stop, device=cosines.device)
-        cosines[torch.arange(own.numel(), device=own.device), own] = float("-inf")
-        near = cosines.topk(n_neighbours, dim=1)
-        add("neighbour_ids", near.indices)
-        add("neighbour_cosines", near.values)
+        neighbours.update(rows)
 
+    near_cosines, near_ids = neighbours.finalize()
+    add("neighbour_ids", near_ids)
+    add("neighbour_cosines", near_cosines)
     enc_dec = F.cosine_similarity(sae.W_enc.detach().float().T, W_dec, dim=1)
     get = lambda key: torch.cat(out[key]) if key in out else None  # noqa: E731
     return WeightStats(
