@@ -156,6 +156,8 @@ def render_all(site: dict) -> dict[str, str]:
             "csp": "default-src 'none'",
             "url": "",
             "version": "0",
+            "goto": True,  # as render_page sets them on a single-SAE site
+            "sae_prefix": "",
             "nav": [
                 {"href": "toy/index.html", "text": "Toy", "current": rel_path == "toy/index.html"}
             ],
