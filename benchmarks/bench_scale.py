@@ -34,8 +34,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
+from saesite.threads import sleep_when_waiting
+
+sleep_when_waiting()  # OpenMP's waiting threads as in `saesite build`: set before torch loads
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 SHAPES = {
     "gpt2": dict(
