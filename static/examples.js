@@ -1,12 +1,32 @@
 /* saesite: example lines on feature pages: expand a line to its whole sequence, and a token
    tooltip that works with a mouse, keyboard focus and a tap.
-   Lines are <p data-x="seq,pos,window_start" data-a="acts of the window">; the dataset's tokens
-   are in tokens/vocab.js and tokens/seq-K.js (site/token_store.py), loaded on demand with a
-   <script src> (file:// allows no fetch). Token HTML in the store was escaped at build time. */
+   Lines are <p data-x="seq,pos[,next-token logit effect[,window_start,length]]"
+   data-a="offset:act,act;offset:act"> (the window's non-zero activations, in runs), or
+   <p data-t="k">: the k-th top example again. <main> says where the token store is
+   (data-root), how many sequences a shard holds (data-shard, 0 for none), the feature's
+   maximum (data-max) and the window a line has when it does not say (data-window="before,after":
+   max(0, pos - before) to pos + after; site/token_markup.py). The dataset's tokens are in tokens/vocab.js
+   and tokens/seq-K.js (site/token_store.py), loaded on demand with a <script src> (file://
+   allows no fetch). Token HTML in the store was escaped at build time. */
 (function () {
   'use strict';
-  var boxes = document.querySelectorAll('.exs[data-shard]');
-  if (!boxes.length) return;
+  document.documentElement.classList.add('js');
+  var page = document.querySelector('main[data-shard]');
+  var boxes = document.querySelectorAll('.exs');
+  if (!page || !boxes.length) return;
+  var per = parseInt(page.getAttribute('data-shard'), 10) || 0;
+  var root = page.getAttribute('data-root') || '';
+  var pageMax = parseFloat(page.getAttribute('data-max')) || 0;
+  var context = (page.getAttribute('data-window') || '0,0').split(',').map(Number);
+  // a line that repeats a top example is that line, copied
+  var tops = document.querySelectorAll('#top .exs p[data-x]'), refs = document.querySelectorAll('.exs p[data-t]');
+  for (var t = 0; t < refs.length; t++) {
+    var from = tops[+refs[t].getAttribute('data-t')];
+    if (!from) continue;
+    refs[t].setAttribute('data-x', from.getAttribute('data-x'));
+    refs[t].setAttribute('data-a', from.getAttribute('data-a'));
+    refs[t].innerHTML = from.innerHTML;
+  }
   var store = window.SAESITE_TOKENS = window.SAESITE_TOKENS || { shards: {} };
   var waiting = {};
   var tip = document.createElement('div');
@@ -26,9 +46,8 @@
     s.onerror = function () { waiting[src] = null; };
     document.head.appendChild(s);
   }
-  function withSequence(box, seq, ready) {
-    var per = parseInt(box.getAttribute('data-shard'), 10);
-    var shard = Math.floor(seq / per), root = box.getAttribute('data-root') || '';
+  function withSequence(seq, ready) {
+    var shard = Math.floor(seq / per);
     load(root, 'vocab', function () {
       load(root, 'seq-' + shard, function () {
         var rows = store.shards[shard], joins = store.joins && store.joins[shard];
@@ -38,9 +57,16 @@
     });
   }
   function where(p) {
-    var x = (p.getAttribute('data-x') || '').split(',');
-    return { seq: +x[0], pos: +x[1], start: +x[2], acts: (p.getAttribute('data-a') || '').split(','),
-      logit: p.getAttribute('data-l') };
+    var x = (p.getAttribute('data-x') || '').split(','), acts = [], runs = (p.getAttribute('data-a') || '').split(';');
+    var pos = +x[1], start = x.length > 3 ? +x[3] : Math.max(0, pos - context[0]);
+    var length = x.length > 3 ? +x[4] : pos + context[1] + 1 - start;
+    for (var k = 0; k < length; k++) acts.push('');
+    for (var r = 0; r < runs.length; r++) {
+      var at = runs[r].indexOf(':'), values = runs[r].slice(at + 1).split(',');
+      if (at < 1) continue;  // no run: a window of zeros
+      for (var v = 0; v < values.length; v++) acts[+runs[r].slice(0, at) + v] = values[v];
+    }
+    return { seq: +x[0], pos: pos, start: start, acts: acts, logit: x[2] || null };
   }
   function level(act, max) {
     return act > 0 && max > 0 ? Math.min(8, Math.max(1, Math.ceil(8 * act / max))) : 0;
@@ -56,10 +82,10 @@
       p.setAttribute('aria-expanded', 'false');
       return;
     }
-    var box = p.parentNode, w = where(p), max = 0;
+    var w = where(p), max = 0;
     for (var k = 0; k < w.acts.length; k++) max = Math.max(max, +w.acts[k] || 0);
-    max = parseFloat(box.getAttribute('data-max')) || max;
-    withSequence(box, w.seq, function (ids, joins) {
+    max = pageMax || max;
+    withSequence(w.seq, function (ids, joins) {
       var div = document.createElement('div');
       div.className = 'full';
       var html = [];
@@ -105,7 +131,7 @@
       if (i === w.pos && w.logit) out.push(effect(w));
       return out;
     }
-    var p = el.closest('p[data-x]'), wp = where(p), box = p.parentNode;
+    var p = el.closest('p[data-x]'), wp = where(p);
     // the k-th element of a line is its k-th non-zero token, or the own token
     var own = wp.pos - wp.start, order = [], els = p.querySelectorAll('i, u');
     for (var a = 0; a < wp.acts.length; a++) if (wp.acts[a] || a === own) order.push(a);
@@ -114,8 +140,8 @@
       'position ' + at + ' of sequence ' + wp.seq];
     var last = j === own && wp.logit ? effect(wp) : null;
     var filled = false;
-    if (parseInt(box.getAttribute('data-shard'), 10) > 0) {
-      withSequence(box, wp.seq, function (ids) {
+    if (per > 0) {
+      withSequence(wp.seq, function (ids) {
         // loaded later: the tooltip opens again, now with the store at hand
         if (filled === null) { if (!tip.hidden && tip._for === el) open(el); return; }
         lines[0] = 'token ' + text(ids[at]) + '  (id ' + ids[at] + ')';
@@ -133,7 +159,7 @@
     return node && node.closest ? node.closest('.exs p[data-x] i, .exs p[data-x] u, .full span[data-i]') : null;
   }
 
-  // a line drawn from the store exactly as site/token_markup.py draws one: plain text for
+  // a line drawn from the store exactly as site/token_markup.py draws one: its value, plain text for
   // tokens that do not fire (spaces as spaces), <i class=aN> for those that do, <u> for the
   // example's own token; the context before it in its own right-aligned column
   function plain(html) {
@@ -142,8 +168,7 @@
     });
   }
   function fill(p, ids, joins) {
-    var w = where(p), own = w.pos - w.start, box = p.parentNode, before = [], after = [];
-    var max = parseFloat(box.getAttribute('data-max')) || 0;
+    var w = where(p), own = w.pos - w.start, before = [], after = [], max = pageMax;
     for (var j = 0; j < w.acts.length; j++) {
       var v = store.vocab[ids[w.start + j]] || ['?', '?'], act = +w.acts[j] || 0, part;
       var html = (joins && joins[w.start + j]) || v[0];
@@ -154,6 +179,9 @@
       }
       (j < own ? before : after).push(part);
     }
+    var value = document.createElement('var');
+    value.textContent = w.acts[own] || '0';
+    p.appendChild(value);
     p.insertAdjacentHTML('beforeend', '<span><span>' + before.join('').replace(/<\/b><b>/g, '') +
       '</span></span><span>' + after.join('').replace(/<\/b><b>/g, '') + '</span>');
   }
@@ -162,7 +190,7 @@
     for (var s = 0; s < stubs.length; s++) {
       (function (p) {
         if (p.querySelector('span')) return;
-        withSequence(box, where(p).seq, function (ids, joins) { if (!p.querySelector('span')) fill(p, ids, joins); });
+        withSequence(where(p).seq, function (ids, joins) { if (!p.querySelector('span')) fill(p, ids, joins); });
       })(stubs[s]);
     }
   }
@@ -179,10 +207,8 @@
     for (var g = 0; g < toFill.length; g++) fillBox(toFill[g]);
   }
 
-  for (var b = 0; b < boxes.length; b++) {
-    var box = boxes[b];
-    if (!(parseInt(box.getAttribute('data-shard'), 10) > 0)) continue;
-    var lines = box.querySelectorAll('p[data-x]');
+  for (var b = 0; b < boxes.length && per > 0; b++) {
+    var lines = boxes[b].querySelectorAll('p[data-x]');
     for (var l = 0; l < lines.length; l++) {
       lines[l].tabIndex = 0;
       lines[l].setAttribute('role', 'button');

@@ -12,7 +12,14 @@ from markupsafe import Markup
 
 from saesite.site.plots import histogram_svg
 from saesite.site.search_index import FLAG_DEAD, FLAG_DENSE, POSITION, ROW_FIELDS
-from saesite.site.token_markup import TokenDisplay, example_stub, format_value
+from saesite.site.token_markup import (
+    TokenDisplay,
+    Window,
+    escape_text,
+    example_stub,
+    format_value,
+    page_window,
+)
 
 
 def fmt_pct(fraction: float | None) -> str:
@@ -86,7 +93,8 @@ def _link(summaries: Sequence[FeatureSummary], index: int, page: str) -> dict | 
         href = f"../{posixpath.basename(folder)}/{name}"  # what relpath gives, at less cost
     else:
         href = posixpath.relpath(summary.html, posixpath.dirname(page))
-    return {"href": href, "index": summary.index, "hint": summary.hint}
+    # quotes need no escaping in text content (markupsafe would write &#39;)
+    return {"href": href, "index": summary.index, "hint": Markup(escape_text(summary.hint))}
 
 
 def flags_of(feature: Mapping) -> list[str]:
@@ -117,10 +125,27 @@ def _histogram(
 
 
 def _lines(
-    display: TokenDisplay, examples: Sequence[Mapping] | None, max_act: float, sep: str
+    display: TokenDisplay,
+    examples: Sequence[Mapping] | None,
+    max_act: float,
+    sep: str,
+    window: Window | None = None,
 ) -> Markup:
     """Example lines as one block of HTML, a line each (empty when there are none)."""
-    return Markup("\n".join([display.example(e, max_act, sep) for e in examples or []]))
+    return Markup("\n".join([display.example(e, max_act, sep, window) for e in examples or []]))
+
+
+def _stubs(examples: Sequence[Mapping] | None, top: Sequence[Mapping], window: Window) -> Markup:
+    """Example lines for ``static/examples.js`` to draw: ``<p data-t="k">`` for the k-th top
+    example (drawn there already, copied), else ``example_stub``."""
+    shown = {(e.get("seq"), e.get("pos")): k for k, e in enumerate(top)}
+    lines = []
+    for example in examples or []:
+        k = shown.get((example["seq"], example["pos"])) if "seq" in example else None
+        lines.append(
+            Markup(f'<p data-t="{k}"></p>') if k is not None else example_stub(example, window)
+        )
+    return Markup("\n".join(lines))
 
 
 def distinct_windows(examples: Sequence[Mapping] | None) -> tuple[list[Mapping], int]:
@@ -171,15 +196,17 @@ def feature_context(
     if feature.get("neuron_share") is not None:
         stats.append(("share of ‖W_dec‖² in listed neurons", fmt_pct(feature["neuron_share"])))
     top, folded = distinct_windows(feature.get("top_examples"))
+    quantiles = feature.get("quantile_examples") or []
+    window = page_window([*top, *(e for q in quantiles for e in q.get("examples") or [])])
     intervals = []
-    for interval in feature.get("quantile_examples") or []:
+    for interval in quantiles:
         # with a token store the text of these lines is drawn from it in the browser: it is
         # most of a page's bytes (the top examples above stay in the page, for reading
         # without JavaScript)
         if per_shard:
-            examples = Markup("\n".join(example_stub(e) for e in interval.get("examples") or []))
+            examples = _stubs(interval.get("examples"), top, window)
         else:
-            examples = _lines(display, interval.get("examples"), max_act, sep)
+            examples = _lines(display, interval.get("examples"), max_act, sep, window)
         if not examples:
             continue
         title = (
@@ -231,12 +258,13 @@ def feature_context(
         "act_histogram": act_hist or "",
         "has_logit_histogram": logit_hist is not None,
         "logit_histogram": logit_hist or "",
-        "top_examples": _lines(display, top, max_act, sep),
+        "top_examples": _lines(display, top, max_act, sep, window),
+        "window_attr": f"{window[0]},{window[1]}",
         "folded": folded,
         "folded_text": f"{folded} repeated window{'s' if folded != 1 else ''} folded",
         "per_shard": per_shard,
         "range_from_store": bool(per_shard),
-        "max_act_attr": repr(float(max_act)),
+        "max_act_attr": f"{float(max_act):.4g}",  # shading levels need no more digits
         "intervals": intervals,
         "promotes": _logit_rows(effects.get("positive") or [], display),
         "suppresses": _logit_rows(effects.get("negative") or [], display),

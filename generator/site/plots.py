@@ -4,7 +4,9 @@ Both functions return ``markupsafe.Markup`` ready to drop into a template, and a
 deterministic: the same numbers give the same bytes (coordinates rounded to 0.1 px, ticks
 formatted by ``format_tick``). Colours come from the site stylesheet through classes
 (``plot``, ``plot-bars``, ``plot-axis``, ``plot-grid``, ``plot-s0`` … ``plot-s5``,
-``plot-marker``); the presentation attributes written here are only the fallback.
+``plot-marker``); the presentation attributes written here are only the fallback, except for
+what every feature page draws (a histogram's axes, grid, text and bars), which is styled by
+the stylesheet alone: a page carries two histograms, and the bytes count.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ MARGIN_RIGHT = 18  # room for half of the last x tick label ("2000")
 MARGIN_TOP = 8
 MARGIN_BOTTOM = 32
 N_SERIES_CLASSES = 6
+EDGE_DIGITS_TOLERANCE = 5e-4
+"""Relative error of a value rounded to 4 significant digits, at most."""
 
 
 def coord(value: float) -> str:
@@ -111,12 +115,16 @@ def _open(width: int, height: int, label: str, data: str = "") -> list[str]:
 def _bin_data(frame: _Frame, edges: list[float], counts: list[int], unit: str) -> str:
     """What ``static/histogram.js`` needs to name each bar on hover and keyboard focus:
     ``data-px`` the plot area's x span, ``data-edges`` "lo,hi" for equal bins (else every
-    edge), ``data-counts``, ``data-unit``; focusable with ``tabindex``."""
+    edge), ``data-counts``, ``data-unit``; focusable with ``tabindex``. Bins count as equal
+    when every edge is the even split of ``[lo, hi]`` up to the records' 4 significant digits
+    of the edges and of ``lo`` and ``hi`` (``records/rounding.py``; the logit histogram's
+    edges), which tooltips show 3 of."""
     n = len(counts)
     step = (edges[-1] - edges[0]) / n
+    scale = max(abs(edges[0]), abs(edges[-1]))
     uniform = all(
-        abs(edge - (edges[0] + k * step)) <= 1e-6 * max(abs(step), 1e-30)
-        or abs(edge - (edges[0] + k * step)) <= 1e-6 * abs(edge)
+        abs(edge - (edges[0] + k * step))
+        <= max(1e-6 * abs(step), EDGE_DIGITS_TOLERANCE * (abs(edge) + scale))
         for k, edge in enumerate(edges)
     )
     shown = (edges[0], edges[-1]) if uniform else edges
@@ -139,11 +147,11 @@ def _axes(
     grid = "".join(f"M{coord(frame.left)} {coord(y)}H{coord(frame.right)}" for y, _ in y_ticks)
     parts = []
     if grid:
-        parts.append(f'<path class="plot-grid" d="{grid}" stroke="#ddd" fill="none"/>')
+        parts.append(f'<path class="plot-grid" d="{grid}"/>')
     ticks = "".join(f"M{coord(x)} {coord(frame.bottom)}v4" for x, _ in x_ticks)
     parts.append(
         f'<path class="plot-axis" d="M{coord(frame.left)} {coord(frame.top)}V{coord(frame.bottom)}'
-        f'H{coord(frame.right)}{ticks}" stroke="#888" fill="none"/>'
+        f'H{coord(frame.right)}{ticks}"/>'
     )
     x_texts = "".join(
         f'<text x="{coord(x)}" y="{coord(frame.bottom + 14)}">{escape(t)}</text>'
@@ -157,14 +165,14 @@ def _axes(
     mid_x = (frame.left + frame.right) / 2
     mid_y = (frame.top + frame.bottom) / 2
     texts.append(
-        f'<text class="plot-label" x="{coord(mid_x)}" y="{coord(frame.height - 3)}"'
-        f' text-anchor="middle">{escape(x_label)}</text>'
+        f'<text class="plot-label" x="{coord(mid_x)}" y="{coord(frame.height - 3)}">'
+        f"{escape(x_label)}</text>"
     )
     texts.append(
-        f'<text class="plot-label" x="11" y="{coord(mid_y)}" text-anchor="middle"'
+        f'<text class="plot-label" x="11" y="{coord(mid_y)}"'
         f' transform="rotate(-90 11 {coord(mid_y)})">{escape(y_label)}</text>'
     )
-    parts.append(f'<g class="plot-text" font-size="10" fill="currentColor">{"".join(texts)}</g>')
+    parts.append(f'<g class="plot-text">{"".join(texts)}</g>')
     return parts
 
 
@@ -261,16 +269,16 @@ def histogram_svg(
         x_label,
         y_label,
     )
+    shaded = ""  # one path of rectangles: a third of the bytes of a <rect> each
     for n, (lo, hi) in enumerate(bands):
         lo, hi = max(lo, edges[0]), min(hi, edges[-1])
         if n % 2 == 0 and hi > lo:
-            left, right = frame.x(lo), frame.x(hi)
-            parts.append(
-                f'<rect class="plot-band" x="{coord(left)}" y="{coord(frame.top)}" '
-                f'width="{coord(right - left)}" height="{coord(frame.bottom - frame.top)}"/>'
-            )
+            left, width = coord(frame.x(lo)), coord(frame.x(hi) - frame.x(lo))
+            shaded += f"M{left} {coord(frame.top)}h{width}V{bottom}h-{width}z"
+    if shaded:
+        parts.append(f'<path class="plot-band" d="{shaded}"/>')
     if bars:
-        parts.append(f'<path class="plot-bars" fill="#4a7fd6" d="{bars}"/>')
+        parts.append(f'<path class="plot-bars" d="{bars}"/>')
     parts.append("</svg>")
     return Markup("".join(parts))
 

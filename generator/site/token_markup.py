@@ -2,11 +2,11 @@
 
 An example is one line: bare text for zero-activation tokens, an element per shaded token::
 
-    <p data-x="seq,pos,window_start" data-a=",,.8,3.21,"><var>3.21</var><span><span>def x
+    <p data-x="seq,pos,window_start,length" data-a="2:.8,3.21"><var>3.21</var><span><span>def x
        <i class=a2><b>·</b>foo</i></span></span><span><u class=a8>(</u>)</span></p>
 
 ``aN`` (N = 1…8) buckets the activation relative to the feature's maximum; ``<u>`` marks the
-example's own token. The size budget is 40 KB per feature, all files counted, so each byte per
+example's own token. The size budget is 20 KB per feature, all files counted, so each byte per
 token counts. In shaded tokens whitespace becomes ``·`` ``⏎`` ``→`` inside ``<b>`` (muted); in
 bare text only spaces stay spaces (the page keeps them with ``pre-wrap``). Invisible and control
 characters become ``U+XXXX`` and bytes that are not valid UTF-8 on their own ``\\xNN`` inside
@@ -16,7 +16,7 @@ characters become ``U+XXXX`` and bytes that are not valid UTF-8 on their own ``\
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from markupsafe import Markup
 
@@ -136,6 +136,10 @@ def bucket(act: float, max_act: float) -> int:
     return min(N_BUCKETS, max(1, math.ceil(N_BUCKETS * act / max_act)))
 
 
+Window = tuple[int, int]
+"""Tokens before and after an example's own token in a page's windows (``page_window``)."""
+
+
 class TokenDisplay:
     """Renders tokens and example lines; caches each token id's HTML and tooltip text.
 
@@ -189,8 +193,11 @@ class TokenDisplay:
         inner = self._get(token_id, text)[0]
         return Markup(f"<code>{inner}</code>")
 
-    def example(self, example: Mapping, max_act: float, separator: str = "") -> Markup:
-        """One example as a ``<p>`` line of tokens shaded by activation.
+    def example(
+        self, example: Mapping, max_act: float, separator: str = "", window: Window | None = None
+    ) -> Markup:
+        """One example as a ``<p>`` line of tokens shaded by activation (``window``: the
+        page's, see ``page_window``).
 
         Runs of zero-activation tokens are plain text with plain spaces (their boundaries are
         not drawn): an element per token would double the size of a feature page. Shaded tokens
@@ -230,29 +237,55 @@ class TokenDisplay:
         # two columns meet at the example's own token, so it sits at one x down the list: the
         # context before is right-aligned in its own column (clipped on the left)
         return Markup(
-            f"<p{_example_data(example)}><var>{format_value(example['act'])}</var>"
+            f"<p{_example_data(example, window)}><var>{format_value(example['act'])}</var>"
             f"<span><span>{before}</span></span><span>{after}</span></p>"
         )
 
 
-def example_stub(example: Mapping) -> Markup:
-    """An example line without its tokens, which ``static/examples.js`` draws from the token
-    store as ``TokenDisplay.example`` would: where it sits, its activations and its value."""
-    return Markup(f"<p{_example_data(example)}><var>{format_value(example['act'])}</var></p>")
+def page_window(examples: Iterable[Mapping]) -> Window:
+    """The most tokens before and after their own token that the windows of ``examples``
+    hold: the build's context, found on the page itself (``data-window`` on its ``<main>``),
+    so a line whose window is that context, cut only by its sequence's start, need not say
+    where its window is."""
+    before = after = 0
+    for example in examples:
+        if "seq" in example:
+            start, pos = int(example["window_start"]), int(example["pos"])
+            before = max(before, pos - start)
+            after = max(after, start + len(example["acts"]) - 1 - pos)
+    return before, after
 
 
-def _example_data(example: Mapping) -> str:
-    """Where an example sits, its window's activations (empty for 0) and its next-token logit
-    effect, for the expanded view and the tooltip (static/examples.js):
-    `` data-x="seq,pos,window_start" data-a=",,2.53," data-l="+0.41"``."""
+def example_stub(example: Mapping, window: Window | None = None) -> Markup:
+    """An example line without its tokens or value, which ``static/examples.js`` draws from
+    the token store as ``TokenDisplay.example`` would (the value from its own token's entry in
+    ``data-a``): where it sits and its activations."""
+    return Markup(f"<p{_example_data(example, window)}></p>")
+
+
+def _example_data(example: Mapping, window: Window | None = None) -> str:
+    """Where an example sits and its window's activations, for the expanded view and the
+    tooltip (static/examples.js): `` data-x="seq,pos[,logit[,window_start,length]]"
+    data-a="2:2.53,0.7;9:1.1"``. ``logit`` (may be empty): the feature's direct effect on the
+    logit of the token that came next; the window is left out when it is the page's
+    ``window`` (``max(0, pos - before)`` to ``pos + after``); ``data-a``: the non-zero
+    activations as runs ``offset:value,value,…`` joined by ``;`` (a window is mostly zeros)."""
     if "seq" not in example:
         return ""
-    acts = ",".join(format_value(a) if a else "" for a in example["acts"])
-    where = f"{int(example['seq'])},{int(example['pos'])},{int(example['window_start'])}"
-    # data-l: the feature's direct effect on the logit of the token that came next (tooltip)
-    logit = example.get("next_logit")
-    effect = f' data-l="{float(logit):+.3g}"' if logit is not None else ""
-    return f' data-x="{where}" data-a="{acts}"{effect}'
+    acts = [format_value(a) if a else "" for a in example["acts"]]
+    runs, first = [], None
+    for offset, value in enumerate([*acts, ""]):
+        if value and first is None:
+            first = offset
+        elif not value and first is not None:
+            runs.append(f"{first}:" + ",".join(acts[first:offset]))
+            first = None
+    start, pos, logit = int(example["window_start"]), int(example["pos"]), example.get("next_logit")
+    where = [str(int(example["seq"])), str(pos), "" if logit is None else f"{float(logit):+.3g}"]
+    end = start + len(acts)
+    if window is None or (start, end) != (max(0, pos - window[0]), pos + window[1] + 1):
+        where += [str(start), str(len(acts))]
+    return f' data-x="{",".join(where).rstrip(",")}" data-a="{";".join(runs)}"'
 
 
 def visible_label(label: str | None) -> str:

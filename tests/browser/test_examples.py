@@ -105,9 +105,9 @@ def test_the_firing_tokens_tooltip_gives_its_direct_effect_on_the_next_tokens_lo
 ):
     record = _record(real_site, page_rel)
     example = next(e for e in record["top_examples"] if "next_logit" in e)
-    where = f"{example['seq']},{example['pos']},{example['window_start']}"
+    where = f"{example['seq']},{example['pos']},"  # data-x="seq,pos,logit…"
     v = visit(real_site, scheme, page_rel, viewport={"width": 1280, "height": 800})
-    v.page.locator(f'#top p[data-x="{where}"] u').first.hover()
+    v.page.locator(f'#top p[data-x^="{where}"] u').first.hover()
     v.page.wait_for_function(
         "document.getElementById('tok-tip').textContent.includes('next token ')"
     )
@@ -183,7 +183,7 @@ def test_examples_across_the_range_are_drawn_from_the_token_store_as_the_page_dr
     display = TokenDisplay(meta["token_bytes"])
     unshaded = lambda html: re.sub(r' class="?a\d"?', "", html)  # noqa: E731 - 3 vs 4 digits
     expected = {
-        f"{e['seq']},{e['pos']},{e['window_start']}": unshaded(
+        f"{e['seq']},{e['pos']}": unshaded(
             re.search(r"</var>(.*)</p>", display.example(e, record["max_activation"])).group(1)
         )
         for interval in record["quantile_examples"]
@@ -194,13 +194,14 @@ def test_examples_across_the_range_are_drawn_from_the_token_store_as_the_page_dr
     assert expected and "<span>" not in range_html.split("</section>")[0]  # not in the page
     v = visit(real_site, scheme, page_rel, viewport={"width": 1280, "height": 800})
     v.page.locator("#range").scroll_into_view_if_needed()
+    # lines that repeat a top example (data-t) are copied from it, the others drawn
     v.page.wait_for_function(
-        "() => [...document.querySelectorAll('#range p[data-x]')]"
-        ".every(p => p.querySelector('span'))"
+        "() => [...document.querySelectorAll('#range .exs p')]"
+        ".every(p => p.querySelector('var + span') && p.getAttribute('data-x'))"
     )
     drawn = v.page.eval_on_selector_all(
-        "#range p[data-x]",
-        "els => els.map(p => [p.getAttribute('data-x'),"
+        "#range .exs p",
+        "els => els.map(p => [p.getAttribute('data-x').split(',').slice(0, 2).join(','),"
         " p.innerHTML.replace(/^<var>[^<]*<\\/var>/, '')])",
     )
     assert len(drawn) == len(expected)

@@ -7,6 +7,7 @@ import re
 import orjson
 import pytest
 
+from saesite.site.records_file import site_records
 from tests.browser.conftest import SCHEMES
 
 pytestmark = pytest.mark.browser
@@ -146,6 +147,30 @@ def test_pages_are_readable_with_javascript_off(visit, real_site):
     assert v.page.locator(".exs p").count() > 0
     assert v.page.locator("svg.plot").count() >= 1
     assert not v.page.locator("#copy-link").is_visible()
+    # everything a reader needs is in the page itself: the top examples' text and values,
+    # the statistics, both histograms, the logit tables, neighbours and co-firing features
+    top = v.page.locator("#top .exs p")
+    assert top.count() > 0 and all(top.nth(k).is_visible() for k in range(top.count()))
+    record = site_records(real_site.path)[3]
+    first = record["top_examples"][0]
+    line = top.first.inner_text()
+    assert line.startswith(v.page.locator("#top .exs p var").first.inner_text())
+    assert v.page.locator("#top .exs p u").first.is_visible()
+    assert len(line) > 2 * (first["pos"] - first["window_start"])  # the window's text
+    stats = v.page.locator("#stats dl").inner_text()
+    assert "density" in stats and "max activation" in stats
+    assert v.page.locator("#stats svg.plot").count() == 2
+    assert v.page.locator("#stats svg.plot path.plot-bars").first.is_visible()
+    for side, key in (("pos", "positive"), ("neg", "negative")):
+        rows = v.page.locator(f"#logits table.{side} tr")
+        assert rows.count() == len(record["logit_effects"][key]) and rows.first.is_visible()
+    assert v.page.locator("#neighbours li a").count() == len(record["neighbours"])
+    assert v.page.locator("#cofiring li a").count() == len(record["cofiring"])
+    assert v.page.locator("#neurons tr td").first.is_visible()
+    # the lines across the range need the token store: a notice, no empty rows
+    assert "needs JavaScript" in v.page.locator("#range").inner_text()
+    assert v.page.locator("#range .exs p").count() > 0
+    assert not v.page.locator("#range .exs p").first.is_visible()
     v.screenshot("nojs-feature")
     v.assert_clean()
 

@@ -128,3 +128,21 @@ def test_nice_ticks_cover_the_range_with_round_steps():
 )
 def test_format_tick_is_short_and_readable(value, step, expected):
     assert format_tick(value, step) == expected
+
+
+def test_edges_rounded_to_four_digits_are_sent_as_lo_and_hi_and_uneven_ones_in_full():
+    from saesite.records.rounding import rounded
+
+    # a logit histogram's edges: an even split of [min, max], stored to 4 significant digits
+    even = rounded([-0.88253 + k * (0.76311 + 0.88253) / 32 for k in range(33)])
+    assert len({len(str(e)) for e in even}) > 1  # -0.008261 next to 0.1974: not one grid
+    svg = histogram_svg(even, [1] * 32, x_label="effect on logit")
+    assert 'data-edges="-0.8825,0.7631"' in svg
+    uneven = histogram_svg([0, 1, 3, 7], [1, 2, 3], x_label="x")
+    assert 'data-edges="0,1,3,7"' in uneven
+
+
+def test_quantile_bands_are_one_path_of_rectangles():
+    svg = histogram_svg([0, 1, 2, 3, 4], [1, 2, 3, 4], x_label="x", bands=[(0, 1), (1, 2), (2, 3)])
+    assert svg.count('class="plot-band"') == 1
+    assert len(re.findall(r"M[\d.]+ [\d.]+h[\d.]+V[\d.]+h-[\d.]+z", svg)) == 2  # 1st and 3rd

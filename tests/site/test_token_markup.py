@@ -6,6 +6,8 @@ from saesite.site.token_markup import (
     EMPTY_MARK,
     TokenDisplay,
     bucket,
+    example_stub,
+    page_window,
     token_inner_html,
     visible_label,
     visible_text,
@@ -71,7 +73,8 @@ def _example(tokens, acts, own, ids=None):
 def test_example_line_shades_firing_tokens_and_marks_the_own_token():
     tokens = ["a", " z", " b", " c", "d"]
     line = TokenDisplay().example(_example(tokens, [0.0, 0.0, 0.5, 1.0, 0.0], 3), 1.0)
-    assert line.startswith('<p data-x="0,8,5" data-a=",,0.5,1,"><var>1</var>')
+    # seq, pos, no logit, window start and length; the non-zero activations as a run from 2
+    assert line.startswith('<p data-x="0,8,,5,5" data-a="2:0.5,1"><var>1</var>')
     assert "<var>1</var><span><span>a z<i" in line  # zero tokens: plain text, plain spaces
     assert "<i class=a4><b>·</b>b</i>" in line
     assert "<u class=a8><b>·</b>c</u>" in line
@@ -89,7 +92,7 @@ def test_example_line_splits_at_the_own_token_so_pages_can_align_it():
 def test_a_separator_goes_escaped_between_every_token_plain_or_shaded():
     line = TokenDisplay().example(_example(["f0", "f1", "f2"], [0.0, 1.0, 0.0], 1), 1.0, "&")
     assert line == (
-        '<p data-x="0,6,5" data-a=",1,"><var>1</var><span><span>f0&amp;</span></span>'
+        '<p data-x="0,6,,5,3" data-a="1:1"><var>1</var><span><span>f0&amp;</span></span>'
         "<span><u class=a8>f1</u>&amp;f2</span></p>"
     )
 
@@ -146,3 +149,30 @@ def test_an_example_line_shows_gpt2_split_characters_whole_with_the_parts_still_
     assert html.count("<kbd class=p") == 11  # one per token holding a character's first bytes
     assert '<u class=a8><kbd class=p data-b="e2 80">‸</kbd></u>' not in html  # own token: ’
     assert "<u class=a8>’</u>" in html
+
+
+def test_window_activations_are_runs_of_non_zero_values_after_the_next_logit_effect():
+    example = _example(list("abcdefgh"), [0.5, 0.0, 0.0, 1.0, 2.0, 0.0, 0.0, 0.25], 4)
+    line = TokenDisplay().example({**example, "next_logit": -0.04123}, 2.0)
+    assert line.startswith('<p data-x="0,9,-0.0412,5,8" data-a="0:0.5;3:1,2;7:0.25">')
+    zeros = TokenDisplay().example(_example(list("ab"), [0.0, 0.0], 0), 1.0)
+    assert zeros.startswith('<p data-x="0,5,,5,2" data-a="">')
+
+
+def test_a_line_whose_window_is_the_pages_context_does_not_repeat_where_its_window_is():
+    # own token at 9: 4 before and 3 after it (window 5..12)
+    example = _example(list("abcdefgh"), [0.0] * 4 + [1.0] + [0.0] * 3, 4)
+    assert page_window([example]) == (4, 3)
+    assert (
+        TokenDisplay()
+        .example(example, 1.0, window=(4, 3))
+        .startswith('<p data-x="0,9" data-a="4:1">')
+    )
+    assert example_stub(example, (4, 3)) == '<p data-x="0,9" data-a="4:1"></p>'
+    # a wider page context: the window is not the page's, so it is given
+    assert example_stub(example, (6, 3)) == '<p data-x="0,9,,5,8" data-a="4:1"></p>'
+    # cut by the start of its sequence: max(0, pos - before)
+    early = {**example, "pos": 2, "window_start": 0, "acts": [0.0, 0.0, 1.0, 0.0, 0.0, 0.0]}
+    assert example_stub({**early, "next_logit": 0.5}, (4, 3)) == (
+        '<p data-x="0,2,+0.5" data-a="2:1"></p>'
+    )
