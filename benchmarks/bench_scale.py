@@ -28,6 +28,7 @@ import math
 import os
 import pickle
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -295,6 +296,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--peak-only", action="store_true", help="only the child builds' peak RSS (no timings)"
     )
     parser.add_argument("--tmp", help="folder to build the sites in")
+    parser.add_argument(
+        "--keep-site", metavar="DIR", help="copy the site built without CE losses to DIR (new)"
+    )
     parser.add_argument("--json", help="also write the figures to this JSON file")
     parser.add_argument(
         "--check-args", action="store_true", help="check the arguments and exit (gpu.sh dry run)"
@@ -393,6 +397,8 @@ def main(argv=None) -> dict:
                 out["build_ce" if ce else "build"] = wall
                 row(f"whole build {'with' if ce else 'without'} CE", wall)
             out["files"], out["bytes"] = n_files, size
+            if args.keep_site:
+                shutil.copytree(folder / "no-ce", args.keep_site)
     if args.build_peak:
         out.update(peaks(model, sae, tokens, args))
     out["peak_gib"] = peak_memory_gib(args.device)
