@@ -6,9 +6,9 @@ build's temporary folder (``site.writer.SiteWriter``), which is swapped in at th
 build. So the workers need no shared file system for the output, a task killed half-way has
 written nothing (Ray runs it again), and a range that keeps failing ends the build before the
 swap, with one line naming its features. The job (summaries, token store, settings) goes into
-the object store once; each task also gets its range's records (JSON, one folder of features). At most
-``IN_FLIGHT_PER_CPU`` tasks per CPU run or wait at once, so the object store holds that many
-folders' JSON and files, not the whole site. No torch here.
+the object store once; each task also gets its range's records (JSON, one folder of features).
+At most ``IN_FLIGHT_PER_CPU`` tasks per CPU run or wait at once, so the object store holds that
+many folders' JSON and files, not the whole site. No torch here.
 """
 
 from __future__ import annotations

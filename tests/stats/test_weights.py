@@ -84,4 +84,3 @@ def test_hooks_without_a_path_to_the_logits_get_no_logit_effects():
     stats = weight_stats(model, sae, "blocks.0.mlp.hook_pre", CFG)
     assert stats.logit_top_ids is None and stats.logit_hist_counts is None
     assert stats.neuron_ids is not None
-
