@@ -7,8 +7,9 @@ hooks in a ``finally``, so this is safe).
 With losses, the three copies (clean, spliced: the hook's activation replaced by the SAE
 reconstruction, zero-ablated: by zeros) share everything before the hook, so it runs once: the
 blocks before the hook's block (``stop_at_layer``), then that block up to the hook, and only the
-rest of the model runs on the three copies (``stats/continuation.py``), the clean loss coming
-from the same forward as the activations. Losses are computed for the first ``n_loss`` sequences
+rest of the model runs on the three copies (``stats/continuation.py``), one copy after another
+(a third of the memory of running them as one batch), the clean loss coming from the same
+forward as the activations. Losses are computed for the first ``n_loss`` sequences
 of a batch (the ``--ce-tokens`` budget); the rest stop at the hook. Hooks whose block suffix is
 not applied by hand replay the hook's block on the three copies with a splicing hook; hooks
 outside the blocks (``hook_embed``, ``ln_final.*``) and shortformer models replay the model.
@@ -167,12 +168,15 @@ class HookRunner:
         acts, active, x_hat = reconstruct(self.sae, x)
         clean = value[:n_loss]
         spliced = _spliced(clean, x_hat[: clean.numel() // x.shape[1]], measured)
-        copies = torch.cat([clean, spliced, torch.zeros_like(clean)])
-        context = captured[context_hook][:n_loss].repeat(3, 1, 1) if context_hook else None
-        resid_post = block_suffix(self.model.blocks[block_idx], name, copies, context)
-        final = final_residual(self.model, resid_post, block_idx + 1)
-        loss = sequence_losses(self.model, final, tokens[:n_loss], measured)
-        return HookOutput(x=x, acts=acts, active=active, x_hat=x_hat, loss=loss.view(3, n_loss))
+        context = captured[context_hook][:n_loss] if context_hook else None
+        block = self.model.blocks[block_idx]
+        losses = []
+        for copy in (clean, spliced, torch.zeros_like(clean)):  # one at a time: a third of the
+            resid_post = block_suffix(block, name, copy, context)  # activations of all three
+            final = final_residual(self.model, resid_post, block_idx + 1)
+            losses.append(sequence_losses(self.model, final, tokens[:n_loss], measured))
+        loss = torch.stack(losses)
+        return HookOutput(x=x, acts=acts, active=active, x_hat=x_hat, loss=loss)
 
     def _with_loss_replayed(
         self, tokens: Int[Tensor, "batch pos"], n_loss: int, measured: Tensor | None
