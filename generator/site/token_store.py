@@ -88,10 +88,16 @@ class ExampleTokens:
         seq, start, n = example.get("seq"), example.get("window_start"), len(example["acts"])
         if self.sequences is None or seq is None or not 0 <= seq < len(self.sequences):
             return None
-        ids = [int(t) for t in self.sequences[seq][start : start + n]]
-        if len(ids) != n or start < 0 or any(t not in self.texts for t in ids):
+        window = self.sequences[seq][start : start + n]
+        # an array row's tolist() gives Python ints at once (int() per numpy scalar was a
+        # quarter of writing the records at GPT-2 scale)
+        ids = window.tolist() if hasattr(window, "tolist") else [int(t) for t in window]
+        if len(ids) != n or start < 0:
             return None
-        fields: dict = {"tokens": [self.texts[t] for t in ids]}
+        tokens = list(map(self.texts.get, ids))
+        if None in tokens:  # an id the store has no text for
+            return None
+        fields: dict = {"tokens": tokens}
         if not self.byte_ids.isdisjoint(ids):
             fields["token_ids"] = ids
         return fields
