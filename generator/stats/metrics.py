@@ -26,6 +26,7 @@ from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
 from saesite.stats.reduction import TreeReduction, add
+from saesite.threads import one_thread
 
 N, SSE, M2, ACTIVE, MEAN = 0, 1, 2, 3, 4
 """Layout of a reconstruction node: [n, sse, M2, active, mean_0 … mean_{d_in-1}] in float64 (the
@@ -94,8 +95,11 @@ class ReconstructionAccumulator:
         diff = (x64 - x_hat.double()).reshape(-1)
         mean = x64.mean(0) if x.shape[0] else x64.new_zeros(self.d_in)
         centred = (x64 - mean).reshape(-1)
-        m2 = float(torch.dot(centred, centred))
-        sse, active = float(torch.dot(diff, diff)), float(n_active.sum())
+        # on one thread: a float64 dot split over 2 threads rounds differently from one over
+        # 1, and a shard on a Ray worker (1 thread) must give the leaf one process (2) gives
+        with one_thread():
+            m2, sse = float(torch.dot(centred, centred)), float(torch.dot(diff, diff))
+        active = float(n_active.sum())
         head = torch.tensor([x.shape[0], sse, m2, active], dtype=torch.float64)
         position = _next_position(self.tree) if position is None else position
         self.tree.add(position, torch.cat([head.to(mean.device), mean]), stop)

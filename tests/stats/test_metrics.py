@@ -81,3 +81,26 @@ def test_loss_accumulator_gives_ce_loss_recovered_and_its_delta_method_standard_
     residual = a - ratio * b  # delta method for a ratio of means over 9 sequences
     se = (residual.square().sum() / (9 * 8)).sqrt() / b.mean().abs()
     assert metrics["ce_loss_recovered_se"] == pytest.approx(se.item(), rel=1e-9)
+
+
+def test_a_batchs_metrics_are_the_same_bits_whatever_the_number_of_torch_threads():
+    """A Ray shard's worker runs torch on 1 thread, a one-process build on 2: the same batch
+    must give the same float64 leaf, or the sharded site's mse differs in its last digits
+    (seen at 16,384 features × 131,072 tokens: a float64 dot over 3 M values split over 2
+    threads rounds differently)."""
+    gen = torch.Generator().manual_seed(5)
+    x = torch.randn(4096, 768, generator=gen) * 3 + 1
+    x_hat = x + torch.randn(4096, 768, generator=gen) * 0.1
+    active = torch.randint(0, 50, (4096,), generator=gen)
+    ids = torch.zeros(4096, dtype=torch.int64)
+    before = torch.get_num_threads()
+    finals = []
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            acc = ReconstructionAccumulator(768)
+            acc.update(x, x_hat, active, ids, 0, 32)
+            finals.append(acc.finalize())
+    finally:
+        torch.set_num_threads(before)
+    assert finals[0] == finals[1]
