@@ -25,10 +25,6 @@ import time
 from pathlib import Path
 
 T0 = time.perf_counter()
-from saesite.threads import sleep_when_waiting  # noqa: E402
-
-sleep_when_waiting()  # OpenMP's waiting threads as in `saesite build`: set before torch loads
-
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 

@@ -35,12 +35,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from saesite.threads import sleep_when_waiting
-
-sleep_when_waiting()  # OpenMP's waiting threads as in `saesite build`: set before torch loads
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
 SHAPES = {
     "gpt2": dict(
