@@ -10,9 +10,9 @@ build's fair share beside one competitor is about half the machine, so proportio
 about 1.3-2x; OpenMP threads spinning against the competitor showed up as 10x before.
 
 ``--policies passive,default`` runs each round under both OpenMP wait policies: ``passive`` is
-what the CLI sets (``saesite.threads.sleep_when_waiting``), ``default`` is libgomp's own
+``OMP_WAIT_POLICY=PASSIVE`` (idle threads sleep), ``default`` is libgomp's own, what saesite runs
 (throttled spinning; set here as an empty ``OMP_WAIT_POLICY``, which libgomp reports as an
-invalid value and ignores, and which saesite leaves alone as the user's choice).
+invalid value and ignores).
 """
 
 from __future__ import annotations
