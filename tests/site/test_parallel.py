@@ -77,6 +77,7 @@ def test_ctrl_c_with_workers_running_prints_only_the_parents_line(tmp_path):
     while len(list(tmp_path.iterdir())) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert len(list(tmp_path.iterdir())) == 2, "the workers never started the job"
+    time.sleep(0.5)  # and the parent back in its wait for results, out of the pool's set-up
     os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends
     _, err = process.communicate(timeout=60)
     assert process.returncode == 130
