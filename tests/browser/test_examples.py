@@ -12,6 +12,11 @@ from saesite.site.records_file import site_records
 from saesite.site.token_store import ExampleTokens, read_store
 from tests.browser.conftest import SCHEMES
 
+# Predicates for wait_for_function are arrow functions: Playwright evaluates a plain
+# expression again on every poll with eval, which the pages' CSP (script-src 'self')
+# refuses once the first check is false; a function is evaluated once, at the first check.
+NEXT_IN_TIP = "() => document.getElementById('tok-tip').textContent.includes('WORD')"
+
 pytestmark = pytest.mark.browser
 
 VIEWPORTS = {"desktop": (1280, 800), "phone": (390, 844)}
@@ -91,7 +96,7 @@ def test_the_tooltip_opens_on_keyboard_focus_and_names_token_activation_and_next
     v.page.locator("#top .exs p").first.focus()
     tip = v.page.locator("#tok-tip")
     tip.wait_for()
-    v.page.wait_for_function("document.getElementById('tok-tip').textContent.includes('next')")
+    v.page.wait_for_function(NEXT_IN_TIP.replace("WORD", "next"))
     text = tip.inner_text()
     assert "activation" in text and "position" in text and "(id " in text
     v.page.keyboard.press("Escape")
@@ -108,9 +113,7 @@ def test_the_firing_tokens_tooltip_gives_its_direct_effect_on_the_next_tokens_lo
     where = f"{example['seq']},{example['pos']},"  # data-x="seq,pos,logit…"
     v = visit(real_site, scheme, page_rel, viewport={"width": 1280, "height": 800})
     v.page.locator(f'#top p[data-x^="{where}"] u').first.hover()
-    v.page.wait_for_function(
-        "document.getElementById('tok-tip').textContent.includes('next token ')"
-    )
+    v.page.wait_for_function(NEXT_IN_TIP.replace("WORD", "next token "))
     text = v.page.locator("#tok-tip").inner_text()
     assert f"direct effect on the next token's logit {example['next_logit']:+.3g}" in text
     v.assert_clean()

@@ -142,7 +142,7 @@ def test_search_answers_each_keystroke_within_a_naive_scan_at_65536_features(bro
     loads, data_loads = [], []
     for _ in range(REPEATS):  # interleaved, so a busy moment hits both alike
         page.goto((out / "data-only.html").as_uri())
-        page.wait_for_function("window.SAESITE_INDEX && window.SAESITE_INDEX.rows")
+        page.wait_for_function("() => window.SAESITE_INDEX && window.SAESITE_INDEX.rows")
         data_loads.append(page.evaluate(navigation))
         page.goto((out / "index.html").as_uri())
         page.wait_for_selector("#q", state="visible")
