@@ -213,3 +213,22 @@ def test_examples_across_the_range_are_drawn_from_the_token_store_as_the_page_dr
     assert v.page.locator("#range p u").count() == len(drawn)
     v.screenshot(f"examples-range-{scheme}", full_page=False)
     v.assert_clean()
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_drawing_the_range_lines_from_the_store_moves_nothing_below_them(
+    visit, real_site, page_rel, scheme
+):
+    # a screen so short that the range's lines are not drawn at load; they are drawn when
+    # they come near it, while the reader may be about to click a link below them
+    v = visit(real_site, scheme, page_rel, viewport={"width": 1280, "height": 200})
+    assert v.page.locator("#range .exs p:empty").count() > 0, "drawn at load: no test"
+    top_of_next = (
+        "() => document.getElementById('range').nextElementSibling"
+        ".getBoundingClientRect().top + window.scrollY"
+    )
+    before = v.page.evaluate(top_of_next)
+    v.page.locator("#range").scroll_into_view_if_needed()
+    v.page.wait_for_function("() => !document.querySelector('#range .exs p:empty')")
+    assert abs(v.page.evaluate(top_of_next) - before) < 1
+    v.assert_clean()
