@@ -19,6 +19,7 @@ from saesite.site.token_markup import (
     example_stub,
     format_value,
     page_window,
+    shading_max,
 )
 
 
@@ -264,7 +265,7 @@ def feature_context(
         "folded_text": f"{folded} repeated window{'s' if folded != 1 else ''} folded",
         "per_shard": per_shard,
         "range_from_store": bool(per_shard),
-        "max_act_attr": f"{float(max_act):.4g}",  # shading levels need no more digits
+        "max_act_attr": shading_max(max_act),
         "intervals": intervals,
         "promotes": _logit_rows(effects.get("positive") or [], display),
         "suppresses": _logit_rows(effects.get("negative") or [], display),

@@ -136,6 +136,13 @@ def bucket(act: float, max_act: float) -> int:
     return min(N_BUCKETS, max(1, math.ceil(N_BUCKETS * act / max_act)))
 
 
+def shading_max(max_act: float) -> str:
+    """The feature's maximum as pages carry it (``data-max``) for shading: lines are shaded
+    from the values a page shows (``format_value``) against this, so a line drawn by
+    ``static/examples.js`` from ``data-a`` is shaded exactly as the page's own lines are."""
+    return f"{float(max_act):.4g}"
+
+
 Window = tuple[int, int]
 """Tokens before and after an example's own token in a page's windows (``page_window``)."""
 
@@ -212,6 +219,7 @@ class TokenDisplay:
         # (most of them) take the shortest path
         cache, get = self._html, self._get
         joined = self._joined(ids)
+        shown_max = float(shading_max(max_act)) if max_act else 0.0
         parts = []
         for j, (text, act) in enumerate(zip(tokens, acts)):
             token_id = None if ids is None else ids[j]
@@ -219,7 +227,7 @@ class TokenDisplay:
                 hit = self._segments_hit(joined[j])
             else:
                 hit = cache.get(text if token_id is None else token_id) or get(token_id, text)
-            level = bucket(act, max_act)
+            level = bucket(float(format_value(act)), shown_max) if act > 0 else 0  # as shown
             if j != own and level == 0:
                 parts.append(hit[1])
                 continue

@@ -8,6 +8,7 @@ from saesite.site.token_markup import (
     bucket,
     example_stub,
     page_window,
+    shading_max,
     token_inner_html,
     visible_label,
     visible_text,
@@ -79,6 +80,15 @@ def test_example_line_shades_firing_tokens_and_marks_the_own_token():
     assert "<i class=a4><b>·</b>b</i>" in line
     assert "<u class=a8><b>·</b>c</u>" in line
     assert line.endswith("d</span></p>")
+
+
+def test_a_token_is_shaded_from_the_value_the_page_shows_as_the_script_shades_it():
+    # 3.0004 of 8 is past 3/8 (shade 4), but the page shows 3 (data-a="0:3"), which
+    # static/examples.js shades 3 when it draws the line; the page's own line agrees
+    line = TokenDisplay().example(_example(["x", "y"], [3.0004, 6.00001], 1), 8.00004)
+    assert 'data-a="0:3,6"' in line
+    assert "<i class=a3>x</i>" in line and "<u class=a6>y</u>" in line
+    assert shading_max(8.00004) == "8"
 
 
 def test_example_line_splits_at_the_own_token_so_pages_can_align_it():
