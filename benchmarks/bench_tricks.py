@@ -143,8 +143,11 @@ def example_inlined(self, example, max_act: float, separator: str = ""):
 
 def bench_bucket(records) -> None:
     from saesite.site.token_markup import TokenDisplay
+    from saesite.site.token_store import ExampleTokens
 
-    features = list(records.features)
+    # the examples' text, as the page workers attach it from the token store
+    store = ExampleTokens(records.site["dataset"], records.site["token_bytes"].keys())
+    features = [store.attach(feature) for feature in records.features]
     lines = [
         (example, feature["max_activation"])
         for feature in features

@@ -189,13 +189,25 @@ class FeatureRecords:
 
     Only one chunk of dicts exists at once: at 65,536 features all of them together would take
     several GiB, ten times the pass's own tensors. Each iteration builds them afresh (the same
-    dicts every time); ``list(records)`` materialises them all.
+    dicts every time); ``list(records)`` materialises them all. With ``stored_text`` the
+    examples leave ``tokens`` and ``token_ids`` to the token store (records/examples.py).
     """
 
-    def __init__(self, result: FinalStats, tokenizer: Tokenizer, chunk: int = FEATURE_CHUNK):
+    def __init__(
+        self,
+        result: FinalStats,
+        tokenizer: Tokenizer,
+        chunk: int = FEATURE_CHUNK,
+        *,
+        stored_text: bool = False,
+    ):
         self.result, self.weights, self.chunk = result, result.weights, chunk
         self.writer = ExampleWriter(
-            result.token_ids.numpy(), result.seq_start, tokenizer, result.window
+            result.token_ids.numpy(),
+            result.seq_start,
+            tokenizer,
+            result.window,
+            stored_text=stored_text,
         )
 
     def __len__(self) -> int:
@@ -315,9 +327,11 @@ def build_records(
         token_bytes=invalid_token_bytes(tokenizer, used_ids),
         training=training,
     )
-    features = FeatureRecords(result, tokenizer)
-    # the token store pages expand examples from (site/token_store.py; the renderer writes it
-    # as tokens/*.js, never into site.json)
+    # The token store (site/token_store.py; the renderer writes it as tokens/*.js, never into
+    # site.json) holds the dataset's text once, and pages expand examples from it. Examples
+    # leave their text to it, as the written records do, where its sequence k is the
+    # statistics' sequence k (always, but for a shard's own statistics).
+    features = FeatureRecords(result, tokenizer, stored_text=result.seq_start == 0)
     token_ids = result.token_ids.numpy()
     site["dataset"] = {  # type: ignore[typeddict-unknown-key]
         "sequences": token_ids,

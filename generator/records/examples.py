@@ -5,11 +5,17 @@ An example is a token where a feature fired and its context window (``stats/wind
 the feature's activations on it (4 significant digits; 0 as the integer 0, the largest single
 saving in a feature's JSON), ``act`` the token's activation (7 digits) and, where a window
 holds a byte-level token that is not UTF-8 on its own, ``token_ids``.
+
+With ``stored_text`` (a build's records: the site's token store holds the dataset's text,
+``site/token_store.py``) examples leave ``tokens`` and ``token_ids`` out, exactly as a written
+record does; ``ExampleTokens.attach`` gives them back. Building the text only to strip it again
+was a third of the records stage at GPT-2 scale.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -28,11 +34,21 @@ if TYPE_CHECKING:
 class ExampleWriter:
     """Turns (act, global token index, window activations) into example dicts."""
 
-    def __init__(self, tokens: np.ndarray, seq_start: int, tokenizer: Tokenizer, window: Window):
+    def __init__(
+        self,
+        tokens: np.ndarray,
+        seq_start: int,
+        tokenizer: Tokenizer,
+        window: Window,
+        *,
+        stored_text: bool = False,
+    ):
         self.tokens, self.seq_start = tokens, seq_start
         self.seq_len = tokens.shape[1]
         self.window = window
         self.tokenizer = tokenizer
+        self.stored_text = stored_text
+        """Leave ``tokens`` and ``token_ids`` out: the site's token store holds them."""
         self.byte_ids: set[int] = set()
         """Ids whose raw bytes are not valid UTF-8 on their own (shown as marked bytes)."""
         self._text: dict[int, str] = {}
@@ -74,9 +90,6 @@ class ExampleWriter:
         valid, seq, pos = valid_t.numpy(), seq_t.numpy(), pos_t.numpy()
         start, length = start_t.numpy(), length_t.numpy()
         row = seq - self.seq_start
-        ids = self.tokens[row[..., None], columns]  # [rows, n, width], padded past the end
-        texts_l = self.texts(ids[valid]).tolist()
-        ids_l = ids[valid].tolist()
         # Zeros as the integer 0 ("0", not "0.0"): most of a window does not fire, and this is
         # the largest single saving in a feature's JSON.
         acts_l = [
@@ -89,21 +102,16 @@ class ExampleWriter:
             pos[valid].tolist(),
             start[valid].tolist(),
             length[valid].tolist(),
-            texts_l,
-            ids_l,
             acts_l,
             strict=True,
         )
-        flat = [
-            example_record(act=act, seq=s, pos=p, window_start=w, tokens=text[:n], acts=window[:n])
-            for act, s, p, w, n, text, _, window in fields
-        ]
-        # token_ids only where the text alone is ambiguous: a window holding a byte-level token
-        # that is not valid UTF-8 by itself (its text decodes to U+FFFD). Everywhere else the
-        # ids are left out to keep a feature's JSON small (40 KB per feature, all files counted).
-        for example, token_ids, n in zip(flat, ids_l, length[valid].tolist(), strict=True):
-            if not self.byte_ids.isdisjoint(token_ids[:n]):
-                example["token_ids"] = token_ids[:n]
+        if self.stored_text:
+            flat = [
+                example_record(act=act, seq=s, pos=p, window_start=w, acts=window[:n])
+                for act, s, p, w, n, window in fields
+            ]
+        else:
+            flat = self._with_text(fields, self.tokens[row[..., None], columns][valid])
         if next_logit is not None:
             effects = round_significant(next_logit.float().numpy()[valid]).tolist()
             for example, effect in zip(flat, effects, strict=True):
@@ -118,3 +126,19 @@ class ExampleWriter:
             rows.append(flat[cursor : cursor + count])
             cursor += count
         return rows
+
+    def _with_text(self, fields: Iterator[tuple], ids: np.ndarray) -> list[dict]:
+        """Examples with their ``tokens`` (``ids``: [n, width], padded past each window)."""
+        texts_l, ids_l = self.texts(ids).tolist(), ids.tolist()
+        flat = [
+            example_record(act=act, seq=s, pos=p, window_start=w, tokens=text[:n], acts=window[:n])
+            for (act, s, p, w, n, window), text in zip(fields, texts_l, strict=True)
+        ]
+        # token_ids only where the text alone is ambiguous: a window holding a byte-level token
+        # that is not valid UTF-8 by itself (its text decodes to U+FFFD). Everywhere else the
+        # ids are left out to keep a feature's JSON small (40 KB per feature, all files counted).
+        for example, token_ids in zip(flat, ids_l, strict=True):
+            n = len(example["acts"])
+            if not self.byte_ids.isdisjoint(token_ids[:n]):
+                example["token_ids"] = token_ids[:n]
+        return flat

@@ -27,13 +27,14 @@ class _ExampleFields(TypedDict):
     seq: int
     pos: int
     window_start: int
-    tokens: list[str]
     acts: list[float]
 
 
 class Example(_ExampleFields, total=False):
     """One token in its context window (docs/schema.md, "An *example*")."""
 
+    tokens: list[str]
+    """Left out where a token store holds the dataset's text (``site/token_store.py``)."""
     token_ids: list[int]
     ablation: list[float]
     next_logit: float
@@ -131,21 +132,25 @@ def example_record(
     seq: int,
     pos: int,
     window_start: int,
-    tokens: list[str],
     acts: list[float],
+    tokens: list[str] | None = None,
     token_ids: list[int] | None = None,
     ablation: list[float] | None = None,
     next_logit: float | None = None,
 ) -> Example:
-    """An example; ``token_ids``, ``ablation`` and ``next_logit`` only when given."""
-    record: Example = {
-        "act": act,
-        "seq": seq,
-        "pos": pos,
-        "window_start": window_start,
-        "tokens": tokens,
-        "acts": acts,
-    }
+    """An example; ``tokens``, ``token_ids``, ``ablation`` and ``next_logit`` only when given."""
+    record: Example = (
+        {"act": act, "seq": seq, "pos": pos, "window_start": window_start, "acts": acts}
+        if tokens is None
+        else {
+            "act": act,
+            "seq": seq,
+            "pos": pos,
+            "window_start": window_start,
+            "tokens": tokens,
+            "acts": acts,
+        }
+    )
     if token_ids is not None:
         record["token_ids"] = token_ids
     if ablation is not None:

@@ -18,7 +18,7 @@ tokens of ``logit_effects.positive``.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from saesite.site.token_markup import TokenDisplay
 
@@ -28,16 +28,33 @@ MIN_SHARE = 0.05
 MAX_PROMOTES = 2
 
 
-def _own_text(example: Mapping, display: TokenDisplay) -> str | None:
+OwnToken = Callable[[Mapping], "tuple[str, int | None] | None"]
+"""An example's own token (at ``pos``): its text and id (None: not known), or None."""
+
+
+def held_token(example: Mapping) -> tuple[str, int | None] | None:
+    """The own token from the ``tokens`` (and ``token_ids``) the example holds.
+
+    A record whose examples left their text to a token store is read with
+    ``ExampleTokens.own_token`` instead (site/token_store.py).
+    """
     j = example["pos"] - example["window_start"]
     tokens = example.get("tokens") or []
     if not 0 <= j < len(tokens):
         return None
     ids = example.get("token_ids")
-    return display.plain(tokens[j], ids[j] if ids else None)
+    return tokens[j], ids[j] if ids else None
 
 
-def firing_shares(feature: Mapping, display: TokenDisplay) -> list[tuple[str, float]]:
+def own_text(example: Mapping, display: TokenDisplay, own: OwnToken = held_token) -> str | None:
+    """The visible text of the example's own token, or None when it is not known."""
+    token = own(example)
+    return None if token is None else display.plain(*token)
+
+
+def firing_shares(
+    feature: Mapping, display: TokenDisplay, own: OwnToken = held_token
+) -> list[tuple[str, float]]:
     """``(visible token text, estimated share of firing mass)``, largest first (ties: first
     seen first)."""
     mass: dict[str, float] = defaultdict(float)
@@ -50,7 +67,7 @@ def firing_shares(feature: Mapping, display: TokenDisplay) -> list[tuple[str, fl
     if not weighted:
         weighted = [(e, 1.0) for e in feature.get("top_examples") or []]
     for example, weight in weighted:
-        text = _own_text(example, display)
+        text = own_text(example, display, own)
         act = example.get("act") or 0.0
         if text is not None and act > 0:
             mass[text] += weight * act
@@ -62,18 +79,18 @@ def firing_shares(feature: Mapping, display: TokenDisplay) -> list[tuple[str, fl
     return [(text, mass[text] / total) for text in ranked]
 
 
-def _strongest(feature: Mapping, display: TokenDisplay) -> str | None:
+def _strongest(feature: Mapping, display: TokenDisplay, own: OwnToken) -> str | None:
     """The token at the top examples' own positions most often (ties: the higher example)."""
-    texts = [_own_text(e, display) for e in feature.get("top_examples") or []]
+    texts = [own_text(e, display, own) for e in feature.get("top_examples") or []]
     texts = [t for t in texts if t is not None]
     return max(texts, key=texts.count) if texts else None
 
 
-def generated_headline(feature: Mapping, display: TokenDisplay) -> str:
+def generated_headline(feature: Mapping, display: TokenDisplay, own: OwnToken = held_token) -> str:
     """The summary from statistics (no label): what it fires on and what it promotes."""
     if feature.get("dead"):
         return "dead: never fired on the tokens processed"
-    shares = firing_shares(feature, display)
+    shares = firing_shares(feature, display, own)
     parts = []
     shown = [
         f"{text} ({100 * share:.0f}%)" if n == 0 else text
@@ -82,7 +99,7 @@ def generated_headline(feature: Mapping, display: TokenDisplay) -> str:
     ]
     if shown:
         parts.append("fires on " + ", ".join(shown))
-    strongest = _strongest(feature, display)
+    strongest = _strongest(feature, display, own)
     if strongest is not None and strongest not in {text for text, _ in shares[:MAX_FIRES_ON]}:
         parts.insert(0, f"strongest on {strongest}")
     effects = (feature.get("logit_effects") or {}).get("positive") or []
@@ -92,6 +109,9 @@ def generated_headline(feature: Mapping, display: TokenDisplay) -> str:
     return " · ".join(parts)
 
 
-def headline(feature: Mapping, label: str, display: TokenDisplay) -> str:
-    """The label when there is one, else the generated summary."""
-    return label or generated_headline(feature, display)
+def headline(
+    feature: Mapping, label: str, display: TokenDisplay, own: OwnToken = held_token
+) -> str:
+    """The label when there is one, else the generated summary (``own``: where the examples'
+    own tokens come from)."""
+    return label or generated_headline(feature, display, own)

@@ -74,12 +74,14 @@ class Intake:
                 f"feature record {expected} has index {index}; expected indices 0…n-1, each once"
             )
         label = self.labels.of(feature)
-        record = {**self.tokens.attach(feature), "label": label}
+        record = {**feature, "label": label}
         html, json_path = feature_paths(index, self.features_per_folder, self.folder_width)
         records = records_path(index, self.features_per_folder, self.folder_width)
         shown = visible_label(label)
-        line = headline(record, shown, self.display)
-        row = index_row(record, shown, self.display, line)
+        # the examples' own tokens only (their windows are the pages' concern)
+        own = self.tokens.own_token
+        line = headline(record, shown, self.display, own)
+        row = index_row(record, shown, self.display, line, own)
         summary = FeatureSummary(
             index=index,
             html=self.prefix + html,

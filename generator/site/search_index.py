@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 
 from saesite.records.rounding import rounded
+from saesite.site.headline import OwnToken, held_token, own_text
 from saesite.site.token_markup import TokenDisplay
 from saesite.site.writer import json_for_script
 
@@ -45,16 +46,16 @@ def _round(value: float | None) -> float:
     return 0.0 if value is None else rounded(value, 3)
 
 
-def fires_on(feature: Mapping, display: TokenDisplay, n: int = N_TOKENS) -> list[str]:
+def fires_on(
+    feature: Mapping, display: TokenDisplay, n: int = N_TOKENS, own: OwnToken = held_token
+) -> list[str]:
     """Visible text of the tokens at the top examples' own positions, most frequent first."""
     counts: Counter[str] = Counter()
     order: dict[str, int] = {}
     for example in feature.get("top_examples") or []:
-        j = example["pos"] - example["window_start"]
-        if not 0 <= j < len(example["tokens"]):
+        text = own_text(example, display, own)
+        if text is None:
             continue
-        ids = example.get("token_ids")
-        text = display.plain(example["tokens"][j], ids[j] if ids else None)
         counts[text] += 1
         order.setdefault(text, len(order))
     ranked = sorted(counts, key=lambda t: (-counts[t], order[t]))
@@ -69,8 +70,15 @@ def logit_tokens(
     return [display.plain(e["token"], e.get("token_id")) for e in effects[:n]]
 
 
-def index_row(feature: Mapping, label: str, display: TokenDisplay, headline: str = "") -> list:
-    """The search-index row of one feature (see ``ROW_FIELDS``)."""
+def index_row(
+    feature: Mapping,
+    label: str,
+    display: TokenDisplay,
+    headline: str = "",
+    own: OwnToken = held_token,
+) -> list:
+    """The search-index row of one feature (see ``ROW_FIELDS``; ``own``: where the examples'
+    own tokens come from)."""
     flags = (FLAG_DEAD if feature.get("dead") else 0) | (FLAG_DENSE if feature.get("dense") else 0)
     return [
         int(feature["index"]),
@@ -78,7 +86,7 @@ def index_row(feature: Mapping, label: str, display: TokenDisplay, headline: str
         _round(feature.get("max_activation")),
         flags,
         label,
-        fires_on(feature, display),
+        fires_on(feature, display, own=own),
         logit_tokens(feature, "positive", display),
         logit_tokens(feature, "negative", display),
         headline,

@@ -16,9 +16,11 @@ text where it differs from the visible one; it goes through ``json_for_script``,
 end the script.
 
 The store is the only copy of the dataset's text: a feature's JSON keeps only ``seq``, ``pos``,
-``window_start`` and ``acts`` per example (``ExampleTokens.detach``), and whoever reads it back
+``window_start`` and ``acts`` per example (a build's records are made so,
+``records/examples.py``; others go through ``ExampleTokens.detach``), and whoever reads it back
 takes the tokens from the store (``ExampleTokens.attach``), so ``saesite render`` and the page
-workers see the records the build made.
+workers see the records the build made. Headlines and search rows need only each example's own
+token (``ExampleTokens.own_token``).
 
 Input (``site["dataset"]``, not written to site.json): ``{"sequences": [[id, …], …],
 "texts": {"<id>": text}}``. ``read_store`` reads a built site's files back (``saesite render``).
@@ -31,6 +33,7 @@ from pathlib import Path
 
 import orjson
 
+from saesite.site.headline import held_token
 from saesite.site.token_markup import TokenDisplay
 from saesite.site.writer import json_for_script
 
@@ -102,6 +105,23 @@ class ExampleTokens:
             fields["token_ids"] = ids
         return fields
 
+    def own_token(self, example: Mapping) -> tuple[str, int] | tuple[str, None] | None:
+        """The text and id of the example's own token (at ``pos``; ``headline.OwnToken``): from
+        the tokens it holds, else from the store where ``attach`` gives it its tokens. Reads
+        one token, not the window: the headline and search row of every feature need it."""
+        if "tokens" in example or self.sequences is None:
+            return held_token(example)
+        seq, start, n = example.get("seq"), example.get("window_start"), len(example["acts"])
+        if seq is None or not 0 <= seq < len(self.sequences) or start < 0:
+            return None
+        j = example["pos"] - start
+        row = self.sequences[seq]
+        if not 0 <= j < n or start + n > len(row):
+            return None
+        token_id = int(row[start + j])
+        text = self.texts.get(token_id)
+        return None if text is None else (text, token_id)
+
     def _map(self, record: Mapping, change) -> dict:
         out = dict(record)
         for key in ("top_examples", "quantile_examples"):
@@ -122,6 +142,8 @@ class ExampleTokens:
             return record
 
         def strip(example: Mapping) -> Mapping:
+            if "tokens" not in example:  # nothing to strip (records/examples.py built it so)
+                return example
             fields = self._fields(example)
             held = {k: example[k] for k in _TOKEN_FIELDS if k in example}
             if fields is None or fields != held:

@@ -6,9 +6,10 @@ import torch
 
 from saesite.config import BuildConfig, DataConfig, StatsConfig, WeightStatsConfig
 from saesite.pipeline import compute, load, write_records
-from saesite.records.build import density_histogram
+from saesite.records.build import FeatureRecords, density_histogram
 from saesite.records.rounding import round_significant
 from saesite.records.schema import Example, FeatureRecord
+from saesite.site.token_store import ExampleTokens
 
 HOOK = "blocks.0.mlp.hook_post"
 STATS = StatsConfig(
@@ -24,6 +25,12 @@ STATS = StatsConfig(
 WEIGHTS = WeightStatsConfig(n_logits=4, n_neurons=3, n_neighbours=2, n_logit_bins=8)
 FEATURE_KEYS = set(FeatureRecord.__required_keys__)
 EXAMPLE_KEYS = set(Example.__required_keys__)
+
+
+def with_text(records) -> list[dict]:
+    """The feature records with their examples' text, from the site's token store."""
+    store = ExampleTokens(records.site["dataset"], records.site["token_bytes"].keys())
+    return [store.attach(feature) for feature in records.features]
 
 
 def build_records(loaded, stats_cfg: StatsConfig):
@@ -64,7 +71,7 @@ def test_records_match_brute_force_density_max_and_top_examples(built):
         *tokens.shape,
     )
     assert len(records.features) == sae.cfg.d_sae
-    for f, feature in enumerate(records.features):
+    for f, feature in enumerate(with_text(records)):
         assert feature["index"] == f and set(feature) == FEATURE_KEYS
         column = acts[:, f]
         assert feature["density"] == pytest.approx((column > 0).sum().item() / n_tokens)
@@ -76,7 +83,7 @@ def test_records_match_brute_force_density_max_and_top_examples(built):
         examples = feature["top_examples"]
         assert [(e["seq"] * seq_len + e["pos"]) for e in examples] == [t for _, t in expected]
         for example, (value, _) in zip(examples, expected, strict=True):
-            assert set(example) - {"token_ids", "next_logit"} == EXAMPLE_KEYS
+            assert set(example) - {"tokens", "token_ids", "next_logit"} == EXAMPLE_KEYS
             assert example["act"] == pytest.approx(value, rel=1e-6)
             start = example["window_start"]
             ids = tokens[example["seq"], start : start + len(example["tokens"])].tolist()
@@ -218,7 +225,7 @@ def test_token_ids_are_kept_exactly_on_examples_whose_window_holds_an_invalid_ut
     loaded, _, tokens, records, _ = built
     byte_ids = {int(i) for i in records.site["token_bytes"]}
     with_ids = without_ids = 0
-    for feature in records.features:
+    for feature in with_text(records):
         for example in feature["top_examples"]:
             start = example["window_start"]
             ids = tokens[example["seq"], start : start + len(example["tokens"])].tolist()
@@ -234,6 +241,19 @@ def test_token_ids_are_kept_exactly_on_examples_whose_window_holds_an_invalid_ut
             loaded.tokenizer.invalid_utf8_bytes(token_id)
             == records.site["token_bytes"][str(token_id)]
         )
+
+
+def test_a_builds_examples_leave_their_text_to_the_token_store_which_gives_back_the_same(built):
+    loaded, _, _, records, _ = built
+    examples = [
+        e
+        for f in records.features
+        for e in [*f["top_examples"], *(e for i in f["quantile_examples"] for e in i["examples"])]
+    ]
+    assert examples and not any("tokens" in e or "token_ids" in e for e in examples)
+    made_with_text = FeatureRecords(records.features.result, loaded.tokenizer)
+    assert with_text(records) == list(made_with_text)
+    assert any("token_ids" in e for f in made_with_text for e in f["top_examples"])
 
 
 def test_records_built_a_chunk_at_a_time_equal_those_built_at_once(built):

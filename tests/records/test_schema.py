@@ -56,14 +56,18 @@ def test_docs_schema_documents_every_record_field_and_no_other(intro, record_fie
 
 
 def test_the_constructors_make_exactly_the_typed_fields():
-    example = example_record(
-        act=1.0, seq=0, pos=2, window_start=0, tokens=["a", "b", "c"], acts=[0, 0, 1.0]
-    )
+    example = example_record(act=1.0, seq=0, pos=2, window_start=0, acts=[0, 0, 1.0])
     assert set(example) == set(Example.__required_keys__)
     full = example_record(
-        **example, token_ids=[1, 2, 3], ablation=[0.0, 0.0, 0.1], next_logit=-0.25
+        **example,
+        tokens=["a", "b", "c"],
+        token_ids=[1, 2, 3],
+        ablation=[0.0, 0.0, 0.1],
+        next_logit=-0.25,
     )
     assert set(full) == fields(Example)
+    # the order a written record keeps (JSON bytes): the text sits before the activations
+    assert list(full)[:6] == ["act", "seq", "pos", "window_start", "tokens", "acts"]
     feature = feature_record(
         index=3,
         density=0.0,

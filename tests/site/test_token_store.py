@@ -111,3 +111,31 @@ def test_a_built_site_keeps_example_text_only_in_its_token_store(tiny_site, tmp_
     before = _files(site)
     rerender_site(site)
     assert _files(site) == before
+
+
+def test_an_examples_own_token_from_the_store_is_the_one_its_attached_window_holds():
+    site, features = with_token_store(*adversarial_site(6))
+    tokens = ExampleTokens(site["dataset"], ADVERSARIAL_TOKEN_BYTES)
+    detached = [e for feature in features for e in _examples(tokens.detach(feature))]
+    assert detached
+    for example in detached:
+        full = tokens.attach({"top_examples": [example]})["top_examples"][0]
+        j = example["pos"] - example["window_start"]
+        assert tokens.own_token(example) == (
+            full["tokens"][j],
+            site["dataset"]["sequences"][example["seq"]][example["pos"]],
+        )
+        ids = full.get("token_ids")  # held tokens: the id only where the window holds ids
+        assert tokens.own_token(full) == (full["tokens"][j], ids[j] if ids else None)
+    outside = {**detached[0], "seq": len(site["dataset"]["sequences"])}
+    assert tokens.own_token(outside) is None
+
+
+def test_records_given_without_their_text_make_the_same_site_as_records_with_it(tmp_path):
+    site, features = with_token_store(*adversarial_site(6))
+    tokens = ExampleTokens(site["dataset"], ADVERSARIAL_TOKEN_BYTES)
+    with_text = write_site(site, copy.deepcopy(features), RenderConfig(out=str(tmp_path / "a")))
+    without = [tokens.detach(feature) for feature in features]
+    assert not any("tokens" in e for f in without for e in _examples(f))
+    stored = write_site(site, without, RenderConfig(out=str(tmp_path / "b")))
+    assert _files(stored) == _files(with_text)

@@ -26,7 +26,7 @@ from saesite.toy.sae import (
 )
 
 SCHEMA_KEYS = set(FeatureRecord.__required_keys__)
-EXAMPLE_KEYS = set(Example.__required_keys__) | {"token_ids"}
+EXAMPLE_KEYS = set(Example.__required_keys__) | {"tokens", "token_ids"}  # no token store
 
 
 def _pentagon(scale: float = 1.2) -> torch.Tensor:
