@@ -44,6 +44,7 @@ from saesite.sae.defaults import resolve_data, resolve_hook, resolve_model
 from saesite.sae.model import SAE, TRAINING_LOG
 from saesite.sae.source import load_one_sae
 from saesite.stats.feature_stats import FeatureStats
+from saesite.stats.heap import release_freed_memory
 
 if TYPE_CHECKING:
     from transformer_lens import HookedTransformer
@@ -346,6 +347,10 @@ def build_site(config: BuildConfig) -> Path:
     loaded = load_build(config)
     stats = compute(loaded, config.stats, config.weights)
     records = write_records(stats, loaded, config)
+    # The records hold what the pages need: the model, the SAE and the open accumulators go
+    # before rendering, so neither this process nor the page workers it forks keep them.
+    del stats, loaded
+    release_freed_memory()
     out = render(records, config.render, inputs=build_inputs(config))
     n = len(records.features)
     log.info("wrote %s (%d features) in %.1f s", out, n, time.perf_counter() - started)

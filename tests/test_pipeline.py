@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -183,6 +184,47 @@ def test_two_builds_with_the_same_inputs_are_byte_identical(
     a, b = tree_digest(tmp_path / "a"), tree_digest(tmp_path / "b")
     assert len(a) > 100
     assert a == b
+
+
+def test_the_model_sae_and_accumulators_are_gone_before_the_pages_render(
+    tmp_path, monkeypatch, tiny_model_dir, tiny_sae_dir, tiny_tokens_npy
+):
+    # page workers are forked: whatever the building process still holds, each of them holds
+    from saesite import pipeline
+    from saesite.config import BuildConfig, DataConfig, RenderConfig, StatsConfig
+
+    refs: dict[str, weakref.ref] = {}
+    alive_at_render: dict[str, bool] = {}
+    load_build, compute, render = pipeline.load_build, pipeline.compute, pipeline.render
+
+    def tracked_load(config):
+        loaded = load_build(config)
+        refs.update(model=weakref.ref(loaded.model), sae=weakref.ref(loaded.sae))
+        return loaded
+
+    def tracked_compute(*args):
+        stats = compute(*args)
+        refs["accumulators"] = weakref.ref(stats)
+        return stats
+
+    def checked_render(*args, **kwargs):
+        alive_at_render.update({name: ref() is not None for name, ref in refs.items()})
+        return render(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "load_build", tracked_load)
+    monkeypatch.setattr(pipeline, "compute", tracked_compute)
+    monkeypatch.setattr(pipeline, "render", checked_render)
+    site = pipeline.build_site(
+        BuildConfig(
+            model=str(tiny_model_dir),
+            sae=str(tiny_sae_dir),
+            data=DataConfig(dataset=str(tiny_tokens_npy)),
+            stats=StatsConfig(batch_size=8, top_k=5, n_bins=16, n_intervals=4),
+            render=RenderConfig(out=str(tmp_path / "site")),
+        )
+    )
+    assert (site / "site.json").is_file()
+    assert alive_at_render == {"model": False, "sae": False, "accumulators": False}
 
 
 def test_records_and_pages_built_by_three_workers_are_the_bytes_of_one_process(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import gc
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -67,3 +68,14 @@ def reuse_freed_memory() -> Iterator[None]:
                 libc.mallopt(M_MMAP_THRESHOLD, DEFAULT_THRESHOLD)
                 libc.mallopt(M_TRIM_THRESHOLD, DEFAULT_THRESHOLD)
                 libc.malloc_trim(0)
+
+
+def release_freed_memory() -> None:
+    """Collect unreachable objects (a TransformerLens model's modules hold reference cycles) and
+    hand the heap's free pages back to the system (glibc ``malloc_trim``; elsewhere only the
+    collection). Inside ``reuse_freed_memory`` only the collection runs."""
+    gc.collect()
+    libc = _libc()
+    with _lock:
+        if libc is not None and _depth == 0:
+            libc.malloc_trim(0)

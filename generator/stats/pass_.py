@@ -138,7 +138,9 @@ def feed_batch(
 ) -> None:
     """One batch's SAE output (sequences ``first ..``) into every accumulator of ``stats``
     (with ``shard``, those of its features alone; ``measured``: the tokens the metrics count,
-    ``stats.reconstruction.measured``)."""
+    ``stats.reconstruction.measured``). Consumes ``out.acts``: it is dropped once the
+    per-feature accumulators have read it, before the CE continuation runs
+    (``HookOutput.losses``), so the two are never in memory together."""
     if shard is None:
         acts, active, feature_start, all_active = out.acts, out.active, 0, None
     else:  # the shard's features, renumbered from 0; co-firing also reads all of them
@@ -153,15 +155,18 @@ def feed_batch(
         all_active=all_active,
     )
     stats.update(acts, batch)
+    del acts
+    out.acts = None
     # Positions order the float sums (stats/reduction.py), so shards reduce like one pass.
     stop = first + batch_tokens.shape[0]
     n_active = out.active.row_ptr().diff()
     flat_ids = batch_tokens.flatten()
     stats.reconstruction.update(out.x, out.x_hat, n_active, flat_ids, first, stop)
-    if out.loss is not None:
-        n_loss = out.loss.shape[1]
+    loss = out.losses()
+    if loss is not None:
+        n_loss = loss.shape[1]
         predictions = n_predictions(measured, n_loss, batch_tokens.shape[1])
-        stats.losses.update(out.loss, predictions, first, stop)
+        stats.losses.update(loss, predictions, first, stop)
 
 
 def shard_range(n_seq: int, batch_size: int, shard: int, n_shards: int) -> tuple[int, int]:

@@ -1,6 +1,11 @@
+import weakref
+
 import torch
 
+from saesite.config import StatsConfig
+from saesite.stats.feature_stats import FeatureStats
 from saesite.stats.forward import HookRunner
+from saesite.stats.pass_ import feed_batch
 from tests.stats.test_pass import tiny_model, tiny_sae, tiny_tokens
 
 
@@ -18,4 +23,24 @@ def test_hook_runner_activations_and_reconstruction_match_a_cached_forward():
         assert torch.allclose(out.x_hat, sae.decode(acts).detach(), atol=1e-5)
         assert torch.equal(out.active.values, out.acts[out.active.tok, out.active.feat])
         assert out.active.values.numel() == int((out.acts > 0).sum())
-        assert out.loss is None if n_loss == 0 else out.loss.shape == (3, 2)
+        assert out.losses() is None if n_loss == 0 else out.losses().shape == (3, 2)
+
+
+def test_feed_batch_drops_the_activations_before_the_ce_continuation_runs():
+    # the [tok, d_sae] activations and the three copies' temporaries never share memory
+    model, sae, tokens = tiny_model(), tiny_sae(32), tiny_tokens(n_seq=3)
+    out = HookRunner(model, sae, "blocks.1.hook_resid_pre").run(tokens, 2)
+    acts, continuation = weakref.ref(out.acts), out.continuation
+    assert continuation is not None and out.loss is None
+    acts_alive = []
+
+    def watched():
+        acts_alive.append(acts() is not None)
+        return continuation()
+
+    out.continuation = watched
+    stats = FeatureStats.empty(40, 32, StatsConfig(batch_size=3, n_bins=16, n_intervals=4), tokens)
+    feed_batch(stats, out, tokens, 0)
+    assert acts_alive == [False]
+    assert out.acts is None and out.loss.shape == (3, 2)
+    assert stats.losses.n_seq == 2 and stats.firing.finalize().density.sum() > 0
