@@ -43,6 +43,7 @@ from saesite.stats.continuation import (
     sequence_losses,
     suffix_supported,
 )
+from saesite.stats.heap import trim_before
 
 if TYPE_CHECKING:
     from transformer_lens import HookedTransformer
@@ -99,7 +100,10 @@ def _spliced(
 
 def reconstruct(sae: SAE, x: Float[Tensor, "tok d_in"]) -> tuple[Tensor, SparseActs, Tensor]:
     """(acts, their non-zeros, x_hat) for flattened hook activations; x_hat in x's own space
-    (an SAE that normalises its inputs has its reconstruction de-normalised, as SAELens does)."""
+    (an SAE that normalises its inputs has its reconstruction de-normalised, as SAELens does).
+    The forward's temporaries are freed by now: their pages go back before the large
+    activations are allocated (``heap.trim_before``)."""
+    trim_before(x.shape[0] * sae.cfg.d_sae * sae.W_enc.element_size())
     x_in, norm = sae.normalize(x)
     acts = sae.encode_normalized(x_in)
     active = SparseActs.from_dense(acts)

@@ -70,6 +70,26 @@ def reuse_freed_memory() -> Iterator[None]:
                 libc.malloc_trim(0)
 
 
+TRIM_MIN_BYTES = 256 << 20
+"""``trim_before`` trims only ahead of an allocation at least this large: smaller ones cost
+less than the page faults that trimming brings back."""
+
+
+def trim_before(n_bytes: int) -> None:
+    """Hand the heap's free pages back to the system (glibc ``malloc_trim``), even inside
+    ``reuse_freed_memory``, ahead of an allocation of ``n_bytes`` (at least ``TRIM_MIN_BYTES``).
+
+    The pass's heap keeps freed blocks for reuse, but a block as large as a batch's [tok, d_sae]
+    activations often fits none of the holes the forward's temporaries left, so the heap grows
+    and the holes stay resident: at GPT-2 small with 24,576 features the pass's RSS crept up by
+    0.3-0.4 GiB over 8 batches. Trimmed first, the holes cost no memory until reused; the
+    price is re-faulting them (~1 us per 4 KiB page, ~2% of such a batch's time).
+    """
+    libc = _libc()
+    if libc is not None and n_bytes >= TRIM_MIN_BYTES:
+        libc.malloc_trim(0)
+
+
 def release_freed_memory() -> None:
     """Collect unreachable objects (a TransformerLens model's modules hold reference cycles) and
     hand the heap's free pages back to the system (glibc ``malloc_trim``; elsewhere only the

@@ -39,7 +39,7 @@ from saesite.stats.batch import TokenBatch
 from saesite.stats.feature_range import FeatureRange
 from saesite.stats.feature_stats import FeatureStats
 from saesite.stats.forward import HookOutput, HookRunner
-from saesite.stats.heap import reuse_freed_memory
+from saesite.stats.heap import reuse_freed_memory, trim_before
 
 if TYPE_CHECKING:
     from transformer_lens import HookedTransformer
@@ -111,6 +111,8 @@ def run_pass(
     unchecked = None
     starts = range(0, tokens.shape[0], cfg.batch_size)
     for start in tqdm(starts, desc="statistics", unit="batch", disable=None, leave=False):
+        # the last batch's freed temporaries go back before this one's forward (heap.py)
+        trim_before(cfg.batch_size * tokens.shape[1] * sae.cfg.d_sae * sae.W_enc.element_size())
         batch_tokens = tokens[start : start + cfg.batch_size].to(cfg.device, non_blocking=True)
         n_loss = min(max(loss_seqs - (seq_start + start), 0), batch_tokens.shape[0])
         measured = stats.reconstruction.measured(batch_tokens)
