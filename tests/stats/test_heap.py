@@ -1,8 +1,9 @@
 import ctypes
+import os
 
 import pytest
 
-from saesite.stats.heap import _libc, reuse_freed_memory
+from saesite.stats.heap import TRIM_MIN_BYTES, _libc, reuse_freed_memory, trim_before
 
 BLOCK = 64 << 20
 
@@ -49,3 +50,22 @@ def test_large_blocks_come_from_the_heap_inside_the_block_and_from_mmap_after():
     block = bytearray(BLOCK)
     assert _mmapped_bytes() - before >= BLOCK  # defaults restored
     del block
+
+
+def _resident_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@glibc_only
+def test_trim_before_a_large_allocation_hands_back_the_heaps_free_pages_inside_the_block():
+    with reuse_freed_memory():
+        block = b"\x01" * BLOCK  # written: its pages are resident
+        pin = b"\x02" * 8192  # from the heap after it, so the freed block is a hole, not the top
+        del block
+        freed = _resident_bytes()
+        trim_before(TRIM_MIN_BYTES - 1)  # small allocations to come: the hole stays for reuse
+        assert _resident_bytes() > freed - BLOCK // 2
+        trim_before(TRIM_MIN_BYTES)
+        assert _resident_bytes() < freed - BLOCK // 2
+        del pin
