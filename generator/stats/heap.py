@@ -7,7 +7,9 @@ returns them on free, so each batch pays the kernel to map and zero every page a
 the mmap and trim thresholds for the length of the pass lets those blocks be reused from the
 heap instead (measured in benchmarks/README.md: the pass with CE losses 2.9 s -> 1.9 s). At the
 end the thresholds go back to glibc's defaults and the heap is trimmed, so the memory is
-returned before the pages are rendered.
+returned before the pages are rendered. Within the pass, ``trim_before`` hands free pages back
+ahead of each batch and of its [tok, d_sae] activations where those are large, so the holes a
+kept heap accumulates do not stay resident (``release_freed_memory``: the same after a stage).
 """
 
 from __future__ import annotations
