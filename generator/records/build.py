@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import gc
 import math
-import os
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -203,7 +202,6 @@ class FeatureRecords:
         stored_text: bool = False,
     ):
         self.result, self.weights, self.chunk = result, result.weights, chunk
-        self._pid = os.getpid()
         self.writer = ExampleWriter(
             result.token_ids.numpy(),
             result.seq_start,
@@ -216,18 +214,9 @@ class FeatureRecords:
         return int(self.result.firing.count.shape[0])
 
     def __iter__(self) -> Iterator[dict]:
-        return self.build_range(0, len(self))
-
-    def build_range(self, start: int, stop: int) -> Iterator[dict]:
-        """The dicts of features ``start..stop-1``, built ``chunk`` at a time as they are
-        iterated (``intake.RangeRecords``: the renderer's forked workers call it). In a forked
-        process torch runs on one thread: OpenMP's thread pool does not survive a fork, and an
-        op big enough to use it would hang."""
-        if os.getpid() != self._pid:
-            torch.set_num_threads(1)
-        for first in range(start, stop, self.chunk):
+        for first in range(0, len(self), self.chunk):
             with gc_paused():
-                block = self.build(slice(first, min(first + self.chunk, stop)))
+                block = self.build(slice(first, min(first + self.chunk, len(self))))
             yield from block
 
     def build(self, rows: slice) -> list[dict]:

@@ -1,17 +1,13 @@
 """Records in: each feature's JSON, and what the other pages need of it (``FeatureSummary``).
 
-``take_records`` consumes the records once, holding each folder's JSON in this process's
+``take_records`` consumes the records once, in this process, holding each folder's JSON in
 memory up to ``HELD_JSON_BYTES`` for the page workers (which write it, ``write_folder``); past
-it, a folder's files are written as soon as its last record is in. Records that any process can
-build a range at a time (``RangeRecords``: a build's ``records.build.FeatureRecords``) are built
-and taken in forked workers, a range of whole folders each; others (a list, records read back)
-in this process. No torch here.
+it, a folder's files are written as soon as its last record is in. No torch here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence, Sized
-from typing import Protocol, runtime_checkable
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from tqdm import tqdm
 
@@ -19,7 +15,6 @@ from saesite.errors import SaesiteError
 from saesite.site.headline import headline
 from saesite.site.labels import Labels
 from saesite.site.page_context import FeatureSummary
-from saesite.site.parallel import CHUNKS_PER_WORKER, map_ranges, ranges
 from saesite.site.records_file import NAME as RECORDS_NAME
 from saesite.site.records_file import pack
 from saesite.site.search_index import index_row
@@ -43,30 +38,9 @@ def feature_paths(index: int, features_per_folder: int, width: int) -> tuple[str
     return f"{folder}/{index}.html", f"{folder}/{index}.json"
 
 
-def folder_ranges(n: int, features_per_folder: int, n_chunks: int) -> list[tuple[int, int]]:
-    """Features ``0..n-1`` cut into at most ``n_chunks`` ranges of whole folders, in order."""
-    fpf = features_per_folder
-    return [(first * fpf, min(stop * fpf, n)) for first, stop in ranges(-(-n // fpf), n_chunks)]
-
-
 def records_path(index: int, features_per_folder: int, width: int) -> str:
     """``features/NNN/records.jsonl.gz``: the records of the folder holding ``index``."""
     return f"features/{index // features_per_folder:0{width}d}/{RECORDS_NAME}"
-
-
-@runtime_checkable
-class RangeRecords(Protocol):
-    """Feature records that any process builds a range at a time, the same in every process."""
-
-    def __len__(self) -> int: ...
-
-    def build_range(self, start: int, stop: int) -> Iterable[Mapping]:
-        """The records of features ``start..stop-1``, in index order."""
-        ...
-
-
-Taken = tuple[FeatureSummary, dict, bytes]
-"""What ``Intake`` makes of one record: its summary, its site.json entry, its JSON."""
 
 
 class Intake:
@@ -93,7 +67,7 @@ class Intake:
         start with it (they are relative to the site root), site.json's do not (relative to
         the SAE's own site.json)."""
 
-    def __call__(self, feature: Mapping, expected: int) -> Taken:
+    def __call__(self, feature: Mapping, expected: int) -> tuple[FeatureSummary, dict, bytes]:
         index = int(feature["index"])
         if index != expected:
             raise SaesiteError(
@@ -132,34 +106,12 @@ class Intake:
         return summary, entry, dumps_json(self.tokens.detach(record))
 
 
-def taken_in_workers(features: RangeRecords, intake: Intake, workers: int) -> Iterator[Taken]:
-    """``intake`` of every record, in index order, the records built and taken in ``workers``
-    forked processes (``parallel.map_ranges``), a range of whole folders each. A range that
-    finishes early waits here for those before it."""
-    chunks = folder_ranges(len(features), intake.features_per_folder, workers * CHUNKS_PER_WORKER)
-
-    def take(start: int, stop: int) -> tuple[int, list[Taken]]:
-        built = features.build_range(start, stop)
-        return start, [intake(feature, start + i) for i, feature in enumerate(built)]
-
-    waiting: dict[int, list[Taken]] = {}
-    starts = iter([start for start, _ in chunks])
-    turn = next(starts, None)
-    for _, (start, taken) in map_ranges(take, chunks, workers):
-        waiting[start] = taken
-        while turn in waiting:
-            yield from waiting.pop(turn)
-            turn = next(starts, None)
-
-
 def take_records(
-    features: Iterable[Mapping], intake: Intake, writer: SiteWriter, workers: int = 1
+    features: Iterable[Mapping], intake: Intake, writer: SiteWriter
 ) -> tuple[list[FeatureSummary], list[dict], dict[int, bytes]]:
-    """Consume the records in index order: per feature its summary, its site.json entry, and
-    its JSON, held in memory (returned by index) a folder at a time or, past
-    ``HELD_JSON_BYTES``, written (``write_folder``) as soon as the folder is complete. With
-    ``workers`` > 1, ``RangeRecords`` are built and taken in that many forked processes
-    (``taken_in_workers``); the result is the same."""
+    """Consume the records in index order, in this process: per feature its summary, its
+    site.json entry, and its JSON, held in memory (returned by index) a folder at a time or,
+    past ``HELD_JSON_BYTES``, written (``write_folder``) as soon as the folder is complete."""
     summaries: list[FeatureSummary] = []
     entries: list[dict] = []
     held: dict[int, bytes] = {}
@@ -176,13 +128,8 @@ def take_records(
             write_folder(writer, [summary for summary, _ in folder], [d for _, d in folder])
         folder.clear()
 
-    if workers > 1 and isinstance(features, RangeRecords):
-        taken: Iterable[Taken] = taken_in_workers(features, intake, workers)
-    else:
-        taken = (intake(feature, i) for i, feature in enumerate(features))
-    total = len(features) if isinstance(features, Sized) else None
-    bar = tqdm(taken, total=total, desc="records", unit="feature", disable=None, leave=False)
-    for summary, entry, data in bar:
+    for feature in tqdm(features, desc="records", unit="feature", disable=None, leave=False):
+        summary, entry, data = intake(feature, len(summaries))
         if folder and folder[0][0].records != summary.records:
             end_folder()
         summaries.append(summary)

@@ -5,12 +5,10 @@
 
 Workers are forked, so ``job`` may be a closure over anything the parent holds (templates,
 summaries, a ``SiteWriter``): nothing is pickled but the ``(start, stop)`` bounds and each
-chunk's return value. Jobs must not use torch's thread pool (it does not survive a fork: an op
-big enough to use it hangs); the renderer's do not import torch, and the records' ranges
-(``records.build.FeatureRecords.build_range``) set torch to one thread first. A worker dies
-with its parent (``PR_SET_PDEATHSIG`` on Linux), so a build killed mid-way leaves no process
-writing into its temporary folder. An exception in a worker is raised in the parent. With
-``workers <= 1`` the job runs inline, in order.
+chunk's return value. Jobs must not use torch (its thread pool does not survive a fork); the
+renderer's do not import it. A worker dies with its parent (``PR_SET_PDEATHSIG`` on Linux), so a
+build killed mid-way leaves no process writing into its temporary folder. An exception in a
+worker is raised in the parent. With ``workers <= 1`` the job runs inline, in order.
 """
 
 from __future__ import annotations

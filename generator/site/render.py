@@ -215,13 +215,9 @@ def write_sae_pages(
         prefix=prefix,
         feature_json=cfg.feature_json,
     )
-    workers = worker_count(cfg.workers, n, PARALLEL_MIN_FEATURES)
     t0 = time.perf_counter()
-    # 1. records: each feature's JSON, and what other pages need of it; a build's records are
-    # built in the local workers too, a range of folders each (not under another page runner:
-    # a Ray driver is not forked, its gRPC threads would not survive it)
-    taken_by = workers if pages is None else 1
-    summaries, entries, held = take_records(features, intake, writer, taken_by)
+    # 1. records: each feature's JSON, and what other pages need of it
+    summaries, entries, held = take_records(features, intake, writer)
     if len(summaries) != n:
         raise SaesiteError(f"{len(summaries)} feature records for {n} features; expected {n}")
     log.debug("feature records and JSON for %d features in %.1f s", n, time.perf_counter() - t0)
@@ -305,7 +301,7 @@ def write_sae_pages(
 
     log.debug("site-wide pages in %.1f s", time.perf_counter() - t1)
     t2 = time.perf_counter()
-    pages = pages or LocalPages(workers=workers)
+    pages = pages or LocalPages(workers=worker_count(cfg.workers, n, PARALLEL_MIN_FEATURES))
     with tqdm(total=n, desc="pages", unit="feature", disable=None, leave=False) as bar:
         for done in pages(job, writer, source):
             bar.update(done)

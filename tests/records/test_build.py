@@ -4,12 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from saesite.config import BuildConfig, DataConfig, RenderConfig, StatsConfig, WeightStatsConfig
+from saesite.config import BuildConfig, DataConfig, StatsConfig, WeightStatsConfig
 from saesite.pipeline import compute, load, write_records
 from saesite.records.build import FeatureRecords, density_histogram
 from saesite.records.rounding import round_significant
 from saesite.records.schema import Example, FeatureRecord
-from saesite.site.render import write_site
 from saesite.site.token_store import ExampleTokens
 
 HOOK = "blocks.0.mlp.hook_post"
@@ -255,20 +254,6 @@ def test_a_builds_examples_leave_their_text_to_the_token_store_which_gives_back_
     made_with_text = FeatureRecords(records.features.result, loaded.tokenizer)
     assert with_text(records) == list(made_with_text)
     assert any("token_ids" in e for f in made_with_text for e in f["top_examples"])
-
-
-def test_a_builds_records_built_in_two_forked_workers_make_the_same_site_as_in_one(built, tmp_path):
-    _, _, _, records, _ = built
-    sites = [
-        write_site(
-            records.site,
-            records.features,
-            RenderConfig(out=str(tmp_path / str(workers)), workers=workers, features_per_folder=8),
-        )
-        for workers in (1, 2)
-    ]
-    files = [{p.relative_to(s): p.read_bytes() for p in s.rglob("*") if p.is_file()} for s in sites]
-    assert len(files[0]) > len(records.features) and files[0] == files[1]
 
 
 def test_records_built_a_chunk_at_a_time_equal_those_built_at_once(built):

@@ -335,36 +335,6 @@ def test_records_are_taken_once_in_this_process_even_with_two_page_workers(tmp_p
     assert _files(tmp_path / "once") == _files(_write(tmp_path, n=12, name="list", workers=2))
 
 
-class _Ranges:
-    """Records that any process builds a range at a time (``intake.RangeRecords``), like
-    records.FeatureRecords; never iterated whole."""
-
-    def __init__(self, features: list[dict]):
-        self.features = features
-
-    def __len__(self) -> int:
-        return len(self.features)
-
-    def __iter__(self):
-        raise AssertionError("range records are built by ranges")
-
-    def build_range(self, start: int, stop: int) -> list[dict]:
-        return self.features[start:stop]
-
-
-@pytest.mark.parametrize("held_bytes", [intake.HELD_JSON_BYTES, 0])
-def test_records_built_by_ranges_in_two_workers_make_the_bytes_of_one_process(
-    tmp_path, monkeypatch, held_bytes
-):
-    site, features = sample_site(40, seed=2)
-    one = RenderConfig(out=str(tmp_path / "one"), workers=1, features_per_folder=3)
-    one = write_site(site, features, one)
-    monkeypatch.setattr(intake, "HELD_JSON_BYTES", held_bytes)  # 0: every folder spilled
-    two = RenderConfig(out=str(tmp_path / "two"), workers=2, features_per_folder=3)
-    two = write_site(site, _Ranges(features), two)
-    assert _files(two) == _files(one)
-
-
 @pytest.mark.parametrize("n, workers", [(1, 2), (40, 1), (40, 2)])
 def test_the_build_log_counts_every_file_written_by_any_process(tmp_path, caplog, n, workers):
     with caplog.at_level(logging.INFO, logger="saesite.site.writer"):
