@@ -13,10 +13,13 @@ import contextlib
 import logging
 import os
 import re
-import threading
-import time
+import subprocess
+import sys
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
+import orjson
 import pytest
 
 ray = pytest.importorskip("ray")
@@ -50,17 +53,50 @@ def one_process_small_folders(tmp_path_factory, inputs):
     return out
 
 
-def ray_workers(task: str) -> list:
-    """Ray worker processes running a task named ``saesite-<task>-…`` now (their title names
-    the task): ``shard`` or ``pages``."""
-    import psutil
+KILLER = r"""
+import json, os, signal, sys, time
+report, mode, tasks = sys.argv[1], sys.argv[2], sys.argv[3:]
+killed, titles = {}, set()
+while not os.path.exists(report + ".stop") and (mode == "every" or len(killed) < len(tasks)):
+    for pid in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                title = f.read().split(b"\0")[0].decode(errors="replace").strip()
+        except (OSError, ValueError):
+            continue
+        if not title.startswith("ray::"):
+            continue
+        titles.add(title)
+        for task in tasks:
+            wanted = mode == "every" or task not in killed
+            if wanted and title.startswith(f"ray::saesite-{task}-"):
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                    killed.setdefault(task, int(pid))
+                except ProcessLookupError:
+                    pass
+    time.sleep(0.002)
+with open(report, "w") as f:
+    json.dump({"killed": killed, "titles": sorted(titles)}, f)
+"""
 
-    found = []
-    for proc in psutil.process_iter(["cmdline"]):
-        cmdline = proc.info["cmdline"] or []
-        if cmdline and cmdline[0].startswith(f"ray::saesite-{task}-"):
-            found.append(proc)
-    return found
+
+@contextlib.contextmanager
+def killing(mode: str, *tasks: str) -> Iterator[dict]:
+    """Kill the Ray workers running ``tasks`` tasks (``shard``, ``pages``: their process title
+    names the task) while inside: the first of each (``mode="first"``) or every one
+    (``"every"``). The killer is its own process reading ``/proc``, so a busy test process
+    (the Ray driver writing pages) cannot slow it down enough to miss a short page task.
+    Yields a dict that afterwards holds ``killed`` ({task: pid}) and ``titles`` (Ray's seen)."""
+    report = Path(tempfile.mkdtemp()) / "killer.json"
+    killer = subprocess.Popen([sys.executable, "-c", KILLER, str(report), mode, *tasks])
+    seen: dict = {}
+    try:
+        yield seen
+    finally:
+        report.with_suffix(".json.stop").touch()
+        killer.wait(timeout=60)
+        seen.update(orjson.loads(report.read_bytes()))
 
 
 def test_a_ray_build_writes_its_pages_in_ray_tasks_and_the_bytes_of_one_process(
@@ -99,46 +135,12 @@ def test_a_shard_task_and_a_page_task_killed_mid_task_are_retried_and_the_site_i
     tmp_path, inputs, ray_local, one_process_small_folders
 ):
     out = tmp_path / "site"
-    killed: dict[str, int] = {}
-
-    def kill_first_task_of_each_kind() -> None:
-        deadline = time.monotonic() + 120
-        while len(killed) < 2 and time.monotonic() < deadline:
-            for task in ("shard", "pages"):
-                for proc in [] if task in killed else ray_workers(task):
-                    proc.kill()
-                    killed[task] = proc.pid
-                    break
-            time.sleep(0.002)
-
-    killer = threading.Thread(target=kill_first_task_of_each_kind)
-    killer.start()
     args = [*build_args(*inputs, out), *SMALL_FOLDERS, "--ray", "--shards", "2"]
-    code = main([*args, "--max-retries", "2"])
-    killer.join()
-    assert set(killed) == {"shard", "pages"}, f"tasks seen running and killed: {killed}"
+    with killing("first", "shard", "pages") as seen:
+        code = main([*args, "--max-retries", "2"])
+    assert set(seen["killed"]) == {"shard", "pages"}, seen
     assert code == 0
     assert tree_digest(out) == tree_digest(one_process_small_folders)
-
-
-@contextlib.contextmanager
-def killing_every(task: str) -> Iterator[None]:
-    """Kill every Ray worker running a ``task`` task (``shard`` or ``pages``) while inside."""
-    stop = threading.Event()
-
-    def kill_every_task() -> None:
-        while not stop.is_set():
-            for proc in ray_workers(task):
-                proc.kill()
-            time.sleep(0.002)
-
-    killer = threading.Thread(target=kill_every_task)
-    killer.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        killer.join()
 
 
 def test_a_shard_that_keeps_failing_ends_the_build_in_one_line_and_keeps_the_old_site(
@@ -147,7 +149,7 @@ def test_a_shard_that_keeps_failing_ends_the_build_in_one_line_and_keeps_the_old
     out = tmp_path / "site"
     assert main([*build_args(*inputs, out), "--ray", "--shards", "2"]) == 0
     before = tree_digest(out)
-    with killing_every("shard"):
+    with killing("every", "shard"):
         code = main([*build_args(*inputs, out), "--ray", "--shards", "2", "--max-retries", "1"])
     errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
     assert code == 2
@@ -163,7 +165,7 @@ def test_a_page_range_that_keeps_failing_ends_the_build_in_one_line_and_keeps_th
     args = [*build_args(*inputs, out), *SMALL_FOLDERS, "--ray", "--shards", "2"]
     assert main(args) == 0
     before = tree_digest(out)
-    with killing_every("pages"):
+    with killing("every", "pages"):
         code = main([*args, "--max-retries", "1"])
     errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
     assert code == 2
