@@ -139,18 +139,10 @@ def example_record(
     next_logit: float | None = None,
 ) -> Example:
     """An example; ``tokens``, ``token_ids``, ``ablation`` and ``next_logit`` only when given."""
-    record: Example = (
-        {"act": act, "seq": seq, "pos": pos, "window_start": window_start, "acts": acts}
-        if tokens is None
-        else {
-            "act": act,
-            "seq": seq,
-            "pos": pos,
-            "window_start": window_start,
-            "tokens": tokens,
-            "acts": acts,
-        }
-    )
+    record: Example = {"act": act, "seq": seq, "pos": pos, "window_start": window_start}  # type: ignore[typeddict-item]
+    if tokens is not None:
+        record["tokens"] = tokens  # before acts: the key order is the JSON's bytes
+    record["acts"] = acts
     if token_ids is not None:
         record["token_ids"] = token_ids
     if ablation is not None:
