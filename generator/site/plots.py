@@ -33,6 +33,17 @@ def coord(value: float) -> str:
     return "0" if text == "-0" else text
 
 
+def coords(values: Sequence[float]) -> list[str]:
+    """``coord`` of each value, formatted by one ``%`` call: a feature page has two histograms
+    of ~100 coordinates each. ``%.1f`` writes what ``f"{v:.1f}"`` writes, and with one decimal
+    a ``.0`` before the separator is always the number's own trailing ``.0``."""
+    if not values:
+        return []
+    text = ("%.1f\n" * len(values)) % tuple(values)
+    out = text.replace(".0\n", "\n")[:-1].split("\n")
+    return ["0" if t == "-0" else t for t in out] if "-0" in out else out
+
+
 def format_tick(value: float, step: float = 0.0) -> str:
     """A short, readable tick label: ``0``, ``0.25``, ``1.5k``, ``2M``, ``1e-05``."""
     if value == 0 or not math.isfinite(value):
@@ -120,14 +131,17 @@ def _bin_data(frame: _Frame, edges: list[float], counts: list[int], unit: str) -
     of the edges and of ``lo`` and ``hi`` (``records/rounding.py``; the logit histogram's
     edges), which tooltips show 3 of."""
     n = len(counts)
-    step = (edges[-1] - edges[0]) / n
-    scale = max(abs(edges[0]), abs(edges[-1]))
-    uniform = all(
-        abs(edge - (edges[0] + k * step))
-        <= max(1e-6 * abs(step), EDGE_DIGITS_TOLERANCE * (abs(edge) + scale))
-        for k, edge in enumerate(edges)
-    )
-    shown = (edges[0], edges[-1]) if uniform else edges
+    first = edges[0]
+    step = (edges[-1] - first) / n
+    scale = max(abs(first), abs(edges[-1]))
+    step_tolerance = 1e-6 * abs(step)
+    uniform = True
+    for k, edge in enumerate(edges):
+        off = abs(edge - (first + k * step))
+        if not (off <= step_tolerance or off <= EDGE_DIGITS_TOLERANCE * (abs(edge) + scale)):
+            uniform = False
+            break
+    shown = (first, edges[-1]) if uniform else edges
     values = ",".join(f"{v:.6g}" for v in shown)
     return (
         f' tabindex="0" data-px="{coord(frame.left)},{coord(frame.right)}"'
@@ -144,33 +158,45 @@ def _axes(
     y_label: str,
 ) -> list[str]:
     """Axis lines, light grid lines, tick labels and the two axis titles."""
-    grid = "".join(f"M{coord(frame.left)} {coord(y)}H{coord(frame.right)}" for y, _ in y_ticks)
+    n_x, n_y = len(x_ticks), len(y_ticks)
+    # every coordinate at once (``coords``): the frame's, then the x ticks', then the y ticks'
+    # and their labels'
+    fixed = coords(
+        [
+            frame.left,
+            frame.right,
+            frame.top,
+            frame.bottom,
+            frame.bottom + 14,
+            frame.left - 4,
+            (frame.left + frame.right) / 2,
+            frame.height - 3,
+            (frame.top + frame.bottom) / 2,
+            *[x for x, _ in x_ticks],
+            *[y for y, _ in y_ticks],
+            *[y + 3.5 for y, _ in y_ticks],
+        ]
+    )
+    left, right, top, bottom, x_text_y, y_text_x, mid_x, label_y, mid_y = fixed[:9]
+    xs, ys, y_text_ys = fixed[9 : 9 + n_x], fixed[9 + n_x : 9 + n_x + n_y], fixed[9 + n_x + n_y :]
+    grid = "".join([f"M{left} {y}H{right}" for y in ys])
     parts = []
     if grid:
         parts.append(f'<path class="plot-grid" d="{grid}"/>')
-    ticks = "".join(f"M{coord(x)} {coord(frame.bottom)}v4" for x, _ in x_ticks)
-    parts.append(
-        f'<path class="plot-axis" d="M{coord(frame.left)} {coord(frame.top)}V{coord(frame.bottom)}'
-        f'H{coord(frame.right)}{ticks}"/>'
-    )
+    ticks = "".join([f"M{x} {bottom}v4" for x in xs])
+    parts.append(f'<path class="plot-axis" d="M{left} {top}V{bottom}H{right}{ticks}"/>')
+    # tick labels are format_tick's: digits, sign, point, exponent, a unit letter; no escaping
     x_texts = "".join(
-        f'<text x="{coord(x)}" y="{coord(frame.bottom + 14)}">{escape(t)}</text>'
-        for x, t in x_ticks
+        [f'<text x="{x}" y="{x_text_y}">{t}</text>' for x, (_, t) in zip(xs, x_ticks)]
     )
     y_texts = "".join(
-        f'<text x="{coord(frame.left - 4)}" y="{coord(y + 3.5)}">{escape(t)}</text>'
-        for y, t in y_ticks
+        [f'<text x="{y_text_x}" y="{y}">{t}</text>' for y, (_, t) in zip(y_text_ys, y_ticks)]
     )
     texts = [f'<g text-anchor="middle">{x_texts}</g>', f'<g text-anchor="end">{y_texts}</g>']
-    mid_x = (frame.left + frame.right) / 2
-    mid_y = (frame.top + frame.bottom) / 2
+    texts.append(f'<text class="plot-label" x="{mid_x}" y="{label_y}">{escape(x_label)}</text>')
     texts.append(
-        f'<text class="plot-label" x="{coord(mid_x)}" y="{coord(frame.height - 3)}">'
-        f"{escape(x_label)}</text>"
-    )
-    texts.append(
-        f'<text class="plot-label" x="11" y="{coord(mid_y)}"'
-        f' transform="rotate(-90 11 {coord(mid_y)})">{escape(y_label)}</text>'
+        f'<text class="plot-label" x="11" y="{mid_y}"'
+        f' transform="rotate(-90 11 {mid_y})">{escape(y_label)}</text>'
     )
     parts.append(f'<g class="plot-text">{"".join(texts)}</g>')
     return parts
@@ -239,28 +265,37 @@ def histogram_svg(
         (y_lo, y_hi), y_ticks = _y_axis(heights, False, True)
     frame = _Frame(width, height, (edges[0], edges[-1]), (y_lo, y_hi))
     # one step outline over all bins: half the bytes of a rectangle per bar; bins of equal
-    # height share one step. Pixel arithmetic as in _Frame.x/y, inlined (a page has two of these).
-    bottom = coord(frame.bottom)
+    # height share one step. Pixel arithmetic as in _Frame.x/y, inlined, and every coordinate
+    # formatted at once (``coords``): a page has two of these.
     x0, x_span, x_px = frame.x0, frame.x1 - frame.x0, frame.right - frame.left
     y0, y_span, y_px = frame.y0, frame.y1 - frame.y0, frame.bottom - frame.top
-    steps: list[list] = []  # [top, or "" to stay level; right edge]
+    floor = frame.bottom
+    if log_y:
+        tops = [
+            floor - (max(h, 0.05) - y0) / y_span * y_px if c > 0 else floor
+            for c, h in zip(counts, heights)
+        ]
+    else:
+        tops = [
+            floor - (h - y0) / y_span * y_px if c > 0 else floor for c, h in zip(counts, heights)
+        ]
+    tops = coords(tops + [floor])
+    bottom = tops.pop()
+    steps: list[list] = []  # [top, or "" to stay level; index of the right edge]
     previous = bottom
-    for right, count, h in zip(edges[1:], counts, heights):
-        if count > 0:
-            top = coord(frame.bottom - ((max(h, 0.05) if log_y else h) - y0) / y_span * y_px)
-        else:
-            top = bottom
+    for right, top in enumerate(tops, 1):
         if top == previous and steps:
             steps[-1][1] = right  # extend the previous step
         else:
             steps.append(["" if top == previous else top, right])
         previous = top
-    first = coord(frame.x(edges[0]))
-    path = "".join(
-        (f"V{top}H" if top else "H") + coord(frame.left + (right - x0) / x_span * x_px)
-        for top, right in steps
+    left = frame.left
+    xs = coords(
+        [left + (edges[0] - x0) / x_span * x_px]
+        + [left + (edges[right] - x0) / x_span * x_px for _, right in steps]
     )
-    bars = f"M{first} {bottom}{path}V{bottom}z" if any(c > 0 for c in counts) else ""
+    path = "".join([(f"V{top}H" if top else "H") + x for (top, _), x in zip(steps, xs[1:])])
+    bars = f"M{xs[0]} {bottom}{path}V{bottom}z" if any(c > 0 for c in counts) else ""
     parts = _open(width, height, label, _bin_data(frame, edges, counts, y_label))
     parts += _axes(
         frame,
@@ -269,12 +304,11 @@ def histogram_svg(
         x_label,
         y_label,
     )
-    shaded = ""  # one path of rectangles: a third of the bytes of a <rect> each
-    for n, (lo, hi) in enumerate(bands):
-        lo, hi = max(lo, edges[0]), min(hi, edges[-1])
-        if n % 2 == 0 and hi > lo:
-            left, width = coord(frame.x(lo)), coord(frame.x(hi) - frame.x(lo))
-            shaded += f"M{left} {coord(frame.top)}h{width}V{bottom}h-{width}z"
+    clipped = [(n, max(lo, edges[0]), min(hi, edges[-1])) for n, (lo, hi) in enumerate(bands)]
+    shaded_px = [(frame.x(lo), frame.x(hi)) for n, lo, hi in clipped if n % 2 == 0 and hi > lo]
+    # one path of rectangles: a third of the bytes of a <rect> each
+    band = coords([frame.top, *[v for lo, hi in shaded_px for v in (lo, hi - lo)]])
+    shaded = "".join([f"M{x} {band[0]}h{w}V{bottom}h-{w}z" for x, w in zip(band[1::2], band[2::2])])
     if shaded:
         parts.append(f'<path class="plot-band" d="{shaded}"/>')
     if bars:

@@ -4,7 +4,14 @@ import re
 import pytest
 from markupsafe import Markup
 
-from saesite.site.plots import format_tick, histogram_svg, line_chart_svg, nice_ticks
+from saesite.site.plots import (
+    coord,
+    coords,
+    format_tick,
+    histogram_svg,
+    line_chart_svg,
+    nice_ticks,
+)
 
 
 def _path_d(svg: str, css_class: str) -> str:
@@ -15,6 +22,17 @@ def _path_d(svg: str, css_class: str) -> str:
 
 def _tick_labels(svg: str) -> list[str]:
     return re.findall(r"<text x=\"[\d.]+\" y=\"[\d.]+\">([^<]*)</text>", svg)
+
+
+def test_coords_formats_every_value_as_coord_does():
+    # values around the rounding and sign edges of one decimal, consecutive negative zeros,
+    # non-finite values and ints: one % call must give what coord gives one by one
+    edgy = [-0.0, -0.0, -0.04, -0.05, -0.06, 0.05, 0.15, 0.25, 0.95, 9.95, 99.95, 1e20, -1e20]
+    edgy += [math.nan, math.inf, -math.inf, 5, -3, 0, 10, 100.0, 45.95, 462.04999]
+    spread = [k / 20 - 50 for k in range(2000)] + [k * 0.1 for k in range(-500, 5000, 7)]
+    values = edgy + spread
+    assert coords(values) == [coord(v) for v in values]
+    assert coords([]) == []
 
 
 def test_histogram_svg_is_markup_and_deterministic():
