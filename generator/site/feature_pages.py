@@ -22,7 +22,7 @@ from saesite.site.page import render_page, shared_environment
 from saesite.site.page_context import FeatureSummary, feature_context
 from saesite.site.parallel import map_ranges, ranges
 from saesite.site.token_markup import TokenDisplay
-from saesite.site.token_store import ExampleTokens
+from saesite.site.token_store import EXAMPLE_LISTS, ExampleTokens
 from saesite.site.writer import SiteWriter
 
 FeatureJson = tuple[bytes, bool]
@@ -73,9 +73,12 @@ class PageJob:
             folder = sources[first : first + fpf]
             if not folder[0][1]:
                 yield from folder_files(summaries[first : first + fpf], [d for d, _ in folder])
+        # with a token store the quantile examples' lines are drawn in the browser: only the
+        # top examples need their text here
+        lists = ("top_examples",) if self.per_shard else EXAMPLE_LISTS
         for summary, (data, _) in zip(summaries, sources, strict=True):
             context = feature_context(
-                self.tokens.attach(orjson.loads(data)),
+                self.tokens.attach(orjson.loads(data), lists),
                 self.summaries,
                 self.display,
                 n_tokens=self.n_tokens,

@@ -211,31 +211,32 @@ class TokenDisplay:
         mark every whitespace character, so it is clear what they hold. ``separator`` (escaped)
         goes between tokens whose text is not text, such as a toy model's feature names.
         """
-        tokens = example["tokens"]
-        ids = example.get("token_ids") or None
         acts = example["acts"]
+        tokens = example["tokens"][: len(acts)]  # as many as activations (zip's length)
+        ids = example.get("token_ids") or None
         own = example["pos"] - example["window_start"]
-        # this loop runs for every token of a site: the cache is read inline, and zero tokens
-        # (most of them) take the shortest path
+        # this runs for every token of a site: each token's HTML is read from the cache in one
+        # comprehension, and zero tokens (most of them) are their plain HTML, untouched below
         cache, get = self._html, self._get
-        joined = self._joined(ids)
+        if ids is None:
+            hits = [cache.get(text) or get(None, text) for text in tokens]
+        else:
+            hits = [cache.get(i) or get(i, text) for i, text in zip(ids, tokens)]
+        for j, segments in self._joined(ids).items():  # a character split over tokens: shown
+            if j < len(hits):  # where it completes
+                hits[j] = self._segments_hit(segments)
+        parts = [hit[1] for hit in hits]
+        values = [format_value(a) if a else "" for a in acts]
         shown_max = float(shading_max(max_act)) if max_act else 0.0
-        parts = []
-        for j, (text, act) in enumerate(zip(tokens, acts)):
-            token_id = None if ids is None else ids[j]
-            if j in joined:  # a character split over tokens: shown where it completes
-                hit = self._segments_hit(joined[j])
-            else:
-                hit = cache.get(text if token_id is None else token_id) or get(token_id, text)
-            level = bucket(float(format_value(act)), shown_max) if act > 0 else 0  # as shown
-            if j != own and level == 0:
-                parts.append(hit[1])
-                continue
-            cls = f" class=a{level}" if level else ""
-            tag = "u" if j == own else "i"
-            # no title: the line's data-a holds the activations, and static/examples.js shows
-            # them (the k-th element is the k-th non-zero token, or the own token)
-            parts.append(f"<{tag}{cls}>{hit[0]}</{tag}>")
+        for j, act in enumerate(acts[: len(hits)]):
+            if act > 0 or j == own:
+                level = bucket(float(values[j]), shown_max) if act > 0 else 0  # as shown
+                if level or j == own:
+                    cls = f" class=a{level}" if level else ""
+                    tag = "u" if j == own else "i"
+                    # no title: the line's data-a holds the activations, and static/examples.js
+                    # shows them (the k-th element is the k-th non-zero token, or the own token)
+                    parts[j] = f"<{tag}{cls}>{hits[j][0]}</{tag}>"
         # adjacent whitespace marks of neighbouring tokens share one element
         sep = escape_text(separator)
         before = sep.join(parts[:own]).replace("</b><b>", "")
@@ -245,8 +246,8 @@ class TokenDisplay:
         # two columns meet at the example's own token, so it sits at one x down the list: the
         # context before is right-aligned in its own column (clipped on the left)
         return Markup(
-            f"<p{_example_data(example, window)}><var>{format_value(example['act'])}</var>"
-            f"<span><span>{before}</span></span><span>{after}</span></p>"
+            f"<p{_example_data(example, window, values)}><var>{format_value(example['act'])}"
+            f"</var><span><span>{before}</span></span><span>{after}</span></p>"
         )
 
 
@@ -271,7 +272,9 @@ def example_stub(example: Mapping, window: Window | None = None) -> Markup:
     return Markup(f"<p{_example_data(example, window)}></p>")
 
 
-def _example_data(example: Mapping, window: Window | None = None) -> str:
+def _example_data(
+    example: Mapping, window: Window | None = None, values: list[str] | None = None
+) -> str:
     """Where an example sits and its window's activations, for the expanded view and the
     tooltip (static/examples.js): `` data-x="seq,pos[,logit[,window_start,length]]"
     data-a="2:2.53,0.7;9:1.1"``. ``logit`` (may be empty): the feature's direct effect on the
@@ -280,14 +283,17 @@ def _example_data(example: Mapping, window: Window | None = None) -> str:
     activations as runs ``offset:value,value,…`` joined by ``;`` (a window is mostly zeros)."""
     if "seq" not in example:
         return ""
-    acts = [format_value(a) if a else "" for a in example["acts"]]
+    acts = [format_value(a) if a else "" for a in example["acts"]] if values is None else values
     runs, first = [], None
-    for offset, value in enumerate([*acts, ""]):
-        if value and first is None:
-            first = offset
-        elif not value and first is not None:
+    for offset, value in enumerate(acts):
+        if value:
+            if first is None:
+                first = offset
+        elif first is not None:
             runs.append(f"{first}:" + ",".join(acts[first:offset]))
             first = None
+    if first is not None:
+        runs.append(f"{first}:" + ",".join(acts[first:]))
     start, pos, logit = int(example["window_start"]), int(example["pos"]), example.get("next_logit")
     where = [str(int(example["seq"])), str(pos), "" if logit is None else f"{float(logit):+.3g}"]
     end = start + len(acts)

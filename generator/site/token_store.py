@@ -71,6 +71,9 @@ def token_texts(dataset: Mapping) -> dict[int, str]:
 
 
 _TOKEN_FIELDS = ("tokens", "token_ids")
+EXAMPLE_LISTS = ("top_examples", "quantile_examples")
+"""A record's example lists: ``top_examples`` a list of examples, ``quantile_examples`` a list
+of intervals, each with its ``examples``."""
 
 
 class ExampleTokens:
@@ -122,9 +125,9 @@ class ExampleTokens:
         text = self.texts.get(token_id)
         return None if text is None else (text, token_id)
 
-    def _map(self, record: Mapping, change) -> dict:
+    def _map(self, record: Mapping, change, keys: Sequence[str] = EXAMPLE_LISTS) -> dict:
         out = dict(record)
-        for key in ("top_examples", "quantile_examples"):
+        for key in keys:
             if key not in out:
                 continue
             if key == "top_examples":
@@ -152,8 +155,9 @@ class ExampleTokens:
 
         return self._map(record, strip)
 
-    def attach(self, record: Mapping) -> Mapping:
-        """The record with each example's tokens (those it holds kept as they are)."""
+    def attach(self, record: Mapping, keys: Sequence[str] = EXAMPLE_LISTS) -> Mapping:
+        """The record with each example's tokens (those it holds kept as they are), in the
+        example lists ``keys`` (``EXAMPLE_LISTS``; the others as they are)."""
         if self.sequences is None:
             return record
 
@@ -163,7 +167,7 @@ class ExampleTokens:
             fields = self._fields(example)
             return example if fields is None else {**example, **fields}
 
-        return self._map(record, fill)
+        return self._map(record, fill, keys)
 
 
 def store_scripts(dataset: Mapping, display: TokenDisplay) -> list[tuple[str, str]]:

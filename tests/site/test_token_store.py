@@ -75,6 +75,17 @@ def test_examples_detached_from_their_tokens_attach_back_to_the_same_record():
     assert any("token_ids" in e for f in features for e in _examples(f))
 
 
+def test_attach_to_the_top_examples_alone_leaves_the_quantile_examples_without_text():
+    site, features = with_token_store(*adversarial_site(6))
+    tokens = ExampleTokens(site["dataset"], ADVERSARIAL_TOKEN_BYTES)
+    detached = tokens.detach(features[0])
+    top_only = tokens.attach(detached, ("top_examples",))
+    assert top_only["top_examples"] == features[0]["top_examples"]
+    assert top_only["quantile_examples"] == detached["quantile_examples"]
+    assert any(q["examples"] for q in top_only["quantile_examples"])
+    assert all("tokens" not in e for q in top_only["quantile_examples"] for e in q["examples"])
+
+
 def test_an_example_the_store_does_not_reproduce_keeps_its_tokens():
     site, features = with_token_store(*sample_site(4, seed=3))
     feature = copy.deepcopy(features[0])
