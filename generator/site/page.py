@@ -73,7 +73,8 @@ def render_page(
         "url": page_url(base_url, rel_path),
         "site_title": title,
         "root": root_of(rel_path),
-        "nav": [{"href": href, "text": text, "current": href == rel_path} for href, text in nav],
+        # (href, text, current) rows: a template unpacks a tuple without a lookup per field
+        "nav": [(href, text, href == rel_path) for href, text in nav],
         "csp": Markup(CSP),  # a constant with quotes, no data
         "version": saesite.__version__,
         # a multi-SAE site (site/multi_site.py): the SAE's folder and the switcher's entries

@@ -81,21 +81,25 @@ class FeatureSummary:
         return quoted(fires[0]) if fires else ""
 
 
-def _link(summaries: Sequence[FeatureSummary], index: int, page: str) -> dict | None:
-    """A link from the feature page at ``page`` to feature ``index`` (relative, short)."""
+Link = tuple[str, int, Markup]
+"""``(href, index, hint)`` of a link to a feature: relative href, its index, its hint as HTML.
+Pages get rows of tuples: a template unpacks a tuple without a lookup per field."""
+
+
+def _link(summaries: Sequence[FeatureSummary], index: int, page_folder: str) -> Link | None:
+    """A link from a feature page in ``page_folder`` to feature ``index`` (relative, short)."""
     if not 0 <= index < len(summaries):
         return None
     summary = summaries[index]
     folder, name = summary.html.rsplit("/", 1)
-    page_folder = posixpath.dirname(page)
     if page_folder == folder:
         href = name
     elif posixpath.dirname(page_folder) == posixpath.dirname(folder):  # sibling folders
         href = f"../{posixpath.basename(folder)}/{name}"  # what relpath gives, at less cost
     else:
-        href = posixpath.relpath(summary.html, posixpath.dirname(page))
+        href = posixpath.relpath(summary.html, page_folder)
     # quotes need no escaping in text content (markupsafe would write &#39;)
-    return {"href": href, "index": summary.index, "hint": Markup(escape_text(summary.hint))}
+    return href, summary.index, Markup(escape_text(summary.hint))
 
 
 def flags_of(feature: Mapping) -> list[str]:
@@ -162,11 +166,8 @@ def distinct_windows(examples: Sequence[Mapping] | None) -> tuple[list[Mapping],
     return kept, len(examples or []) - len(kept)
 
 
-def _logit_rows(effects: Sequence[Mapping], display: TokenDisplay) -> list[dict]:
-    return [
-        {"token": display.token(e["token"], e.get("token_id")), "value": fmt_signed(e["value"])}
-        for e in effects
-    ]
+def _logit_rows(effects: Sequence[Mapping], display: TokenDisplay) -> list[tuple[Markup, str]]:
+    return [(display.token(e["token"], e.get("token_id")), fmt_signed(e["value"])) for e in effects]
 
 
 def feature_context(
@@ -214,24 +215,25 @@ def feature_context(
             f"{fmt_num(interval['lo'])} – {fmt_num(interval['hi'])} · "
             f"{fmt_pct(interval.get('fraction'))} of firings"
         )
-        intervals.append({"title": title, "examples": examples})
+        intervals.append((title, examples))
     intervals.reverse()  # highest activations first, like the top examples above them
     effects = feature.get("logit_effects") or {}
-    prev_link = _link(summaries, index - 1, summary.html)
-    next_link = _link(summaries, index + 1, summary.html)
+    page_folder = posixpath.dirname(summary.html)
+    prev_link = _link(summaries, index - 1, page_folder)
+    next_link = _link(summaries, index + 1, page_folder)
     neighbours = []
     for n in feature.get("neighbours") or []:
-        link = _link(summaries, int(n["index"]), summary.html)
+        link = _link(summaries, int(n["index"]), page_folder)
         if link:
-            neighbours.append({**link, "value": fmt_num(n["cosine"])})
+            href, other, hint = link
+            neighbours.append((href, other, fmt_num(n["cosine"]), hint))
     cofiring = []
     for c in feature.get("cofiring") or []:
-        link = _link(summaries, int(c["index"]), summary.html)
+        link = _link(summaries, int(c["index"]), page_folder)
         if link:
-            approx = "≈" if c.get("estimated") else ""
-            cofiring.append(
-                {**link, "value": fmt_num(c["jaccard"]), "count": approx + fmt_int(c["count"])}
-            )
+            href, other, hint = link
+            count = ("≈" if c.get("estimated") else "") + fmt_int(c["count"])
+            cofiring.append((href, other, fmt_num(c["jaccard"]), count, hint))
     bands = [(q["lo"], q["hi"]) for q in feature.get("quantile_examples") or []]
     act_hist = _histogram(feature.get("histogram"), "activation", "tokens", bands)
     logit_hist = _histogram(feature.get("logit_histogram"), "effect on logit", "tokens")
@@ -252,9 +254,11 @@ def feature_context(
         "json_href": summary.json.rsplit("/", 1)[-1],
         "records_href": summary.records.rsplit("/", 1)[-1],
         "has_prev": prev_link is not None,
-        "prev": prev_link or {},
+        "prev_href": prev_link[0] if prev_link else "",
+        "prev_index": prev_link[1] if prev_link else "",
         "has_next": next_link is not None,
-        "next": next_link or {},
+        "next_href": next_link[0] if next_link else "",
+        "next_index": next_link[1] if next_link else "",
         "has_act_histogram": act_hist is not None,
         "act_histogram": act_hist or "",
         "has_logit_histogram": logit_hist is not None,
@@ -270,7 +274,7 @@ def feature_context(
         "promotes": _logit_rows(effects.get("positive") or [], display),
         "suppresses": _logit_rows(effects.get("negative") or [], display),
         "neurons": [
-            {"neuron": fmt_int(n["neuron"]), "weight": fmt_signed(n["weight"])}
+            (fmt_int(n["neuron"]), fmt_signed(n["weight"]))
             for n in feature.get("neuron_exposures") or []
         ],
         "neighbours": neighbours,
