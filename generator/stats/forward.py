@@ -37,7 +37,9 @@ from saesite.sae.model import SAE
 from saesite.stats.batch import SparseActs
 from saesite.stats.continuation import (
     SUFFIX_CONTEXT,
+    WHOLE_STREAM,
     block_suffix,
+    constant_losses,
     final_residual,
     next_token_targets,
     sequence_losses,
@@ -200,6 +202,7 @@ class HookRunner:
             x=x, acts=acts, active=active, x_hat=x_hat, loss=None, continuation=continuation
         )
 
+    @torch.no_grad()  # runs later, from HookOutput.losses, outside run()'s no_grad
     def _three_copies(
         self,
         clean: Float[Tensor, "seq pos ..."],
@@ -209,15 +212,25 @@ class HookRunner:
         measured: Bool[Tensor, "seq pos"] | None,
     ) -> Float[Tensor, "3 seq"]:
         """Clean, spliced and zero-ablated copies of the hook's activation ``clean`` through the
-        rest of the model, one at a time (a third of the activations of all three at once)."""
+        rest of the model, one at a time (a third of the activations of all three at once); at
+        a residual-stream hook the zero-ablated copy is one position (``constant_losses``)."""
         block_idx, name = split_hook(self.hook)
         block = self.model.blocks[block_idx]
-        spliced = _spliced(clean, x_hat, measured)
-        losses = []
-        for copy in (clean, spliced, torch.zeros_like(clean)):
+
+        def rest(copy: Tensor) -> Tensor:
             resid_post = block_suffix(block, name, copy, context)
-            final = final_residual(self.model, resid_post, block_idx + 1)
-            losses.append(sequence_losses(self.model, final, tokens, measured))
+            return final_residual(self.model, resid_post, block_idx + 1)
+
+        losses = [
+            sequence_losses(self.model, rest(copy), tokens, measured)
+            for copy in (clean, _spliced(clean, x_hat, measured))
+        ]
+        if name in WHOLE_STREAM:
+            zero = rest(clean.new_zeros((1, 1, *clean.shape[2:])))
+            losses.append(constant_losses(self.model, zero, tokens, measured))
+        else:
+            zero = rest(torch.zeros_like(clean))
+            losses.append(sequence_losses(self.model, zero, tokens, measured))
         return torch.stack(losses)
 
     def _with_loss_replayed(

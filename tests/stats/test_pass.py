@@ -76,6 +76,27 @@ def test_ce_loss_recovered_matches_direct_computation_with_hooks(hook, d_in):
 
 
 @pytest.mark.parametrize(
+    "hook", ["blocks.0.hook_resid_pre", "blocks.1.hook_resid_mid", "blocks.0.hook_resid_post"]
+)
+def test_a_zeroed_residual_stream_is_one_position_through_the_rest_of_a_rotary_model(hook):
+    # every later position sees the same vector, so the zero-ablated copy runs one position;
+    # rotary attention weighs positions differently, but its values are all the same
+    torch.manual_seed(0)
+    model = build_model({**MODEL, "positional_embedding_type": "rotary", "rotary_dim": 16})
+    sae, tokens = tiny_sae(32), tiny_tokens()
+    rows: list[int] = []  # rows of logits the pass computes, per unembedding call
+    counting = model.unembed.register_forward_hook(lambda mod, args, out: rows.append(out.shape[1]))
+    cfg = StatsConfig(batch_size=4, top_k=3, n_bins=8, n_intervals=2, ce_loss=True)
+    metrics = run_pass(model, sae, tokens, hook, cfg).finalize().metrics
+    counting.remove()
+    clean, spliced, zeroed = direct_losses(model, sae, tokens, hook)
+    assert metrics["ce_loss_zero_ablated"] == pytest.approx(zeroed, rel=1e-5)
+    assert metrics["ce_loss_spliced"] == pytest.approx(spliced, rel=1e-5)
+    assert rows.count(1) == 2  # one row per batch (4 + 2 sequences) for the zeroed copy
+    assert sum(rows) == 2 * tokens.numel() + 2
+
+
+@pytest.mark.parametrize(
     "hook,d_in", [("blocks.1.mlp.hook_post", 64), ("blocks.1.attn.hook_q", 32)]
 )
 def test_ce_tokens_budget_computes_the_losses_on_the_leading_sequences_only(hook, d_in):
@@ -240,6 +261,7 @@ def masked_reference(model, sae, tokens, hook, keep):
     "hook,d_in",
     [
         ("blocks.0.mlp.hook_post", 64),  # the copies start at the hook
+        ("blocks.1.hook_resid_pre", 32),  # the zeroed copy is one position
         ("blocks.1.mlp.hook_pre", 64),  # the block is replayed
         ("ln_final.hook_normalized", 32),  # the model is replayed
     ],
