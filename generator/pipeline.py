@@ -254,19 +254,19 @@ def complete(
     """The end of stage 2, once the pass's accumulators hold every token (of one process, or of
     merged shards): the weight statistics, each shown example's effect on the next token's logit,
     and with ``stats.ablation`` the ablation effects."""
-    from saesite.stats.next_logit import next_logit
+    from saesite.stats.next_logit import next_tokens
     from saesite.stats.weights import weight_stats
 
-    result.weights = weight_stats(loaded.model, loaded.sae, loaded.hook, weights)
-    result.next_logit = next_logit(
-        loaded.model,
-        loaded.sae,
-        loaded.hook,
+    following = next_tokens(
         result.token_ids,
         result.seq_start,
         result.topk.finalize().index,
         result.intervals.finalize().index,
     )
+    result.weights = weight_stats(
+        loaded.model, loaded.sae, loaded.hook, weights, read=following.ids
+    )
+    result.next_logit = following.effects(result.weights.logits_read)
     if stats.ablation:
         from saesite.stats.ablation import ablation_effects
 

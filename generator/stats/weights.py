@@ -20,6 +20,9 @@ Neuron exposures. MLP hooks (hook_post, hook_pre, hook_pre_linear): the ``n_neur
 the ``n_neurons`` largest ``|cos(W_dec[f], W_in[:, n])|`` over the input neurons of the next MLP
 the stream reaches (share None).
 
+Logits read: entries of ``effects_f`` asked for by token id (``read``: for the next-token
+effect of each shown example, ``stats/next_logit.py``), taken from the same product.
+
 Neighbours: the ``n_neighbours`` largest decoder cosines ``cos(W_dec[f], W_dec[g])``, g != f.
 ``encoder_decoder_cosine[f] = cos(W_enc[:, f], W_dec[f])``.
 """
@@ -68,6 +71,9 @@ class WeightStats:
     neighbour_ids: Int[Tensor, "d_sae n"]
     neighbour_cosines: Float[Tensor, "d_sae n"]
     encoder_decoder_cosine: Float[Tensor, " d_sae"]
+    logits_read: Float[Tensor, "d_sae n_read"] | None = None
+    """``effects_f[read[f, j]]`` for the ids ``weight_stats`` was asked to ``read``; None when
+    none were asked for or the hook has no logit effects."""
 
 
 def _parse(hook: str) -> tuple[int | None, str]:
@@ -162,9 +168,14 @@ def logit_histogram_(
 
 @torch.no_grad()
 def weight_stats(
-    model: HookedTransformer, sae: SAE, hook: str, cfg: WeightStatsConfig
+    model: HookedTransformer,
+    sae: SAE,
+    hook: str,
+    cfg: WeightStatsConfig,
+    read: Int[Tensor, "d_sae n_read"] | None = None,
 ) -> WeightStats:
-    """Logit effects, neuron exposures, decoder neighbours and encoder/decoder cosines."""
+    """Logit effects, neuron exposures, decoder neighbours and encoder/decoder cosines; and the
+    logit effects at the token ids ``read`` (per feature), read off the same product."""
     W_dec = sae.W_dec.detach().float()
     d_sae = W_dec.shape[0]
     out: dict[str, list[Tensor]] = {}
@@ -200,6 +211,8 @@ def weight_stats(
             # (which overwrites it): no second pass of matrix products over [d_sae, d_vocab]
             directions = final_norm(model, w if identity else w @ to_resid.float())
             effects = torch.matmul(directions, W_U, out=buffer[: w.shape[0]])
+            if read is not None:
+                add("logits_read", effects.gather(1, read[rows].to(effects.device)))
             top_values, top_ids = row_topk(effects, n_logits)
             bottom_values, bottom_ids = row_topk(effects, n_logits, largest=False)
             add("logit_top_ids", top_ids)
@@ -242,4 +255,5 @@ def weight_stats(
         neighbour_ids=get("neighbour_ids"),
         neighbour_cosines=get("neighbour_cosines"),
         encoder_decoder_cosine=enc_dec.cpu(),
+        logits_read=get("logits_read"),
     )
