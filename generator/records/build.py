@@ -1,10 +1,13 @@
 """Plain, JSON-ready records: the only contract between compute and render.
 
 ``build_records`` turns finalised statistics (``stats.feature_stats.FinalStats``) into dicts and
-lists of ``int | float | str | bool | None`` shaped exactly as ``docs/schema.md`` describes, in
-the main process. No tensor crosses this module's output. The per-feature dicts are built a
-chunk of features at a time (vectorised) while the renderer consumes them (``FeatureRecords``),
-so memory holds the statistics' tensors and one chunk of dicts, never all of them.
+lists of ``int | float | str | bool | None`` shaped exactly as ``docs/schema.md`` describes. No
+tensor crosses this module's output. The per-feature dicts are built a chunk of features at a
+time (vectorised) while the renderer consumes them (``FeatureRecords``), so memory holds the
+statistics and one chunk of dicts, never all of them. ``FeatureRecords`` reads numpy arrays
+only (``records/arrays.py``) and looks token texts up in a table decoded beforehand
+(``TokenTexts``): the renderer builds ranges of them in forked workers, where neither torch nor
+the tokenizer may run.
 
 Rounding, to keep pages small: the per-token ``acts`` of every example are rounded to 4
 significant digits (0 stays 0; the result is the double nearest the 4-digit decimal, so JSON
@@ -23,29 +26,27 @@ import math
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from saesite.lm.model import invalid_token_bytes
-from saesite.records.examples import ExampleWriter
+from saesite.records.arrays import StatArrays, stat_arrays
+from saesite.records.examples import ExampleWriter, TokenTexts
 from saesite.records.rounding import rounded
 from saesite.records.schema import FeatureRecord, SiteRecord, feature_record, site_record
 from saesite.sae.model import SAE, sae_summary
 
 if TYPE_CHECKING:
-    from torch import Tensor
-
     from saesite.lm.model import Tokenizer
     from saesite.stats.feature_stats import FinalStats
-    from saesite.stats.histogram import Histograms
-    from saesite.stats.quantiles import Intervals
-    from saesite.stats.weights import WeightStats
 
 DENSITY_BINS_PER_DECADE = 4
 FEATURE_CHUNK = 1024
 """Features whose dicts are built together (vectorised conversion, bounded memory)."""
+Rows = Any
+"""Some features' rows of a statistic: a numpy array (``StatArrays``), or a tensor (the toy
+site's statistics, toy/sae.py); anything with ``shape`` and ``tolist``."""
 
 
 @dataclass(frozen=True)
@@ -88,26 +89,26 @@ def density_histogram(density: np.ndarray, dead: np.ndarray) -> dict:
     return {"edges": edges.tolist(), "counts": counts.tolist(), "dead": int(dead.sum())}
 
 
-def histogram_records(hist: Histograms, dead: Tensor, rows: slice) -> list[dict]:
-    """The ``histogram`` of features ``rows``: edges j·2^e and counts; empty for dead ones."""
-    n_bins = hist.counts.shape[1]
-    counts_l = hist.counts[rows].tolist()
-    dead = dead[rows].tolist()
+def histogram_records(counts: Rows, exponent: Rows, dead: Rows) -> list[dict]:
+    """The ``histogram`` of some features from their rows of ``Histograms.counts`` and
+    ``.exponent`` and ``dead`` (arrays or tensors): edges j·2^e and counts; empty for dead ones."""
+    n_bins = counts.shape[1]
     out = []
-    for counts, exponent, is_dead in zip(counts_l, hist.exponent[rows].tolist(), dead, strict=True):
+    rows = zip(counts.tolist(), exponent.tolist(), dead.tolist(), strict=True)
+    for counts_l, exponent_l, is_dead in rows:
         if is_dead:
             out.append({"edges": [], "counts": []})
             continue
-        width = math.ldexp(1.0, exponent)
-        out.append({"edges": [j * width for j in range(n_bins + 1)], "counts": counts})
+        width = math.ldexp(1.0, exponent_l)
+        out.append({"edges": [j * width for j in range(n_bins + 1)], "counts": counts_l})
     return out
 
 
-def _logit_records(weights: WeightStats, writer: ExampleWriter, rows: slice) -> list[tuple]:
-    if weights.logit_top_ids is None:
+def _logit_records(stats: StatArrays, writer: ExampleWriter, rows: slice) -> list[tuple]:
+    if stats.logit_top_ids is None:
         return [({"positive": [], "negative": []}, None) for _ in range(rows.stop - rows.start)]
 
-    def entries(ids: Tensor, values: Tensor) -> list[list[dict]]:
+    def entries(ids: np.ndarray, values: np.ndarray) -> list[list[dict]]:
         return [
             [
                 {"token": writer.text(t), "token_id": t, "value": v}
@@ -116,39 +117,39 @@ def _logit_records(weights: WeightStats, writer: ExampleWriter, rows: slice) -> 
             for row_ids, row_values in zip(ids.tolist(), rounded(values), strict=True)
         ]
 
-    positive = entries(weights.logit_top_ids[rows], weights.logit_top_values[rows])
-    negative = entries(weights.logit_bottom_ids[rows], weights.logit_bottom_values[rows])
-    edges = rounded(weights.logit_hist_edges[rows])
-    counts = weights.logit_hist_counts[rows].tolist()
+    positive = entries(stats.logit_top_ids[rows], stats.logit_top_values[rows])
+    negative = entries(stats.logit_bottom_ids[rows], stats.logit_bottom_values[rows])
+    edges = rounded(stats.logit_hist_edges[rows])
+    counts = stats.logit_hist_counts[rows].tolist()
     return [
         ({"positive": p, "negative": n}, {"edges": e, "counts": c})
         for p, n, e, c in zip(positive, negative, edges, counts, strict=True)
     ]
 
 
-def _neuron_records(weights: WeightStats, rows: slice) -> tuple[list, list]:
+def _neuron_records(stats: StatArrays, rows: slice) -> tuple[list, list]:
     n = rows.stop - rows.start
-    if weights.neuron_ids is None:
+    if stats.neuron_ids is None:
         return [[] for _ in range(n)], [None] * n
     exposures = [
         [{"neuron": i, "weight": w} for i, w in zip(ids, ws, strict=True)]
         for ids, ws in zip(
-            weights.neuron_ids[rows].tolist(), rounded(weights.neuron_weights[rows]), strict=True
+            stats.neuron_ids[rows].tolist(), rounded(stats.neuron_weights[rows]), strict=True
         )
     ]
-    share = weights.neuron_share
+    share = stats.neuron_share
     shares = rounded(share[rows]) if share is not None else [None] * n
     return exposures, shares
 
 
 def interval_records(
-    intervals: Intervals, rows: slice, examples: list[list[dict]]
+    lo: Rows, hi: Rows, fraction: Rows, examples: list[list[dict]]
 ) -> list[list[dict]]:
-    """The ``quantile_examples`` of features ``rows``: each interval a feature has, with
-    ``examples[f · n_intervals + i]`` (f counted from ``rows.start``) as its examples."""
-    n_intervals = intervals.lo.shape[1]
-    lo, hi = intervals.lo[rows].tolist(), intervals.hi[rows].tolist()
-    frac = intervals.fraction[rows].tolist()
+    """The ``quantile_examples`` of some features from their rows of ``Intervals.lo``, ``.hi``
+    and ``.fraction`` (arrays or tensors): each interval a feature has, with
+    ``examples[f · n_intervals + i]`` (f counted from the first row) as its examples."""
+    n_intervals = lo.shape[1]
+    lo, hi, frac = lo.tolist(), hi.tolist(), fraction.tolist()
     return [
         [
             {
@@ -164,10 +165,9 @@ def interval_records(
     ]
 
 
-def _cofiring_records(result: FinalStats, rows: slice) -> list[list[dict]]:
-    cofiring = result.cofiring
+def _cofiring_records(stats: StatArrays, rows: slice) -> list[list[dict]]:
     # exact counts need no mark; sampled ones say they are estimates
-    mark = {} if cofiring.exact else {"estimated": True}
+    mark = {} if stats.cofiring_exact else {"estimated": True}
     return [
         [
             {"index": g, "count": c, "jaccard": j, **mark}
@@ -175,9 +175,9 @@ def _cofiring_records(result: FinalStats, rows: slice) -> list[list[dict]]:
             if g >= 0
         ]
         for ids, counts, jaccard in zip(
-            cofiring.index[rows].tolist(),
-            cofiring.count[rows].tolist(),
-            rounded(cofiring.jaccard[rows]),
+            stats.cofiring_index[rows].tolist(),
+            stats.cofiring_count[rows].tolist(),
+            rounded(stats.cofiring_jaccard[rows]),
             strict=True,
         )
     ]
@@ -185,81 +185,87 @@ def _cofiring_records(result: FinalStats, rows: slice) -> list[list[dict]]:
 
 class FeatureRecords:
     """The per-feature dicts of docs/schema.md, in index order, built ``chunk`` features at a time
-    while they are iterated.
+    while they are iterated (or a range of them, ``build_range``: the renderer's forked workers
+    build ranges of whole folders, site/intake.py).
 
     Only one chunk of dicts exists at once: at 65,536 features all of them together would take
     several GiB, ten times the pass's own tensors. Each iteration builds them afresh (the same
     dicts every time); ``list(records)`` materialises them all. With ``stored_text`` the
     examples leave ``tokens`` and ``token_ids`` to the token store (records/examples.py).
+    Torch-free: it reads ``StatArrays`` and ``TokenTexts``, made before any fork.
     """
 
     def __init__(
         self,
-        result: FinalStats,
-        tokenizer: Tokenizer,
+        stats: StatArrays,
+        texts: TokenTexts,
         chunk: int = FEATURE_CHUNK,
         *,
         stored_text: bool = False,
     ):
-        self.result, self.weights, self.chunk = result, result.weights, chunk
+        self.stats, self.chunk = stats, chunk
         self.writer = ExampleWriter(
-            result.token_ids.numpy(),
-            result.seq_start,
-            tokenizer,
-            result.window,
-            stored_text=stored_text,
+            stats.token_ids, stats.seq_start, texts, stats.window, stored_text=stored_text
         )
 
     def __len__(self) -> int:
-        return int(self.result.firing.count.shape[0])
+        return len(self.stats)
 
     def __iter__(self) -> Iterator[dict]:
-        for first in range(0, len(self), self.chunk):
+        return self.build_range(0, len(self))
+
+    def build_range(self, start: int, stop: int) -> Iterator[dict]:
+        """The dicts of features ``start..stop-1``, built ``chunk`` at a time as iterated."""
+        for first in range(start, stop, self.chunk):
             with gc_paused():
-                block = self.build(slice(first, min(first + self.chunk, len(self))))
+                block = self.build(slice(first, min(first + self.chunk, stop)))
             yield from block
 
     def build(self, rows: slice) -> list[dict]:
         """The dicts of features ``rows`` (a slice with step 1)."""
-        result, weights, writer = self.result, self.weights, self.writer
-        firing, top = result.firing, result.topk
+        stats, writer = self.stats, self.writer
         n = rows.stop - rows.start
-        ablation = result.ablation[rows] if result.ablation is not None else None
-        next_logit = result.next_logit.top[rows] if result.next_logit else None
+        ablation = stats.ablation[rows] if stats.ablation is not None else None
+        next_top = stats.next_logit_top
         top_examples = writer.examples(
-            top.values[rows], top.index[rows], top.windows[rows], ablation, next_logit
+            stats.top_values[rows],
+            stats.top_index[rows],
+            stats.top_windows[rows],
+            ablation,
+            next_top[rows] if next_top is not None else None,
         )
-        intervals = result.intervals
+        next_intervals = stats.next_logit_intervals
         quantiles = interval_records(
-            intervals,
-            rows,
+            stats.interval_lo[rows],
+            stats.interval_hi[rows],
+            stats.interval_fraction[rows],
             writer.examples(
-                intervals.values[rows].flatten(0, 1),
-                intervals.index[rows].flatten(0, 1),
-                intervals.windows[rows].flatten(0, 1),
-                next_logit=(
-                    result.next_logit.intervals[rows].flatten(0, 1) if result.next_logit else None
-                ),
+                _flat(stats.interval_values[rows]),
+                _flat(stats.interval_index[rows]),
+                _flat(stats.interval_windows[rows]),
+                next_logit=_flat(next_intervals[rows]) if next_intervals is not None else None,
             ),
         )
-        cofiring = _cofiring_records(result, rows)
-        histograms = histogram_records(result.histograms, firing.dead, rows)
-        logits = _logit_records(weights, writer, rows)
-        exposures, shares = _neuron_records(weights, rows)
+        cofiring = _cofiring_records(stats, rows)
+        histograms = histogram_records(
+            stats.histogram_counts[rows], stats.histogram_exponent[rows], stats.firing_dead[rows]
+        )
+        logits = _logit_records(stats, writer, rows)
+        exposures, shares = _neuron_records(stats, rows)
         neighbours = [
             [{"index": g, "cosine": c} for g, c in zip(ids, cos, strict=True)]
             for ids, cos in zip(
-                weights.neighbour_ids[rows].tolist(),
-                rounded(weights.neighbour_cosines[rows]),
+                stats.neighbour_ids[rows].tolist(),
+                rounded(stats.neighbour_cosines[rows]),
                 strict=True,
             )
         ]
-        density = firing.density[rows].tolist()
-        max_act = firing.max[rows].tolist()
-        mean_act = firing.mean[rows].tolist()
-        dead = firing.dead[rows].tolist()
-        dense = firing.dense[rows].tolist()
-        enc_dec = rounded(weights.encoder_decoder_cosine[rows])
+        density = stats.firing_density[rows].tolist()
+        max_act = stats.firing_max[rows].tolist()
+        mean_act = stats.firing_mean[rows].tolist()
+        dead = stats.firing_dead[rows].tolist()
+        dense = stats.firing_dense[rows].tolist()
+        enc_dec = rounded(stats.encoder_decoder_cosine[rows])
         return [
             feature_record(
                 index=rows.start + f,
@@ -283,13 +289,17 @@ class FeatureRecords:
         ]
 
 
-def shown_token_ids(tokens: np.ndarray, weights: WeightStats) -> set[int]:
+def _flat(values: np.ndarray) -> np.ndarray:
+    """[rows, n_intervals, s, ...] -> [rows · n_intervals, s, ...] (a view)."""
+    return values.reshape(-1, *values.shape[2:])
+
+
+def shown_token_ids(stats: StatArrays) -> set[int]:
     """Every id a page can show: the dataset's tokens and the logit effects' tokens."""
-    ids = set(np.unique(tokens).tolist())
-    for name in ("logit_top_ids", "logit_bottom_ids"):
-        table = getattr(weights, name)
+    ids = set(np.unique(stats.token_ids).tolist())
+    for table in (stats.logit_top_ids, stats.logit_bottom_ids):
         if table is not None:
-            ids.update(torch.unique(table).tolist())
+            ids.update(np.unique(table).tolist())
     return ids
 
 
@@ -308,10 +318,9 @@ def build_records(
     ``config`` is the build's configuration as a dict (site.json ``config``); ``training`` the
     SAE's training log, shown on the training page when present.
     """
-    if result.weights is None:
-        raise ValueError("statistics without weight statistics; expected them from compute")
-    used_ids = shown_token_ids(result.token_ids.numpy(), result.weights)
-    firing = result.firing
+    stats = stat_arrays(result)
+    used_ids = shown_token_ids(stats)
+    token_bytes = invalid_token_bytes(tokenizer, used_ids)
     site = site_record(
         model=model_name,
         hook=hook,
@@ -323,18 +332,18 @@ def build_records(
         seq_len=result.seq_len,
         config=config,
         metrics=dict(result.metrics),
-        density_histogram=density_histogram(firing.density.numpy(), firing.dead.numpy()),
-        token_bytes=invalid_token_bytes(tokenizer, used_ids),
+        density_histogram=density_histogram(stats.firing_density, stats.firing_dead),
+        token_bytes=token_bytes,
         training=training,
     )
     # The token store (site/token_store.py; the renderer writes it as tokens/*.js, never into
     # site.json) holds the dataset's text once, and pages expand examples from it. Examples
     # leave their text to it, as the written records do, where its sequence k is the
     # statistics' sequence k (always, but for a shard's own statistics).
-    features = FeatureRecords(result, tokenizer, stored_text=result.seq_start == 0)
-    token_ids = result.token_ids.numpy()
+    texts = TokenTexts.decoded(tokenizer, used_ids, token_bytes)
+    features = FeatureRecords(stats, texts, stored_text=result.seq_start == 0)
     site["dataset"] = {  # type: ignore[typeddict-unknown-key]
-        "sequences": token_ids,
-        "texts": {str(i): features.writer.text(i) for i in np.unique(token_ids).tolist()},
+        "sequences": stats.token_ids,
+        "texts": {str(i): texts.text[i] for i in np.unique(stats.token_ids).tolist()},
     }
     return Records(site=site, features=features)

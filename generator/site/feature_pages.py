@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from saesite.site.intake import folder_files
+from saesite.site.intake import folder_files, folder_ranges
 from saesite.site.page import render_page, shared_environment
 from saesite.site.page_context import FeatureSummary, feature_context
-from saesite.site.parallel import map_ranges, ranges
+from saesite.site.parallel import map_ranges
 from saesite.site.token_markup import TokenDisplay
 from saesite.site.token_store import EXAMPLE_LISTS, ExampleTokens
 from saesite.site.writer import SiteWriter
@@ -58,9 +58,7 @@ class PageJob:
 
     def ranges(self, n_chunks: int) -> list[tuple[int, int]]:
         """The features cut into at most ``n_chunks`` ranges of whole folders."""
-        n, fpf = len(self.summaries), self.features_per_folder
-        folders = ranges(-(-n // fpf), n_chunks)
-        return [(first * fpf, min(stop * fpf, n)) for first, stop in folders]
+        return folder_ranges(len(self.summaries), self.features_per_folder, n_chunks)
 
     def files(
         self, start: int, stop: int, sources: Sequence[FeatureJson]

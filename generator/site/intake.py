@@ -1,13 +1,21 @@
 """Records in: each feature's JSON, and what the other pages need of it (``FeatureSummary``).
 
-``take_records`` consumes the records once, in this process, holding each folder's JSON in
-memory up to ``HELD_JSON_BYTES`` for the page workers (which write it, ``write_folder``); past
-it, a folder's files are written as soon as its last record is in. No torch here.
+``take_records`` consumes the records once, in index order, holding each folder's JSON in this
+process's memory up to ``HELD_JSON_BYTES`` for the page workers (which write it,
+``write_folder``); past it, a folder's files are written as soon as its last record is in.
+
+Every record goes through one ``Intake``. With more than one worker, records that can be built a
+range at a time (``RangeRecords``: a build's ``records.build.FeatureRecords``) or that a list
+holds are built and taken in forked worker processes, a range of whole folders each
+(``parallel.map_ranges``), which send back each feature's summary, site.json entry and JSON;
+others (records read back from a site) are taken here as they come. No torch here, nor in the
+workers: ``FeatureRecords`` reads numpy arrays made before the fork (records/arrays.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Sized
+from typing import Protocol, runtime_checkable
 
 from tqdm import tqdm
 
@@ -15,6 +23,7 @@ from saesite.errors import SaesiteError
 from saesite.site.headline import headline
 from saesite.site.labels import Labels
 from saesite.site.page_context import FeatureSummary
+from saesite.site.parallel import CHUNKS_PER_WORKER, map_ranges, ranges
 from saesite.site.records_file import NAME as RECORDS_NAME
 from saesite.site.records_file import pack
 from saesite.site.search_index import index_row
@@ -38,9 +47,30 @@ def feature_paths(index: int, features_per_folder: int, width: int) -> tuple[str
     return f"{folder}/{index}.html", f"{folder}/{index}.json"
 
 
+def folder_ranges(n: int, features_per_folder: int, n_chunks: int) -> list[tuple[int, int]]:
+    """Features ``0..n-1`` cut into at most ``n_chunks`` ranges of whole folders, in order."""
+    fpf = features_per_folder
+    return [(first * fpf, min(stop * fpf, n)) for first, stop in ranges(-(-n // fpf), n_chunks)]
+
+
 def records_path(index: int, features_per_folder: int, width: int) -> str:
     """``features/NNN/records.jsonl.gz``: the records of the folder holding ``index``."""
     return f"features/{index // features_per_folder:0{width}d}/{RECORDS_NAME}"
+
+
+@runtime_checkable
+class RangeRecords(Protocol):
+    """Feature records that any process builds a range at a time, the same in every process."""
+
+    def __len__(self) -> int: ...
+
+    def build_range(self, start: int, stop: int) -> Iterable[Mapping]:
+        """The records of features ``start..stop-1``, in index order."""
+        ...
+
+
+Taken = tuple[FeatureSummary, dict, bytes]
+"""What ``Intake`` makes of one record: its summary, its site.json entry, its JSON."""
 
 
 class Intake:
@@ -67,7 +97,7 @@ class Intake:
         start with it (they are relative to the site root), site.json's do not (relative to
         the SAE's own site.json)."""
 
-    def __call__(self, feature: Mapping, expected: int) -> tuple[FeatureSummary, dict, bytes]:
+    def __call__(self, feature: Mapping, expected: int) -> Taken:
         index = int(feature["index"])
         if index != expected:
             raise SaesiteError(
@@ -106,12 +136,52 @@ class Intake:
         return summary, entry, dumps_json(self.tokens.detach(record))
 
 
+def taken(features: Iterable[Mapping], intake: Intake, workers: int = 1) -> Iterator[Taken]:
+    """``intake`` of every record, in index order: with ``workers`` > 1 and records built by
+    ranges or held in a list, in that many forked processes (``taken_by_ranges``); else here,
+    as the records come."""
+    if workers > 1 and isinstance(features, RangeRecords):
+        yield from taken_by_ranges(len(features), features.build_range, intake, workers)
+    elif workers > 1 and isinstance(features, Sequence):
+        held = features
+        yield from taken_by_ranges(len(held), lambda start, stop: held[start:stop], intake, workers)
+    else:
+        for expected, feature in enumerate(features):
+            yield intake(feature, expected)
+
+
+def taken_by_ranges(
+    n: int,
+    build_range: Callable[[int, int], Iterable[Mapping]],
+    intake: Intake,
+    workers: int,
+) -> Iterator[Taken]:
+    """``intake`` of the records ``build_range`` gives for features ``0..n-1``, built and taken
+    in ``workers`` forked processes a range of whole folders each, yielded in index order (a
+    range done early waits here for those before it)."""
+    chunks = folder_ranges(n, intake.features_per_folder, workers * CHUNKS_PER_WORKER)
+
+    def take(start: int, stop: int) -> tuple[int, list[Taken]]:
+        built = build_range(start, stop)
+        return start, [intake(feature, start + i) for i, feature in enumerate(built)]
+
+    waiting: dict[int, list[Taken]] = {}
+    starts = iter([start for start, _ in chunks])
+    turn = next(starts, None)
+    for _, (start, done) in map_ranges(take, chunks, workers):
+        waiting[start] = done
+        while turn in waiting:
+            yield from waiting.pop(turn)
+            turn = next(starts, None)
+
+
 def take_records(
-    features: Iterable[Mapping], intake: Intake, writer: SiteWriter
+    features: Iterable[Mapping], intake: Intake, writer: SiteWriter, workers: int = 1
 ) -> tuple[list[FeatureSummary], list[dict], dict[int, bytes]]:
-    """Consume the records in index order, in this process: per feature its summary, its
-    site.json entry, and its JSON, held in memory (returned by index) a folder at a time or,
-    past ``HELD_JSON_BYTES``, written (``write_folder``) as soon as the folder is complete."""
+    """Consume the records in index order (``taken``: in ``workers`` forked processes where
+    they can be): per feature its summary, its site.json entry, and its JSON, held in memory
+    (returned by index) a folder at a time or, past ``HELD_JSON_BYTES``, written
+    (``write_folder``) as soon as the folder is complete."""
     summaries: list[FeatureSummary] = []
     entries: list[dict] = []
     held: dict[int, bytes] = {}
@@ -128,8 +198,16 @@ def take_records(
             write_folder(writer, [summary for summary, _ in folder], [d for _, d in folder])
         folder.clear()
 
-    for feature in tqdm(features, desc="records", unit="feature", disable=None, leave=False):
-        summary, entry, data = intake(feature, len(summaries))
+    total = len(features) if isinstance(features, Sized) else None
+    bar = tqdm(
+        taken(features, intake, workers),
+        total=total,
+        desc="records",
+        unit="feature",
+        disable=None,
+        leave=False,
+    )
+    for summary, entry, data in bar:
         if folder and folder[0][0].records != summary.records:
             end_folder()
         summaries.append(summary)

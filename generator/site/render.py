@@ -8,7 +8,8 @@
     features/NNN/records.jsonl.gz          (the folder's feature records, records_file.py)
     features/NNN/<index>.json              (only with RenderConfig.feature_json)
 
-Records come in once, in this process (``site/intake.py``): each becomes its JSON and a summary
+Records come in once, in index order (``site/intake.py``; a build's are built and taken in the
+local worker processes, a range of whole folders each): each becomes its JSON and a summary
 (path, label, search row); the site-wide pages follow, then every folder's records file and
 feature pages, rendered from its JSON by ranges of whole folders (``site/feature_pages.py``: in
 local worker processes, or as Ray tasks), so memory holds summaries and JSON bytes, not
@@ -134,11 +135,11 @@ def write_site(
     the output folder must not hold (the labels file is added here). ``pages``: what renders
     the feature pages (default: local worker processes; ``ray_pages.RayPages``: Ray tasks).
 
-    ``features`` is read once, in this process: a list (sorted here) or any sized iterable in
-    index order, such as ``records.build.FeatureRecords``. Each record becomes JSON as it arrives,
-    and its page is rendered from that JSON once every summary (which links and search need)
-    exists, so memory holds summaries and JSON bytes (see ``intake.HELD_JSON_BYTES``), not
-    records.
+    ``features`` is read once: a list (sorted here) or any sized iterable in index order, such
+    as ``records.build.FeatureRecords`` (built a range at a time in the local workers). Each
+    record becomes JSON as it arrives, and its page is rendered from that JSON once every
+    summary (which links and search need) exists, so memory holds summaries and JSON bytes
+    (see ``intake.HELD_JSON_BYTES``), not records.
     """
     check_features_per_folder(cfg.features_per_folder, cfg.feature_json)
     display = TokenDisplay(site.get("token_bytes"))
@@ -215,12 +216,22 @@ def write_sae_pages(
         prefix=prefix,
         feature_json=cfg.feature_json,
     )
+    workers = worker_count(cfg.workers, n, PARALLEL_MIN_FEATURES)
     t0 = time.perf_counter()
-    # 1. records: each feature's JSON, and what other pages need of it
-    summaries, entries, held = take_records(features, intake, writer)
+    # 1. records: each feature's JSON, and what other pages need of it; built and taken in the
+    # local workers too, a range of whole folders each (not under another page runner: a Ray
+    # driver is not forked, its gRPC threads would not survive it)
+    summaries, entries, held = take_records(
+        features, intake, writer, workers if pages is None else 1
+    )
     if len(summaries) != n:
         raise SaesiteError(f"{len(summaries)} feature records for {n} features; expected {n}")
-    log.debug("feature records and JSON for %d features in %.1f s", n, time.perf_counter() - t0)
+    log.debug(
+        "feature records and JSON for %d features in %.1f s (%d workers)",
+        n,
+        time.perf_counter() - t0,
+        workers if pages is None else 1,
+    )
     t1 = time.perf_counter()
 
     # 2. site-wide files
@@ -301,7 +312,7 @@ def write_sae_pages(
 
     log.debug("site-wide pages in %.1f s", time.perf_counter() - t1)
     t2 = time.perf_counter()
-    pages = pages or LocalPages(workers=worker_count(cfg.workers, n, PARALLEL_MIN_FEATURES))
+    pages = pages or LocalPages(workers=workers)
     with tqdm(total=n, desc="pages", unit="feature", disable=None, leave=False) as bar:
         for done in pages(job, writer, source):
             bar.update(done)

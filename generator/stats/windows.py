@@ -5,16 +5,21 @@ effects and the records builder find their positions with it). The window of the
 position ``pos`` of a sequence of length ``seq_len`` starts at ``window_start = max(pos - before,
 0)`` and ends at ``min(pos + after, seq_len - 1)``; its activations are stored left-aligned in a
 row of ``before + after + 1`` slots (zeros past the end). Both ends are recomputed from the
-global token index, so only the activations are stored.
+global token index, so only the activations are stored. ``bounds`` and ``columns`` take torch
+tensors (the pass) or numpy arrays (the records, built where torch must not run: records/build.py).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
+
+Positions = Int[Tensor, "*n"] | Int[np.ndarray, "*n"]
+"""Token positions, as the pass holds them (a tensor) or the records do (an array)."""
 
 
 @dataclass(frozen=True)
@@ -29,19 +34,21 @@ class Window:
         """Slots of a stored window: ``before + after + 1``."""
         return self.before + self.after + 1
 
-    def bounds(
-        self, pos: Int[Tensor, "*n"], seq_len: int
-    ) -> tuple[Int[Tensor, "*n"], Int[Tensor, "*n"]]:
-        """(window_start, length) of the windows around positions ``pos``."""
-        start = (pos - self.before).clamp_min(0)
-        end = (pos + self.after).clamp_max(seq_len - 1)
+    def bounds(self, pos: Positions, seq_len: int) -> tuple[Positions, Positions]:
+        """(window_start, length) of the windows around positions ``pos`` (tensor or array)."""
+        start = (pos - self.before).clip(min=0)
+        end = (pos + self.after).clip(max=seq_len - 1)
         return start, end - start + 1
 
-    def columns(self, pos: Int[Tensor, "*n"], seq_len: int) -> Int[Tensor, "*n width"]:
-        """Positions of each window's slots, clamped to the sequence (padding repeats the last)."""
+    def columns(self, pos: Positions, seq_len: int) -> Positions:
+        """[*n, width]: positions of each window's slots, clamped to the sequence (padding
+        repeats the last); a tensor for a tensor ``pos``, an array for an array."""
         start, _ = self.bounds(pos, seq_len)
-        offsets = torch.arange(self.width, device=pos.device)
-        return (start[..., None] + offsets).clamp_max(seq_len - 1)
+        if isinstance(pos, np.ndarray):
+            offsets = np.arange(self.width)
+        else:
+            offsets = torch.arange(self.width, device=pos.device)
+        return (start[..., None] + offsets).clip(max=seq_len - 1)
 
     def inside(self, pos: Int[Tensor, "*n"], seq_len: int) -> torch.BoolTensor:
         """[*n, width]: whether each slot lies inside its window (False: padding)."""

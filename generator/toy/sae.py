@@ -258,13 +258,13 @@ def latent_records(
             for row_values, row_index in zip(values.tolist(), index.tolist(), strict=True)
         ]
 
-    rows = slice(0, d_sae)
     firing, intervals = stats.firing, stats.intervals
-    histograms = histogram_records(stats.histograms, firing.dead, rows)
+    histograms = histogram_records(stats.histograms.counts, stats.histograms.exponent, firing.dead)
     top_examples = examples(stats.topk.values, stats.topk.index)
     quantiles = interval_records(
-        intervals,
-        rows,
+        intervals.lo,
+        intervals.hi,
+        intervals.fraction,
         examples(intervals.values.flatten(0, 1), intervals.index.flatten(0, 1)),
     )
     dec = sae.W_dec / sae.W_dec.norm(dim=1, keepdim=True).clamp_min(1e-12)

@@ -251,7 +251,8 @@ def test_a_builds_examples_leave_their_text_to_the_token_store_which_gives_back_
         for e in [*f["top_examples"], *(e for i in f["quantile_examples"] for e in i["examples"])]
     ]
     assert examples and not any("tokens" in e or "token_ids" in e for e in examples)
-    made_with_text = FeatureRecords(records.features.result, loaded.tokenizer)
+    features = records.features
+    made_with_text = FeatureRecords(features.stats, features.writer.token_texts)
     assert with_text(records) == list(made_with_text)
     assert any("token_ids" in e for f in made_with_text for e in f["top_examples"])
 
@@ -265,3 +266,13 @@ def test_records_built_a_chunk_at_a_time_equal_those_built_at_once(built):
     finally:
         records.features.chunk = chunk
     assert len(records.features) == len(whole) == sae.cfg.d_sae
+
+
+def test_a_range_of_records_equals_those_features_of_the_whole(built):
+    _, _, _, records, _ = built
+    whole, chunk = list(records.features), records.features.chunk
+    records.features.chunk = 4
+    try:
+        assert list(records.features.build_range(5, 18)) == whole[5:18]
+    finally:
+        records.features.chunk = chunk
