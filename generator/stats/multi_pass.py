@@ -15,7 +15,7 @@ as the single-SAE pass does; every other batch shares the one forward.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 import torch
@@ -96,12 +96,14 @@ def run_multi_pass(
         batch_tokens = tokens[start : start + cfg.batch_size].to(cfg.device)
         n_loss = min(max(loss_seqs - start, 0), batch_tokens.shape[0])
         measured = stats[0].reconstruction.measured(batch_tokens)  # the same for every SAE
-        outputs: list[HookOutput]
+        # one SAE's output at a time, fed before the next is made: one SAE's [tok, d_sae]
+        # activations in memory, not every SAE's
+        outputs: Iterator[HookOutput]
         if n_loss:
-            outputs = [runner.run(batch_tokens, n_loss, measured) for runner in runners]
+            outputs = (runner.run(batch_tokens, n_loss, measured) for runner in runners)
         else:
             acts = capture_hooks(model, batch_tokens, hooks)
-            outputs = [runner.from_activation(acts[runner.hook]) for runner in runners]
+            outputs = (runner.from_activation(acts[runner.hook]) for runner in runners)
         for runner, out, accumulators in zip(runners, outputs, stats, strict=True):
             check_finite(out.x, start, batch_tokens.shape[1], runner.hook)
             feed_batch(accumulators, out, batch_tokens, start, None, measured)
