@@ -3,12 +3,13 @@ only loops, boolean ``if``s and ``{{ value }}``."""
 
 from __future__ import annotations
 
+import functools
 import posixpath
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import orjson
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from saesite.site.plots import histogram_svg
 from saesite.site.search_index import FLAG_DEAD, FLAG_DENSE, POSITION, ROW_FIELDS
@@ -80,26 +81,55 @@ class FeatureSummary:
         fires = self.row[POSITION["fires_on"]]
         return quoted(fires[0]) if fires else ""
 
+    @functools.cached_property
+    def hint_html(self) -> Markup:
+        """``hint`` as link text: quotes need no escaping in text content (markupsafe would
+        write &#39;). Worked out once: a page links to ~15 features."""
+        return Markup(escape_text(self.hint))
 
-Link = tuple[str, int, Markup]
-"""``(href, index, hint)`` of a link to a feature: relative href, its index, its hint as HTML.
-Pages get rows of tuples: a template unpacks a tuple without a lookup per field."""
+    @functools.cached_property
+    def place(self) -> tuple[str, str, Markup, Markup]:
+        """``(folder, the folder's parent, href from its folder, href from a sibling folder)``
+        of ``html``, for links to it (``_link``); the hrefs escaped for an attribute."""
+        folder, name = self.html.rsplit("/", 1)
+        sibling = f"../{posixpath.basename(folder)}/{name}"  # what relpath gives, at less cost
+        return folder, posixpath.dirname(folder), escape(name), escape(sibling)
 
 
-def _link(summaries: Sequence[FeatureSummary], index: int, page_folder: str) -> Link | None:
-    """A link from a feature page in ``page_folder`` to feature ``index`` (relative, short)."""
+Link = tuple[Markup, int, Markup]
+"""``(href, index, hint)`` of a link to a feature: its relative href (escaped for an attribute),
+its index, its hint as HTML."""
+
+
+def _link(
+    summaries: Sequence[FeatureSummary], index: int, page_folder: tuple[str, str]
+) -> Link | None:
+    """A link from a feature page in ``page_folder`` (the folder and its parent) to feature
+    ``index`` (relative, short)."""
     if not 0 <= index < len(summaries):
         return None
     summary = summaries[index]
-    folder, name = summary.html.rsplit("/", 1)
-    if page_folder == folder:
-        href = name
-    elif posixpath.dirname(page_folder) == posixpath.dirname(folder):  # sibling folders
-        href = f"../{posixpath.basename(folder)}/{name}"  # what relpath gives, at less cost
+    folder, parent, own_href, sibling_href = summary.place
+    if page_folder[0] == folder:
+        href = own_href
+    elif page_folder[1] == parent:  # sibling folders
+        href = sibling_href
     else:
-        href = posixpath.relpath(summary.html, page_folder)
-    # quotes need no escaping in text content (markupsafe would write &#39;)
-    return href, summary.index, Markup(escape_text(summary.hint))
+        href = escape(posixpath.relpath(summary.html, page_folder[0]))
+    return href, summary.index, summary.hint_html
+
+
+def _link_items(items: Sequence[tuple[Link, str]]) -> Markup:
+    """``<li>`` items of a list of links, a line each: ``(link, text after it)``, the text made
+    of numbers formatted here (nothing to escape). End tags left out, as HTML allows."""
+    return Markup(
+        "".join(
+            [
+                f'<li><a href="{href}">{index}</a> {text} <small>{hint}</small>\n'
+                for (href, index, hint), text in items
+            ]
+        )
+    )
 
 
 def flags_of(feature: Mapping) -> list[str]:
@@ -137,19 +167,19 @@ def _lines(
     window: Window | None = None,
 ) -> Markup:
     """Example lines as one block of HTML, a line each (empty when there are none)."""
-    return Markup("\n".join([display.example(e, max_act, sep, window) for e in examples or []]))
+    return display.lines(examples or [], max_act, sep, window)
 
 
-def _stubs(examples: Sequence[Mapping] | None, top: Sequence[Mapping], window: Window) -> Markup:
+def _stubs(
+    examples: Sequence[Mapping] | None, shown: Mapping[tuple, int], window: Window
+) -> Markup:
     """Example lines for ``static/examples.js`` to draw: ``<p data-t="k">`` for the k-th top
-    example (drawn there already, copied), else ``example_stub``."""
-    shown = {(e.get("seq"), e.get("pos")): k for k, e in enumerate(top)}
+    example (drawn there already, copied; ``shown``: ``(seq, pos)`` of each top example to
+    its k), else ``example_stub``."""
     lines = []
     for example in examples or []:
         k = shown.get((example["seq"], example["pos"])) if "seq" in example else None
-        lines.append(
-            Markup(f'<p data-t="{k}"></p>') if k is not None else example_stub(example, window)
-        )
+        lines.append(f'<p data-t="{k}"></p>' if k is not None else example_stub(example, window))
     return Markup("\n".join(lines))
 
 
@@ -166,8 +196,27 @@ def distinct_windows(examples: Sequence[Mapping] | None) -> tuple[list[Mapping],
     return kept, len(examples or []) - len(kept)
 
 
-def _logit_rows(effects: Sequence[Mapping], display: TokenDisplay) -> list[tuple[Markup, str]]:
-    return [(display.token(e["token"], e.get("token_id")), fmt_signed(e["value"])) for e in effects]
+def _logit_rows(effects: Sequence[Mapping], display: TokenDisplay) -> Markup:
+    """Rows of a logit table, ``<tr><td><code>token</code><td>+0.12`` a line each: end tags of
+    rows and cells left out, as HTML allows (a feature page is mostly small rows)."""
+    return Markup(
+        "".join(
+            [
+                f"<tr><td>{display.token(e['token'], e.get('token_id'))}"
+                f"<td>{fmt_signed(e['value'])}\n"
+                for e in effects
+            ]
+        )
+    )
+
+
+def _neuron_rows(exposures: Sequence[Mapping]) -> Markup:
+    """Rows of the neuron table, ``<tr><td>2,697<td>+0.125`` a line each (as ``_logit_rows``)."""
+    return Markup(
+        "".join(
+            [f"<tr><td>{fmt_int(n['neuron'])}<td>{fmt_signed(n['weight'])}\n" for n in exposures]
+        )
+    )
 
 
 def feature_context(
@@ -201,12 +250,13 @@ def feature_context(
     quantiles = feature.get("quantile_examples") or []
     window = page_window([*top, *(e for q in quantiles for e in q.get("examples") or [])])
     intervals = []
+    shown = {(e.get("seq"), e.get("pos")): k for k, e in enumerate(top)}
     for interval in quantiles:
         # with a token store the text of these lines is drawn from it in the browser: it is
         # most of a page's bytes (the top examples above stay in the page, for reading
         # without JavaScript)
         if per_shard:
-            examples = _stubs(interval.get("examples"), top, window)
+            examples = _stubs(interval.get("examples"), shown, window)
         else:
             examples = _lines(display, interval.get("examples"), max_act, sep, window)
         if not examples:
@@ -218,22 +268,20 @@ def feature_context(
         intervals.append((title, examples))
     intervals.reverse()  # highest activations first, like the top examples above them
     effects = feature.get("logit_effects") or {}
-    page_folder = posixpath.dirname(summary.html)
+    page_folder = summary.place[:2]
     prev_link = _link(summaries, index - 1, page_folder)
     next_link = _link(summaries, index + 1, page_folder)
     neighbours = []
     for n in feature.get("neighbours") or []:
         link = _link(summaries, int(n["index"]), page_folder)
         if link:
-            href, other, hint = link
-            neighbours.append((href, other, fmt_num(n["cosine"]), hint))
+            neighbours.append((link, fmt_num(n["cosine"])))
     cofiring = []
     for c in feature.get("cofiring") or []:
         link = _link(summaries, int(c["index"]), page_folder)
         if link:
-            href, other, hint = link
             count = ("≈" if c.get("estimated") else "") + fmt_int(c["count"])
-            cofiring.append((href, other, fmt_num(c["jaccard"]), count, hint))
+            cofiring.append((link, f"{fmt_num(c['jaccard'])} · {count}"))
     bands = [(q["lo"], q["hi"]) for q in feature.get("quantile_examples") or []]
     act_hist = _histogram(feature.get("histogram"), "activation", "tokens", bands)
     logit_hist = _histogram(feature.get("logit_histogram"), "effect on logit", "tokens")
@@ -273,12 +321,9 @@ def feature_context(
         "intervals": intervals,
         "promotes": _logit_rows(effects.get("positive") or [], display),
         "suppresses": _logit_rows(effects.get("negative") or [], display),
-        "neurons": [
-            (fmt_int(n["neuron"]), fmt_signed(n["weight"]))
-            for n in feature.get("neuron_exposures") or []
-        ],
-        "neighbours": neighbours,
-        "cofiring": cofiring,
+        "neurons": _neuron_rows(feature.get("neuron_exposures") or []),
+        "neighbours": _link_items(neighbours),
+        "cofiring": _link_items(cofiring),
     }
 
 

@@ -157,6 +157,7 @@ class TokenDisplay:
     def __init__(self, token_bytes: Mapping[str, str] | None = None):
         self.raw = {int(k): parse_hex_bytes(v) for k, v in (token_bytes or {}).items()}
         self._html: dict[int | str, tuple[str, str, str]] = {}
+        self._code: dict[int | str, Markup] = {}
 
     def _get(self, token_id: int | None, text: str) -> tuple[str, str, str]:
         """``(html with marked spaces, html with plain spaces, escaped tooltip text)``."""
@@ -197,8 +198,11 @@ class TokenDisplay:
 
     def token(self, text: str, token_id: int | None = None) -> Markup:
         """One token as an inline ``<code>`` element (logit tables, summaries)."""
-        inner = self._get(token_id, text)[0]
-        return Markup(f"<code>{inner}</code>")
+        key = text if token_id is None else token_id  # as in _get
+        code = self._code.get(key)
+        if code is None:
+            code = self._code[key] = Markup(f"<code>{self._get(token_id, text)[0]}</code>")
+        return code
 
     def example(
         self, example: Mapping, max_act: float, separator: str = "", window: Window | None = None
@@ -211,6 +215,21 @@ class TokenDisplay:
         mark every whitespace character, so it is clear what they hold. ``separator`` (escaped)
         goes between tokens whose text is not text, such as a toy model's feature names.
         """
+        return Markup(self._line(example, _shown_max(max_act), escape_text(separator), window))
+
+    def lines(
+        self,
+        examples: Iterable[Mapping],
+        max_act: float,
+        separator: str = "",
+        window: Window | None = None,
+    ) -> Markup:
+        """``example`` lines as one block of HTML, a line each."""
+        shown_max, sep = _shown_max(max_act), escape_text(separator)
+        return Markup("\n".join([self._line(e, shown_max, sep, window) for e in examples]))
+
+    def _line(self, example: Mapping, shown_max: float, sep: str, window: Window | None) -> str:
+        """``example``'s line; ``sep``: the separator escaped."""
         acts = example["acts"]
         tokens = example["tokens"][: len(acts)]  # as many as activations (zip's length)
         ids = example.get("token_ids") or None
@@ -222,33 +241,39 @@ class TokenDisplay:
             hits = [cache.get(text) or get(None, text) for text in tokens]
         else:
             hits = [cache.get(i) or get(i, text) for i, text in zip(ids, tokens)]
-        for j, segments in self._joined(ids).items():  # a character split over tokens: shown
-            if j < len(hits):  # where it completes
-                hits[j] = self._segments_hit(segments)
+            for j, segments in self._joined(ids).items():  # a character split over tokens:
+                if j < len(hits):  # shown where it completes
+                    hits[j] = self._segments_hit(segments)
         parts = [hit[1] for hit in hits]
         values = [format_value(a) if a else "" for a in acts]
-        shown_max = float(shading_max(max_act)) if max_act else 0.0
-        for j, act in enumerate(acts[: len(hits)]):
-            if act > 0 or j == own:
-                level = bucket(float(values[j]), shown_max) if act > 0 else 0  # as shown
-                if level or j == own:
-                    cls = f" class=a{level}" if level else ""
-                    tag = "u" if j == own else "i"
-                    # no title: the line's data-a holds the activations, and static/examples.js
-                    # shows them (the k-th element is the k-th non-zero token, or the own token)
-                    parts[j] = f"<{tag}{cls}>{hits[j][0]}</{tag}>"
+        n = len(hits)
+        shaded = [j for j, a in enumerate(acts) if a > 0 and j < n]
+        if 0 <= own < n and not acts[own] > 0:
+            parts[own] = f"<u>{hits[own][0]}</u>"  # the own token, not shaded
+        for j in shaded:
+            level = bucket(float(values[j]), shown_max)  # as shown
+            if level or j == own:
+                cls = f" class=a{level}" if level else ""
+                tag = "u" if j == own else "i"
+                # no title: the line's data-a holds the activations, and static/examples.js
+                # shows them (the k-th element is the k-th non-zero token, or the own token)
+                parts[j] = f"<{tag}{cls}>{hits[j][0]}</{tag}>"
         # adjacent whitespace marks of neighbouring tokens share one element
-        sep = escape_text(separator)
         before = sep.join(parts[:own]).replace("</b><b>", "")
         after = sep.join(parts[own:]).replace("</b><b>", "")
         if own > 0 and sep:
             before += sep
         # two columns meet at the example's own token, so it sits at one x down the list: the
         # context before is right-aligned in its own column (clipped on the left)
-        return Markup(
+        return (
             f"<p{_example_data(example, window, values)}><var>{format_value(example['act'])}"
             f"</var><span><span>{before}</span></span><span>{after}</span></p>"
         )
+
+
+def _shown_max(max_act: float) -> float:
+    """The maximum lines are shaded against: ``shading_max``'s, as the page carries it."""
+    return float(shading_max(max_act)) if max_act else 0.0
 
 
 def page_window(examples: Iterable[Mapping]) -> Window:

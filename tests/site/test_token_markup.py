@@ -186,3 +186,21 @@ def test_a_line_whose_window_is_the_pages_context_does_not_repeat_where_its_wind
     assert example_stub({**early, "next_logit": 0.5}, (4, 3)) == (
         '<p data-x="0,2,+0.5" data-a="2:1"></p>'
     )
+
+
+def test_a_block_of_lines_is_each_examples_line_joined_by_newlines():
+    from tests.fixtures.sample_records import ADVERSARIAL_TOKEN_BYTES, adversarial_site
+
+    _, features = adversarial_site(6)
+    examples = [e for f in features for e in f["top_examples"]]
+    # negative and zero activations, an own token at zero and one past the window
+    examples += [
+        {**examples[0], "acts": [-1.0, 0.0, *examples[0]["acts"][2:]], "pos": 100},
+        {**examples[1], "acts": [0.0] * len(examples[1]["acts"])},
+    ]
+    display = TokenDisplay(ADVERSARIAL_TOKEN_BYTES)
+    for separator in ("", " <&> "):
+        block = display.lines(examples, 2.5, separator, (3, 2))
+        lines = [display.example(e, 2.5, separator, (3, 2)) for e in examples]
+        assert block == "\n".join(lines)
+        assert "<script>" not in block and "\\x" in block
