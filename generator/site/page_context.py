@@ -1,5 +1,7 @@
 """Template contexts: every number formatted and every token rendered here, so templates hold
-only loops, boolean ``if``s and ``{{ value }}``."""
+only loops, boolean ``if``s and ``{{ value }}``. The lists a feature page repeats per item
+(example lines, logit and neuron rows, links to other features) come as one ``Markup`` each:
+a feature page is rendered for every feature, and a template loop costs per item."""
 
 from __future__ import annotations
 
