@@ -41,11 +41,15 @@ def unpack(data: bytes) -> list[bytes]:
     return gzip.decompress(data).splitlines()
 
 
-def read_records(site_dir: Path, entries: Sequence[Mapping]) -> Iterator[tuple[str, dict]]:
+def read_records(
+    site_dir: Path, entries: Sequence[Mapping], first_line: int = 0
+) -> Iterator[tuple[str, dict]]:
     """``(path, record)`` for the site.json ``entries`` in order, read from their folder's
     records file (``records``), or, in a site built before it, from ``<index>.json``
-    (``json``). ``path`` names where the record came from, for error messages."""
+    (``json``). ``path`` names where the record came from, for error messages. The first
+    entry's record is line ``first_line`` of its file (entries that start mid-folder)."""
     folder: tuple[str, list[bytes]] | None = None
+    line = first_line
     for entry in entries:
         rel = entry.get("records")
         if rel is None:
@@ -53,8 +57,8 @@ def read_records(site_dir: Path, entries: Sequence[Mapping]) -> Iterator[tuple[s
             yield str(path), _loads(_read(path), str(path))
             continue
         if folder is None or folder[0] != rel:
+            line = line if folder is None else 0
             folder = (rel, _read_lines(site_dir / rel))
-            line = 0
         path = f"{site_dir / rel}, line {line + 1}"
         if line >= len(folder[1]):
             raise SaesiteError(

@@ -418,7 +418,8 @@ def _has_json(entries: Sequence[Mapping]) -> bool:
 
 class _FeatureFiles:
     """A built site's feature records (``records_file.read_records``), checked and read one
-    folder at a time as they are iterated."""
+    folder at a time as they are iterated, or a range at a time (``intake.RangeRecords``: in
+    the renderer's workers)."""
 
     def __init__(self, site_dir: Path, entries: Sequence[Mapping]):
         self.site_dir, self.entries = site_dir, entries
@@ -427,6 +428,15 @@ class _FeatureFiles:
         return len(self.entries)
 
     def __iter__(self) -> Iterator[dict]:
-        for where, record in read_records(self.site_dir, self.entries):
+        return self.build_range(0, len(self))
+
+    def build_range(self, start: int, stop: int) -> Iterator[dict]:
+        """The records of entries ``start..stop-1``, from line k of the first one's records
+        file when the k entries before it share that file."""
+        entries, rel = self.entries, self.entries[start].get("records") if start < stop else None
+        skip = 0
+        while rel is not None and skip < start and entries[start - skip - 1].get("records") == rel:
+            skip += 1
+        for where, record in read_records(self.site_dir, entries[start:stop], skip):
             check_feature(record, where)
             yield record

@@ -375,3 +375,21 @@ def test_the_nav_leads_to_the_one_feature_table_and_static_pages_are_labelled_by
     ids = re.findall(r'<tr><td><a href="[^"]*">(\d+)</a>', second)
     assert ids == ["5", "6", "7", "8", "9"]
     assert 'href="../index.html#features"' in second  # the no-JavaScript view says where to go
+
+
+def test_a_site_re_rendered_by_two_workers_reading_its_records_files_is_the_bytes_of_one(
+    tmp_path,
+):
+    sites = [_write(tmp_path, n=40, name=f"w{w}", features_per_folder=5) for w in (1, 2)]
+    for workers, site in zip((1, 2), sites, strict=True):
+        rerender_site(site, workers=workers, title="again")  # 8 folders: ranges read in workers
+    assert _files(sites[1]) == _files(sites[0])
+    assert b"again" in (sites[1] / "index.html").read_bytes()
+
+
+def test_records_read_back_by_a_range_that_starts_mid_folder_are_those_of_that_range(tmp_path):
+    out = _write(tmp_path, n=12, features_per_folder=5)
+    entries = orjson.loads((out / "site.json").read_bytes())["features"]
+    whole = site_records(out)
+    files = render._FeatureFiles(out, entries)
+    assert list(files.build_range(3, 11)) == whole[3:11] and list(files) == whole
