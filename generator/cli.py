@@ -31,6 +31,7 @@ from saesite.config import (
 )
 from saesite.errors import SaesiteError
 from saesite.options import add_options, from_args, option
+from saesite.threads import sleep_when_waiting
 
 log = logging.getLogger("saesite")
 EXIT_USAGE = 2
@@ -294,6 +295,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    sleep_when_waiting()  # before anything imports torch
     args = parser().parse_args(argv)
     logging.basicConfig(
         level=logging.WARNING if args.quiet else logging.INFO, format="saesite: %(message)s"

@@ -9,6 +9,8 @@ oversubscribe them: OpenMP threads spin-wait on each other, measured 10x slower 
     use_available_cpus()  set torch's thread count to torch_threads(1), unless the user chose
                           one with OMP_NUM_THREADS / MKL_NUM_THREADS
     one_thread()          a block of many tiny torch calls run on one thread (see there)
+    sleep_when_waiting()  OpenMP threads sleep instead of spinning while they wait for work
+                          (OMP_WAIT_POLICY=PASSIVE), set by the CLI before torch is imported
 
 Forked worker processes (records and pages) run torch on one thread each; the streaming pass
 runs alone in the main process with every available CPU.
@@ -19,6 +21,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,6 +30,7 @@ log = logging.getLogger(__name__)
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 USER_THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+WAIT_POLICY_VARIABLE = "OMP_WAIT_POLICY"
 
 
 def affinity_cpus() -> int:
@@ -81,6 +85,26 @@ def use_available_cpus(processes: int = 1) -> int:
         log.debug("torch threads %d -> %d", torch.get_num_threads(), threads)
         torch.set_num_threads(threads)
     return threads
+
+
+def sleep_when_waiting() -> bool:
+    """Make OpenMP's idle threads sleep rather than spin (``OMP_WAIT_POLICY=PASSIVE``) for
+    this process and those it starts (record/page workers, Ray workers); True if in effect.
+
+    By default an OpenMP thread that finishes its share of an op spins for a while waiting for
+    the next one. On a machine shared with another CPU-bound process that spinning takes the
+    cores the other threads of the same op need, and every op waits for its slowest,
+    descheduled thread. Measured beside one busy process on 2 cores
+    (``benchmarks/competing.py``, see benchmarks/README.md). The runtime reads the variable
+    once, when torch loads it, so this works only before ``import torch`` (the CLI calls it
+    first); a policy the user set wins.
+    """
+    if WAIT_POLICY_VARIABLE in os.environ:
+        return os.environ[WAIT_POLICY_VARIABLE].upper() == "PASSIVE"
+    if "torch" in sys.modules:
+        return False
+    os.environ[WAIT_POLICY_VARIABLE] = "PASSIVE"
+    return True
 
 
 @contextmanager

@@ -1,7 +1,17 @@
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 
-from saesite.threads import available_cpus, cgroup_cpu_limit, one_thread, torch_threads
+from saesite.threads import (
+    WAIT_POLICY_VARIABLE,
+    available_cpus,
+    cgroup_cpu_limit,
+    one_thread,
+    torch_threads,
+)
 
 
 def test_cgroup_v2_quota_caps_the_cpus_and_max_means_no_quota(tmp_path, monkeypatch):
@@ -43,3 +53,34 @@ def test_one_thread_runs_the_block_on_one_thread_and_restores_the_count():
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def _run_python(code: str, **env: str) -> list[str]:
+    """Run ``code`` in a fresh interpreter (torch not yet loaded); its printed lines."""
+    clean = {k: v for k, v in os.environ.items() if k != WAIT_POLICY_VARIABLE}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env={**clean, **env}, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout.split()
+
+
+def test_idle_openmp_threads_sleep_when_set_before_torch_loads_and_a_users_policy_wins():
+    check = (
+        "from saesite.threads import sleep_when_waiting as s; import os; a = s(); "
+        "import torch; print(a, os.environ.get('OMP_WAIT_POLICY'))"
+    )
+    assert _run_python(check) == ["True", "PASSIVE"]
+    assert _run_python(check, OMP_WAIT_POLICY="active") == ["False", "active"]
+    late = "import torch, os; from saesite.threads import sleep_when_waiting as s; "
+    late += "print(s(), os.environ.get('OMP_WAIT_POLICY'))"
+    assert _run_python(late) == ["False", "None"]  # too late: the runtime has read it
+
+
+def test_the_command_line_sets_the_wait_policy_before_it_imports_torch():
+    code = (
+        "import os, sys\nfrom saesite import cli\ntry:\n    cli.main(['build', '--help'])\n"
+        "except SystemExit:\n    pass\n"
+        "print(os.environ.get('OMP_WAIT_POLICY'), 'torch' in sys.modules)"
+    )
+    assert _run_python(code)[-2:] == ["PASSIVE", "False"]
