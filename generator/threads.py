@@ -94,8 +94,10 @@ def sleep_when_waiting() -> bool:
     By default an OpenMP thread that finishes its share of an op spins for a while waiting for
     the next one. On a machine shared with another CPU-bound process that spinning takes the
     cores the other threads of the same op need, and every op waits for its slowest,
-    descheduled thread. Measured beside one busy process on 2 cores
-    (``benchmarks/competing.py``, see benchmarks/README.md). The runtime reads the variable
+    descheduled thread. Measured on 2 cores (``benchmarks/competing.py``, benchmarks/README.md):
+    the demo beside one busy process 3.1–3.4x slower than alone with libgomp's default waits,
+    1.2–1.4x with sleeping threads, which cost 4–6% alone (GPT-2 shape and demo). The
+    runtime reads the variable
     once, when torch loads it, so this works only before ``import torch`` (the CLI calls it
     first); a policy the user set wins.
     """
