@@ -8,7 +8,7 @@ and the same minute:
   time the page takes for one naive substring scan over every row (lowercasing each token as it
   goes), the least any search without a server can do;
 - the index page loads in at most LOAD_VS_DATA times the time a bare page takes that loads the
-  same search shards and nothing else.
+  same search shards and nothing else (the fastest of LOAD_REPEATS interleaved loads each).
 
 The absolute figures (issue 7 asked for < 50 ms per keystroke and < 2 s to load) are written to
 test-artifacts/search-latency.json with the ratios.
@@ -39,8 +39,13 @@ pytestmark = pytest.mark.browser
 N_FEATURES = 65536
 QUERIES = ("django", "12345", "dead", "e", " the", "zzzq", "self.", "label 7")
 REPEATS = 3
+LOAD_REPEATS = 6
+"""Page loads are noisier than keystrokes: the fastest of more of them."""
 KEYSTROKE_VS_SCAN = 1.5
-LOAD_VS_DATA = 2.0
+LOAD_VS_DATA = 2.5
+"""Was 2.0 when 1.3x was measured (cd8ea21). On 2026-12-02 it measured 1.1-1.8x quiet, the
+same at that morning's and that evening's code, and 2.006x once under the suite's two workers
+(a CI-like run failed on it); 2.5 leaves room for that noise."""
 
 # the baseline: one pass over every row, lowercasing and searching each token and the label
 NAIVE_SCAN = """(q) => {
@@ -137,10 +142,10 @@ def test_search_answers_each_keystroke_within_a_naive_scan_at_65536_features(bro
     page = context.new_page()
     errors = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    # like the keystrokes below: the fastest of REPEATS loads, the slowest reported too
+    # like the keystrokes below: the fastest of LOAD_REPEATS loads, the slowest reported too
     navigation = "performance.getEntriesByType('navigation')[0].loadEventEnd"
     loads, data_loads = [], []
-    for _ in range(REPEATS):  # interleaved, so a busy moment hits both alike
+    for _ in range(LOAD_REPEATS):  # interleaved, so a busy moment hits both alike
         page.goto((out / "data-only.html").as_uri())
         page.wait_for_function("() => window.SAESITE_INDEX && window.SAESITE_INDEX.rows")
         data_loads.append(page.evaluate(navigation))
