@@ -263,10 +263,9 @@ def complete(
         result.topk.finalize().index,
         result.intervals.finalize().index,
     )
-    result.weights = weight_stats(
-        loaded.model, loaded.sae, loaded.hook, weights, read=following.ids
-    )
-    result.next_logit = following.effects(result.weights.logits_read)
+    read = weight_stats(loaded.model, loaded.sae, loaded.hook, weights, read=following.ids)
+    result.next_logit = following.effects(read.logits_read)
+    result.weights = replace(read, logits_read=None)  # read once: [d_sae, n_read] not kept
     if stats.ablation:
         from saesite.stats.ablation import ablation_effects
 

@@ -8,6 +8,7 @@ search rows 3. numpy only: the torch-free site uses it too.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -31,10 +32,33 @@ def round_significant(values: Any, digits: int = 4) -> np.ndarray:
     return out
 
 
+EXACT_POWERS = 22
+"""10.0 ** k is exact for |k| <= 22: there ``round_scalar`` and ``round_significant`` do the
+same float arithmetic."""
+
+
+def round_scalar(x: float, digits: int = 4) -> float:
+    """``round_significant`` of one number, without numpy where the power of ten it scales by
+    is exact (Python's ``round`` is numpy's half-to-even): a feature's search row and record
+    round a few scalars each, and numpy's per-call cost was a tenth of taking a record."""
+    if x == 0 or not math.isfinite(x):
+        return float(x)
+    scale = digits - 1 - math.floor(math.log10(abs(x)))
+    if not -EXACT_POWERS <= scale <= EXACT_POWERS:
+        return float(round_significant(x, digits))
+    if scale >= 0:
+        p = 10.0**scale
+        return round(x * p) / p
+    p = 10.0**-scale
+    return round(x / p) * p
+
+
 def rounded(values: Any, digits: int = 4) -> Any:
     """A number, array, tensor or nested list rounded (``round_significant``), as a Python
     float or nested lists of floats. A tensor is read as float32, the precision statistics are
     shown at (a float64 one is rounded to float32 first; pass ``.tolist()`` to avoid that)."""
+    if isinstance(values, float | int):
+        return round_scalar(values, digits)
     if hasattr(values, "detach"):  # a torch tensor (any dtype, any device)
         values = values.detach().cpu().float().numpy()
     return round_significant(values, digits).tolist()

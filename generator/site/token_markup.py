@@ -158,6 +158,7 @@ class TokenDisplay:
         self.raw = {int(k): parse_hex_bytes(v) for k, v in (token_bytes or {}).items()}
         self._html: dict[int | str, tuple[str, str, str]] = {}
         self._code: dict[int | str, Markup] = {}
+        self._plain: dict[tuple[str, int | None], str] = {}
 
     def _get(self, token_id: int | None, text: str) -> tuple[str, str, str]:
         """``(html with marked spaces, html with plain spaces, escaped tooltip text)``."""
@@ -192,9 +193,14 @@ class TokenDisplay:
         return {j: segments_html(seg) for j, seg in self._joined(ids).items()}
 
     def plain(self, text: str, token_id: int | None = None) -> str:
-        """The visible text of one token (unescaped)."""
-        raw = self.raw.get(token_id) if token_id is not None else None
-        return visible_text(text, raw)
+        """The visible text of one token (unescaped), cached by its arguments: every
+        feature's headline and search row read it for each of its examples' own tokens."""
+        key = (text, token_id)
+        hit = self._plain.get(key)
+        if hit is None:
+            raw = self.raw.get(token_id) if token_id is not None else None
+            hit = self._plain[key] = visible_text(text, raw)
+        return hit
 
     def token(self, text: str, token_id: int | None = None) -> Markup:
         """One token as an inline ``<code>`` element (logit tables, summaries)."""

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import torch
 
-from saesite.records.rounding import rounded
+from saesite.records.rounding import round_significant, rounded
 
 
 def test_rounded_is_the_float_of_the_decimal_that_format_prints():
@@ -27,3 +28,22 @@ def test_rounded_takes_tensors_of_any_dtype_and_keeps_their_shape():
     assert rounded([0.0108750001], 4) == [0.01088]
     assert rounded(torch.tensor([0.0108750001], dtype=torch.float64), 4) == [0.01087]
     assert rounded([float("inf"), float("-inf")]) == [float("inf"), float("-inf")]
+
+
+def test_a_scalar_rounds_to_the_same_double_as_the_same_value_in_an_array():
+    # scalars skip numpy (round_scalar); they must give the array path's bytes, at powers of
+    # ten and their neighbours (where floor(log10) turns), at halves, and past 10**±22, where
+    # the power of ten is no longer exact and the scalar path hands over to numpy
+    rng = np.random.default_rng(0)
+    values = [0.5, 1.5, 2.5, 0.125, -0.0, 5e-324, 1e-310, 1.7976931348623157e308]
+    for k in range(-40, 41):
+        p = 10.0**k
+        values += [p, np.nextafter(p, 0.0), np.nextafter(p, np.inf), -p, 0.5 * p, 2.5 * p]
+    values += list(rng.standard_normal(20000) * 10.0 ** rng.integers(-40, 40, 20000))
+    values += [float("inf"), float("-inf"), float("nan"), 7, -123456789, True]
+    for digits in (3, 4, 7):
+        array = round_significant(np.asarray(values, dtype=np.float64), digits)
+        for value, expected in zip(values, array.tolist(), strict=True):
+            got = rounded(value, digits)
+            assert type(got) is float
+            assert got == expected or (got != got and expected != expected), (value, digits)

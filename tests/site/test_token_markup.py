@@ -37,6 +37,24 @@ def test_visible_text_shows_invalid_bytes_from_byte_level_bpe_as_hex():
     assert visible_text(" \ufffd", b" \xf0") == "·\\xF0"
 
 
+def test_plain_gives_visible_text_every_time_it_is_asked_whatever_was_asked_before():
+    # plain is cached: a byte token's id, the same text with and without an id, and one id
+    # under two texts (a hand-made record) must each keep their own answer
+    display = TokenDisplay({"7": "e2 80"})
+    asks = [("\ufffd", 7), (" 7", None), ("7", None), (" 7", 3), ("\ufffd", None), ("", 3)]
+    expected = [
+        visible_text("\ufffd", b"\xe2\x80"),
+        "·7",
+        "7",
+        "·7",
+        visible_text("\ufffd"),
+        EMPTY_MARK,
+    ]
+    for _ in range(2):
+        assert [display.plain(text, token_id) for text, token_id in asks] == expected
+    assert expected[0] == "\\xE2\\x80" and expected[4] == "\ufffd"
+
+
 def test_token_html_escapes_markup_and_keeps_the_text_literal():
     html = token_inner_html('</script><img src=x onerror="x()">&amp;')
     assert "<img" not in html and "</script>" not in html
