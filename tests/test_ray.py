@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -25,6 +26,8 @@ import pytest
 ray = pytest.importorskip("ray")
 
 from saesite.cli import main  # noqa: E402
+from saesite.ray_pages import RayPages  # noqa: E402
+from saesite.site.render import rerender_site  # noqa: E402
 from tests.conftest import shard_build_args as build_args  # noqa: E402
 from tests.test_pipeline import tree_digest  # noqa: E402
 
@@ -99,7 +102,7 @@ def killing(mode: str, *tasks: str) -> Iterator[dict]:
         seen.update(orjson.loads(report.read_bytes()))
 
 
-def test_a_ray_build_writes_its_pages_in_ray_tasks_and_the_bytes_of_one_process(
+def test_a_ray_build_writes_its_records_and_pages_in_ray_tasks_and_the_bytes_of_one_process(
     tmp_path, inputs, ray_local, one_process_small_folders, caplog
 ):
     # tests/test_shards.py shows --shard/merge writes the one-process bytes for 1, 2 and 5
@@ -111,15 +114,18 @@ def test_a_ray_build_writes_its_pages_in_ray_tasks_and_the_bytes_of_one_process(
     expected = tree_digest(one_process_small_folders)
     assert len(expected) > 100
     assert tree_digest(ray_site) == expected
-    # the driver's count of the page tasks, and the processes they ran in: Ray workers
-    [line] = [r.getMessage() for r in caplog.records if r.name == "saesite.ray_pages"]
-    found = re.fullmatch(
-        r"feature pages of 96 features by (\d+) Ray tasks in worker processes (.*)", line
-    )
-    assert found, line
-    assert int(found.group(1)) == 3  # one per folder of 32 features
-    pids = {int(pid) for pid in found.group(2).split(", ")}
-    assert pids and os.getpid() not in pids
+    # the driver's count of the records' and the pages' tasks, and the processes they ran
+    # in: Ray workers, not the driver
+    lines = [r.getMessage() for r in caplog.records if r.name == "saesite.ray_pages"]
+    assert len(lines) == 2, lines
+    for what, line in zip(("records", "pages"), lines, strict=True):
+        found = re.fullmatch(
+            rf"feature {what} of 96 features by (\d+) Ray tasks in worker processes (.*)", line
+        )
+        assert found, line
+        assert int(found.group(1)) == 3  # one per folder of 32 features
+        pids = {int(pid) for pid in found.group(2).split(", ")}
+        assert pids and os.getpid() not in pids
 
 
 def test_a_ray_build_over_token_and_feature_shards_writes_the_one_process_bytes(
@@ -131,14 +137,14 @@ def test_a_ray_build_over_token_and_feature_shards_writes_the_one_process_bytes(
     assert tree_digest(ray_site) == tree_digest(one_process_site)
 
 
-def test_a_shard_task_and_a_page_task_killed_mid_task_are_retried_and_the_site_is_unchanged(
+def test_a_shard_a_records_and_a_page_task_killed_mid_task_are_retried_and_the_site_is_unchanged(
     tmp_path, inputs, ray_local, one_process_small_folders
 ):
     out = tmp_path / "site"
     args = [*build_args(*inputs, out), *SMALL_FOLDERS, "--ray", "--shards", "2"]
-    with killing("first", "shard", "pages") as seen:
+    with killing("first", "shard", "records", "pages") as seen:
         code = main([*args, "--max-retries", "2"])
-    assert set(seen["killed"]) == {"shard", "pages"}, seen
+    assert set(seen["killed"]) == {"shard", "records", "pages"}, seen
     assert code == 0
     assert tree_digest(out) == tree_digest(one_process_small_folders)
 
@@ -158,19 +164,35 @@ def test_a_shard_that_keeps_failing_ends_the_build_in_one_line_and_keeps_the_old
     assert tree_digest(out) == before
 
 
-def test_a_page_range_that_keeps_failing_ends_the_build_in_one_line_and_keeps_the_old_site(
-    tmp_path, inputs, ray_local, capsys
+@pytest.mark.parametrize("what", ["records", "pages"])
+def test_a_records_or_pages_range_that_keeps_failing_ends_the_build_in_one_line_keeping_the_site(
+    tmp_path, inputs, ray_local, capsys, what
 ):
     out = tmp_path / "site"
     args = [*build_args(*inputs, out), *SMALL_FOLDERS, "--ray", "--shards", "2"]
     assert main(args) == 0
     before = tree_digest(out)
-    with killing("every", "pages"):
+    with killing("every", what):
         code = main([*args, "--max-retries", "1"])
     errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
     assert code == 2
     assert len(errors) == 1, errors
-    assert re.match(r"saesite: error: feature pages (0\.\.31|32\.\.63|64\.\.95) failed ", errors[0])
+    failed = rf"saesite: error: feature {what} (0\.\.31|32\.\.63|64\.\.95) failed "
+    assert re.match(failed, errors[0])
     assert "after 1 retries" in errors[0]
     assert tree_digest(out) == before
     assert [p.name for p in tmp_path.iterdir()] == ["site"]  # no temporary folder left behind
+
+
+def test_a_rerender_by_ray_tasks_reads_its_records_files_here_and_renders_the_same_bytes(
+    tmp_path, ray_local, one_process_small_folders, caplog
+):
+    # the records files are on this machine's disk, which another node would not have: they
+    # are read here; only the pages are Ray tasks
+    site = tmp_path / "site"
+    shutil.copytree(one_process_small_folders, site)
+    with caplog.at_level(logging.INFO, logger="saesite.ray_pages"):
+        rerender_site(site, pages=RayPages(ray, max_retries=1))
+    lines = [r.getMessage() for r in caplog.records if r.name == "saesite.ray_pages"]
+    assert len(lines) == 1 and lines[0].startswith("feature pages of 96 features by 3 "), lines
+    assert tree_digest(site) == tree_digest(one_process_small_folders)

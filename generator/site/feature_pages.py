@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
 
 import orjson
 
@@ -99,6 +100,18 @@ class PageJob:
 
 PageRunner = Callable[[PageJob, SiteWriter, Source], Iterator[int]]
 """Writes every feature's files of ``job`` through ``writer``; yields features done per range."""
+
+
+@runtime_checkable
+class FolderRunner(Protocol):
+    """A page runner that also builds the records where it renders (``ray_pages.RayPages``);
+    the local runner's are forked workers of its own (``intake.local_folders``)."""
+
+    def map_folders(
+        self, job: Callable[[int, int], Any], n: int, features_per_folder: int
+    ) -> Iterator[Any]:
+        """``intake.MapFolders``: ``job`` over ranges of whole folders, in completion order."""
+        ...
 
 
 @dataclass(frozen=True, kw_only=True)

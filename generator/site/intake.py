@@ -7,15 +7,16 @@ process's memory up to ``HELD_JSON_BYTES`` for the page workers (which write it,
 Every record goes through one ``Intake``. With more than one worker, records that can be built a
 range at a time (``RangeRecords``: a build's ``records.build.FeatureRecords``) or that a list
 holds are built and taken in forked worker processes, a range of whole folders each
-(``parallel.map_ranges``), which send back each feature's summary, site.json entry and JSON;
-others (records read back from a site) are taken here as they come. No torch here, nor in the
+(``local_folders``, ``parallel.map_ranges``), which send back each feature's summary, site.json
+entry and JSON; in a Ray build, as Ray tasks (``MapFolders``: ``ray_pages.RayPages``); others
+(records read back from a site) are taken here as they come. No torch here, nor in the
 workers: ``FeatureRecords`` reads numpy arrays made before the fork (records/arrays.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Sized
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeVar, runtime_checkable
 
 from tqdm import tqdm
 
@@ -30,6 +31,8 @@ from saesite.site.search_index import index_row
 from saesite.site.token_markup import TokenDisplay, visible_label
 from saesite.site.token_store import ExampleTokens
 from saesite.site.writer import SiteWriter, dumps_json
+
+R = TypeVar("R")
 
 HELD_JSON_BYTES = 384 << 20
 """Feature JSON held in memory between the records and the pages; beyond it, a folder's records
@@ -136,15 +139,40 @@ class Intake:
         return summary, entry, dumps_json(self.tokens.detach(record))
 
 
-def taken(features: Iterable[Mapping], intake: Intake, workers: int = 1) -> Iterator[Taken]:
-    """``intake`` of every record, in index order: with ``workers`` > 1 and records built by
-    ranges or held in a list, in that many forked processes (``taken_by_ranges``); else here,
-    as the records come."""
-    if workers > 1 and isinstance(features, RangeRecords):
-        yield from taken_by_ranges(len(features), features.build_range, intake, workers)
-    elif workers > 1 and isinstance(features, Sequence):
+MapFolders = Callable[[Callable[[int, int], R], int, int], Iterator[R]]
+"""``(job, n, features_per_folder)``: ``job(start, stop)`` over ranges of whole folders of
+features ``0..n-1``, the results in completion order. ``local_folders``: forked processes;
+``ray_pages.RayPages.map_folders``: Ray tasks, where the pages are rendered."""
+
+
+def local_folders(workers: int) -> MapFolders:
+    """``MapFolders`` in ``workers`` forked processes, ``CHUNKS_PER_WORKER`` ranges each."""
+
+    def run(job: Callable[[int, int], R], n: int, features_per_folder: int) -> Iterator[R]:
+        chunks = folder_ranges(n, features_per_folder, workers * CHUNKS_PER_WORKER)
+        for _, result in map_ranges(job, chunks, workers):
+            yield result
+
+    return run
+
+
+def taken(
+    features: Iterable[Mapping],
+    intake: Intake,
+    workers: int = 1,
+    map_folders: MapFolders | None = None,
+) -> Iterator[Taken]:
+    """``intake`` of every record, in index order: for records built by ranges or held in a
+    list, by ``map_folders`` if given, else in ``workers`` forked processes when more than one
+    (``taken_by_ranges``); else here, as the records come."""
+    if map_folders is None and workers > 1:
+        map_folders = local_folders(workers)
+    if map_folders is not None and isinstance(features, RangeRecords):
+        yield from taken_by_ranges(len(features), features.build_range, intake, map_folders)
+    elif map_folders is not None and isinstance(features, Sequence):
         held = features
-        yield from taken_by_ranges(len(held), lambda start, stop: held[start:stop], intake, workers)
+        build = lambda start, stop: held[start:stop]  # noqa: E731
+        yield from taken_by_ranges(len(held), build, intake, map_folders)
     else:
         for expected, feature in enumerate(features):
             yield intake(feature, expected)
@@ -154,34 +182,36 @@ def taken_by_ranges(
     n: int,
     build_range: Callable[[int, int], Iterable[Mapping]],
     intake: Intake,
-    workers: int,
+    map_folders: MapFolders,
 ) -> Iterator[Taken]:
     """``intake`` of the records ``build_range`` gives for features ``0..n-1``, built and taken
-    in ``workers`` forked processes a range of whole folders each, yielded in index order (a
-    range done early waits here for those before it)."""
-    chunks = folder_ranges(n, intake.features_per_folder, workers * CHUNKS_PER_WORKER)
+    a range of whole folders at a time by ``map_folders``, yielded in index order (a range
+    done early waits here for those before it)."""
 
-    def take(start: int, stop: int) -> tuple[int, list[Taken]]:
+    def take(start: int, stop: int) -> tuple[int, int, list[Taken]]:
         built = build_range(start, stop)
-        return start, [intake(feature, start + i) for i, feature in enumerate(built)]
+        return start, stop, [intake(feature, start + i) for i, feature in enumerate(built)]
 
-    waiting: dict[int, list[Taken]] = {}
-    starts = iter([start for start, _ in chunks])
-    turn = next(starts, None)
-    for _, (start, done) in map_ranges(take, chunks, workers):
-        waiting[start] = done
+    waiting: dict[int, tuple[int, list[Taken]]] = {}
+    turn = 0
+    for start, stop, done in map_folders(take, n, intake.features_per_folder):
+        waiting[start] = stop, done
         while turn in waiting:
-            yield from waiting.pop(turn)
-            turn = next(starts, None)
+            turn, done = waiting.pop(turn)
+            yield from done
 
 
 def take_records(
-    features: Iterable[Mapping], intake: Intake, writer: SiteWriter, workers: int = 1
+    features: Iterable[Mapping],
+    intake: Intake,
+    writer: SiteWriter,
+    workers: int = 1,
+    map_folders: MapFolders | None = None,
 ) -> tuple[list[FeatureSummary], list[dict], dict[int, bytes]]:
-    """Consume the records in index order (``taken``: in ``workers`` forked processes where
-    they can be): per feature its summary, its site.json entry, and its JSON, held in memory
-    (returned by index) a folder at a time or, past ``HELD_JSON_BYTES``, written
-    (``write_folder``) as soon as the folder is complete."""
+    """Consume the records in index order (``taken``: by ``map_folders``, or in ``workers``
+    forked processes, where they can be): per feature its summary, its site.json entry, and
+    its JSON, held in memory (returned by index) a folder at a time or, past
+    ``HELD_JSON_BYTES``, written (``write_folder``) as soon as the folder is complete."""
     summaries: list[FeatureSummary] = []
     entries: list[dict] = []
     held: dict[int, bytes] = {}
@@ -200,7 +230,7 @@ def take_records(
 
     total = len(features) if isinstance(features, Sized) else None
     bar = tqdm(
-        taken(features, intake, workers),
+        taken(features, intake, workers, map_folders),
         total=total,
         desc="records",
         unit="feature",

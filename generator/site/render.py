@@ -36,7 +36,13 @@ import saesite
 from saesite.config import RenderConfig, normalise_base_url
 from saesite.errors import SaesiteError
 from saesite.site import toy_page, training_page
-from saesite.site.feature_pages import FeatureJson, LocalPages, PageJob, PageRunner
+from saesite.site.feature_pages import (
+    FeatureJson,
+    FolderRunner,
+    LocalPages,
+    PageJob,
+    PageRunner,
+)
 from saesite.site.intake import Intake, folder_width, take_records
 from saesite.site.labels import Labels
 from saesite.site.out_folder import MANIFEST
@@ -218,19 +224,22 @@ def write_sae_pages(
     )
     workers = worker_count(cfg.workers, n, PARALLEL_MIN_FEATURES)
     t0 = time.perf_counter()
-    # 1. records: each feature's JSON, and what other pages need of it; built and taken in the
-    # local workers too, a range of whole folders each (not under another page runner: a Ray
-    # driver is not forked, its gRPC threads would not survive it)
+    # 1. records: each feature's JSON, and what other pages need of it; built and taken where
+    # the pages are rendered, a range of whole folders each: in the local workers (forked), or
+    # as the page runner's tasks (``map_folders``: Ray's, whose driver must not fork; not for
+    # records read back from this machine's files, which another node would not have)
+    remote = isinstance(pages, FolderRunner) and not isinstance(features, _FeatureFiles)
+    map_folders = pages.map_folders if remote else None
     summaries, entries, held = take_records(
-        features, intake, writer, workers if pages is None else 1
+        features, intake, writer, workers if pages is None else 1, map_folders
     )
     if len(summaries) != n:
         raise SaesiteError(f"{len(summaries)} feature records for {n} features; expected {n}")
     log.debug(
-        "feature records and JSON for %d features in %.1f s (%d workers)",
+        "feature records and JSON for %d features in %.1f s (%s)",
         n,
         time.perf_counter() - t0,
-        workers if pages is None else 1,
+        f"{workers} workers" if pages is None else repr(pages),
     )
     t1 = time.perf_counter()
 

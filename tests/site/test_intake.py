@@ -160,5 +160,7 @@ def test_records_taken_by_ranges_come_in_index_order_whichever_range_ends_first(
         time.sleep(done_first.get(start, 0.0))
         return features[start:stop]
 
-    taken = list(intake.taken_by_ranges(30, build_range, _intake(site, 30), workers=2))
+    taken = list(
+        intake.taken_by_ranges(30, build_range, _intake(site, 30), intake.local_folders(2))
+    )
     assert [summary.index for summary, _, _ in taken] == list(range(30))
