@@ -13,6 +13,16 @@ from typing import Any
 
 import numpy as np
 
+EXTREME_POWERS = 290
+"""Scales by 10**k with |k| above this may overflow a double (subnormal or huge values)."""
+
+
+def _from_decimal(x: float, digits: int) -> float:
+    """The double nearest ``x``'s ``digits``-digit decimal; ``x`` itself where that decimal is
+    beyond the largest double (1.797…e308 to 3 digits is 1.80e308)."""
+    value = float(f"{x:.{digits}g}")
+    return value if math.isfinite(value) else x
+
 
 def round_significant(values: Any, digits: int = 4) -> np.ndarray:
     """Each value rounded to ``digits`` significant digits, as the double nearest that decimal."""
@@ -23,10 +33,16 @@ def round_significant(values: Any, digits: int = 4) -> np.ndarray:
     scale = digits - 1 - np.floor(np.log10(np.abs(v))).astype(np.int64)
     up = scale >= 0
     r = np.empty_like(v)
-    p_up = 10.0 ** scale[up]
-    r[up] = np.round(v[up] * p_up) / p_up
-    p_down = 10.0 ** (-scale[~up])
-    r[~up] = np.round(v[~up] / p_down) * p_down
+    with np.errstate(over="ignore", invalid="ignore"):  # the extremes are mended below
+        p_up = 10.0 ** scale[up]
+        r[up] = np.round(v[up] * p_up) / p_up
+        p_down = 10.0 ** (-scale[~up])
+        r[~up] = np.round(v[~up] / p_down) * p_down
+    # beyond 10**±EXTREME_POWERS the power of ten overflows (subnormals gave NaN): those few
+    # values are read back from their decimal, which is the definition
+    extreme = np.abs(scale) > EXTREME_POWERS
+    if extreme.any():
+        r[extreme] = [_from_decimal(t, digits) for t in v[extreme].tolist()]
     out[nonzero] = r
     out[~np.isfinite(x)] = x[~np.isfinite(x)]
     return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import warnings
 
 import numpy as np
 import torch
@@ -42,8 +43,18 @@ def test_a_scalar_rounds_to_the_same_double_as_the_same_value_in_an_array():
     values += list(rng.standard_normal(20000) * 10.0 ** rng.integers(-40, 40, 20000))
     values += [float("inf"), float("-inf"), float("nan"), 7, -123456789, True]
     for digits in (3, 4, 7):
-        array = round_significant(np.asarray(values, dtype=np.float64), digits)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no overflow on the way (subnormals gave NaN)
+            array = round_significant(np.asarray(values, dtype=np.float64), digits)
         for value, expected in zip(values, array.tolist(), strict=True):
             got = rounded(value, digits)
             assert type(got) is float
             assert got == expected or (got != got and expected != expected), (value, digits)
+
+
+def test_the_extremes_of_float64_round_to_their_decimal_and_stay_finite():
+    assert rounded(5e-324, 3) == 5e-324  # the smallest subnormal: was NaN
+    assert rounded(1.234567e-310, 4) == 1.235e-310
+    assert rounded(-2.345e-320, 2) == float("-2.3e-320")
+    assert rounded(1.7976931348623157e308, 3) == 1.7976931348623157e308  # 1.80e308 overflows
+    assert rounded([3.14159e305, 2.5e-300], 3) == [3.14e305, 2.5e-300]
