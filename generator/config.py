@@ -161,7 +161,8 @@ class RenderConfig:
     """Consent to delete a folder saesite did not write and everything in it: must name ``out``
     again. None: such a folder is refused."""
     labels: str | None = None
-    """CSV or JSON file mapping feature id to a label."""
+    """CSV or JSON file mapping feature id to a label; with several SAEs, by SAE id: CSV
+    sae,id,label or JSON {"<sae id>": {"<id>": "<label>"}}."""
     title: str | None = None
     """Site title. None: derived from model and hook."""
     features_per_folder: int | None = None

@@ -81,12 +81,20 @@ def unique_ids(names: Sequence[str]) -> list[str]:
     return ids
 
 
+def check_labels_of(config: BuildConfig, ids: Sequence[str], saes: Sequence[Any]) -> None:
+    """The labels file of a site of several SAEs (by SAE id, ``site/labels.py``) against their
+    ids and widths, before the pass."""
+    if config.render.labels:
+        from saesite.site.labels import check_sae_labels
+
+        widths = {sae_id: sae.cfg.d_sae for sae_id, sae in zip(ids, saes, strict=True)}
+        check_sae_labels(config.render.labels, widths)
+
+
 def load_many(config: BuildConfig, sources: Sequence[tuple[str, int | None]]) -> list[SaeBuild]:
     """Stage 1 for several SAEs: each ``(path, instance)`` (instance None: every instance of
     an ARENA n_instances file); the model named by ``config.model`` or the first SAE, and the
     tokens, loaded once; every SAE checked against its hook."""
-    if config.render.labels:
-        raise SaesiteError("--labels maps feature ids of one SAE; expected it with a single --sae")
     device = config.stats.device
     saes, names, configs = [], [], []
     for path, instance in sources:
@@ -100,6 +108,8 @@ def load_many(config: BuildConfig, sources: Sequence[tuple[str, int | None]]) ->
             configs.append(replace(config, sae=str(path), instance=inst))
     if not saes:
         raise SaesiteError("no SAE given; expected --sae PATH (one or more)")
+    ids = unique_ids(names)
+    check_labels_of(config, ids, saes)
     first = saes[0]
     model_name = resolve_model(config.model, first, True)
     model_kwargs = first.cfg.extra_metadata.get("model_from_pretrained_kwargs")
@@ -117,7 +127,7 @@ def load_many(config: BuildConfig, sources: Sequence[tuple[str, int | None]]) ->
     data = resolve_data(config.data, first, model.cfg.n_ctx)
     tokens = load_tokens(data, loaded_model.tokenizer, model.cfg.d_vocab, model.cfg.n_ctx)
     builds = []
-    for sae_id, sae, hook, cfg in zip(unique_ids(names), saes, hooks, configs, strict=True):
+    for sae_id, sae, hook, cfg in zip(ids, saes, hooks, configs, strict=True):
         sae_dir = Path(cfg.sae) if cfg.sae else None
         training = read_training_log(sae_dir) if sae_dir and sae_dir.is_dir() else None
         loaded = Loaded(
@@ -159,9 +169,11 @@ def build_objects(
     ]
     if names is None:
         names = [f"{item.hook}-{item.sae.cfg.d_sae}" for item in loaded]
+    ids = unique_ids([slug(n) for n in names])
+    check_labels_of(config, ids, [item.sae for item in loaded])
     builds = [
         SaeBuild(id=sae_id, loaded=item, config=replace(config, hook=item.hook))
-        for sae_id, item in zip(unique_ids([slug(n) for n in names]), loaded, strict=True)
+        for sae_id, item in zip(ids, loaded, strict=True)
     ]
     preflight_out(config)
     stats = compute_many(builds, config.stats, config.weights)

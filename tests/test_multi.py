@@ -3,8 +3,10 @@ own build, cross-SAE links equal to a brute-force cosine search, comparisons."""
 
 from __future__ import annotations
 
+import csv
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -222,7 +224,7 @@ def test_the_go_to_box_is_on_each_saes_pages_and_not_on_the_shared_overview(mult
 def test_an_sae_compared_with_itself_has_every_max_cosine_in_the_top_bin(
     tmp_path, tiny_model_dir, tiny_sae_dir, tiny_tokens_npy
 ):
-    """Through the Python API: saesite.build(model, {name: sae, …}, tokens)."""
+    """Through the Python API: saesite.build(model, {name: sae, …}, tokens), labels by name."""
     import saesite
     from saesite.lm.model import load_model
     from saesite.sae.load import load_sae
@@ -230,6 +232,8 @@ def test_an_sae_compared_with_itself_has_every_max_cosine_in_the_top_bin(
     loaded = load_model(str(tiny_model_dir))
     sae = load_sae(tiny_sae_dir)
     tokens = np.load(tiny_tokens_npy)
+    labels = tmp_path / "labels.json"
+    labels.write_text(json.dumps({"right": {"0": "right zero"}}))
     out = saesite.build(
         loaded.model,
         {"left": sae, "right": sae},
@@ -238,7 +242,10 @@ def test_an_sae_compared_with_itself_has_every_max_cosine_in_the_top_bin(
         tokenizer=loaded.tokenizer,
         stats=StatsConfig(**STATS, ce_loss=False),
         workers=1,
+        labels=str(labels),
     )
+    for name, expected in (("left", {}), ("right", {"0": "right zero"})):
+        assert json.loads((out / "sae" / name / "site.json").read_text())["labels"] == expected
     (comparison,) = json.loads((out / "site.json").read_text())["comparisons"]
     for direction in ("a_in_b", "b_in_a"):
         summary = comparison[direction]
@@ -274,7 +281,7 @@ def test_instance_all_builds_every_arena_instance_into_one_site(
 @pytest.mark.parametrize(
     ("extra", "fragment"),
     [
-        (["--labels", "labels.csv"], "--labels maps feature ids of one SAE"),
+        (["--labels", "labels.csv"], "expected 3 for a site of several SAEs: sae,id,label"),
         (["--shard", "0/2", "--state-out", "state"], "--shard and --ray build one SAE"),
     ],
 )
@@ -295,3 +302,56 @@ def test_a_single_sae_site_has_no_multi_sae_files(tiny_site):
     assert not (tiny_site / "static" / "multi").exists()
     assert not (tiny_site / "sae").exists()
     assert "sae-switcher" not in (tiny_site / "index.html").read_text()
+
+
+@pytest.mark.parametrize("form", ["json", "csv"])
+def test_a_labels_file_by_sae_id_labels_each_saes_own_features(
+    two_layers, tiny_tokens_npy, tmp_path, form
+):
+    from saesite.multi import build_many
+
+    wanted = {"a48": {0: "zero of a48", 47: 'last, "quoted" <b>of</b> a48'}, "c64": {63: "c64 end"}}
+    if form == "json":
+        path = tmp_path / "labels.json"
+        path.write_text(
+            json.dumps({k: {str(i): v for i, v in d.items()} for k, d in wanted.items()})
+        )
+    else:
+        path = tmp_path / "labels.csv"
+        rows = [[sae, str(i), label] for sae, d in wanted.items() for i, label in d.items()]
+        with path.open("w", newline="") as f:
+            csv.writer(f).writerows([["sae", "id", "label"], *rows])
+    config = config_for(two_layers, tiny_tokens_npy, tmp_path / "site", ce_loss=False)
+    config = replace(config, render=replace(config.render, labels=str(path)))
+    out = build_many(config, sources(two_layers))
+    for sae in ("a48", "b96", "c64"):
+        site = json.loads((out / "sae" / sae / "site.json").read_text())
+        assert {int(k): v for k, v in site["labels"].items()} == wanted.get(sae, {}), sae
+    page = (out / "sae" / "a48" / "features" / "000" / "47.html").read_text()
+    assert "last, &#34;quoted&#34; &lt;b&gt;of&lt;/b&gt; a48" in page
+    assert "<b>of</b>" not in page
+    # the same feature id in another SAE keeps its own (generated) headline
+    assert "zero of a48" not in (out / "sae" / "b96" / "features" / "000" / "0.html").read_text()
+
+
+@pytest.mark.parametrize(
+    ("labels", "fragment"),
+    [
+        ({"nope": {"0": "x"}}, "labels SAE 'nope'; this site's SAEs are a48, b96, c64"),
+        ({"a48": {"48": "x"}}, "labels feature 48 of SAE 'a48', which has 48 features"),
+        ({"a48": ["x"]}, "key 'a48' holds a JSON list"),
+    ],
+)
+def test_a_labels_file_that_names_no_such_sae_or_feature_stops_the_build_before_the_pass(
+    two_layers, tiny_tokens_npy, tmp_path, capsys, labels, fragment
+):
+    path = tmp_path / "labels.json"
+    path.write_text(json.dumps(labels))
+    args = ["-q", "build", "--model", str(two_layers["model"])]
+    args += ["--dataset", str(tiny_tokens_npy), "--out", str(tmp_path / "site")]
+    for name in ("a48", "b96", "c64"):
+        args += ["--sae", str(two_layers[name])]
+    assert main([*args, "--labels", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert fragment in err and "\n" not in err, err
+    assert not (tmp_path / "site").exists()

@@ -164,6 +164,7 @@ def write_multi_site(
                 page_extra={"saes": switcher(saes, k)},
                 feature_extra=extra,
                 title=f"{site_title(site, cfg)} · {sae.id}",  # two SAEs may share a hook
+                labels_sae=sae.id,  # cfg.labels holds every SAE's, by id
             )
 
         def page(template: str, rel_path: str, context: dict) -> None:

@@ -195,17 +195,19 @@ def write_sae_pages(
     feature_extra: Callable[[int, str], dict] | None = None,
     title: str | None = None,
     pages: PageRunner | None = None,
+    labels_sae: str | None = None,
 ) -> list[FeatureSummary]:
     """One SAE's pages and data (site.json, index, table, search shards, features) under
     ``prefix`` (``""``: the site root; ``sae/<id>/`` in a multi-SAE site, whose pages also get
     ``nav``, ``page_extra``, per feature ``feature_extra(index, page path)`` and their own
-    ``title``). ``pages`` runs the feature pages (default: ``cfg.workers`` local processes)."""
+    ``title``). ``pages`` runs the feature pages (default: ``cfg.workers`` local processes).
+    ``labels_sae``: the SAE's id, whose labels ``cfg.labels`` holds among several SAEs'."""
     fpf = cfg.features_per_folder
     if isinstance(features, Sequence):
         features = sorted(features, key=lambda f: int(f["index"]))
     n = len(features)
     width = folder_width(n, fpf)
-    labels = Labels(site, cfg.labels, n)
+    labels = Labels(site, cfg.labels, n, sae=labels_sae)
     display = TokenDisplay(site.get("token_bytes"))
     title = title or site_title(site, cfg)
     base_url = _base_url(site, cfg)
