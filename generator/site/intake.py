@@ -157,16 +157,10 @@ def local_folders(workers: int) -> MapFolders:
 
 
 def taken(
-    features: Iterable[Mapping],
-    intake: Intake,
-    workers: int = 1,
-    map_folders: MapFolders | None = None,
+    features: Iterable[Mapping], intake: Intake, map_folders: MapFolders | None = None
 ) -> Iterator[Taken]:
     """``intake`` of every record, in index order: for records built by ranges or held in a
-    list, by ``map_folders`` if given, else in ``workers`` forked processes when more than one
-    (``taken_by_ranges``); else here, as the records come."""
-    if map_folders is None and workers > 1:
-        map_folders = local_folders(workers)
+    list, by ``map_folders`` when given (``taken_by_ranges``); else here, as the records come."""
     if map_folders is not None and isinstance(features, RangeRecords):
         yield from taken_by_ranges(len(features), features.build_range, intake, map_folders)
     elif map_folders is not None and isinstance(features, Sequence):
@@ -205,11 +199,10 @@ def take_records(
     features: Iterable[Mapping],
     intake: Intake,
     writer: SiteWriter,
-    workers: int = 1,
     map_folders: MapFolders | None = None,
 ) -> tuple[list[FeatureSummary], list[dict], dict[int, bytes]]:
-    """Consume the records in index order (``taken``: by ``map_folders``, or in ``workers``
-    forked processes, where they can be): per feature its summary, its site.json entry, and
+    """Consume the records in index order (``taken``: by ``map_folders`` where they can be,
+    such as ``local_folders(workers)``): per feature its summary, its site.json entry, and
     its JSON, held in memory (returned by index) a folder at a time or, past
     ``HELD_JSON_BYTES``, written (``write_folder``) as soon as the folder is complete."""
     summaries: list[FeatureSummary] = []
@@ -230,7 +223,7 @@ def take_records(
 
     total = len(features) if isinstance(features, Sized) else None
     bar = tqdm(
-        taken(features, intake, workers, map_folders),
+        taken(features, intake, map_folders),
         total=total,
         desc="records",
         unit="feature",

@@ -43,7 +43,7 @@ from saesite.site.feature_pages import (
     PageJob,
     PageRunner,
 )
-from saesite.site.intake import Intake, folder_width, take_records
+from saesite.site.intake import Intake, folder_width, local_folders, take_records
 from saesite.site.labels import Labels
 from saesite.site.out_folder import MANIFEST
 from saesite.site.page import STATIC_DIR, render_page, shared_environment
@@ -230,11 +230,12 @@ def write_sae_pages(
     # the pages are rendered, a range of whole folders each: in the local workers (forked), or
     # as the page runner's tasks (``map_folders``: Ray's, whose driver must not fork; not for
     # records read back from this machine's files, which another node would not have)
-    remote = isinstance(pages, FolderRunner) and not isinstance(features, _FeatureFiles)
-    map_folders = pages.map_folders if remote else None
-    summaries, entries, held = take_records(
-        features, intake, writer, workers if pages is None else 1, map_folders
-    )
+    map_folders = None
+    if isinstance(pages, FolderRunner) and not isinstance(features, _FeatureFiles):
+        map_folders = pages.map_folders
+    elif pages is None and workers > 1:
+        map_folders = local_folders(workers)
+    summaries, entries, held = take_records(features, intake, writer, map_folders)
     if len(summaries) != n:
         raise SaesiteError(f"{len(summaries)} feature records for {n} features; expected {n}")
     log.debug(
